@@ -1,0 +1,37 @@
+# make train: set up .venv on first use and run the main job.
+# make test:  set up .venv on first use and run the test suite (pytest, then the AOT build + ctest).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
+export TRITON_DEFAULT_FP_FUSION ?= 1
+
+.PHONY: setup train test pytest aot bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py
+	$(PYTHON) -c 'import sys; sys.exit("fasthg needs Python >= 3.10") if sys.version_info < (3, 10) else None'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	PY=$(PY) bash scripts/install_torch.sh
+	$(PY) -m pip install -e '.[test,bench]'
+	touch $@
+
+train: $(STAMP)
+	$(PY) -m fasthg.train $(ARGS)
+
+test: pytest aot
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q tests $(ARGS)
+
+aot: $(STAMP)
+	cmake -S . -B build/aot -DPython_EXECUTABLE=$(abspath $(PY)) > /dev/null
+	cmake --build build/aot
+	cd build/aot && ctest --output-on-failure
+
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,68 @@
+"""Which implementation an op runs: compiled Triton kernels, the interpreter, or plain torch.
+
+``auto`` runs compiled Triton kernels on CUDA tensors and the torch path on CPU tensors.
+``triton`` always runs the kernels; on CPU tensors that needs the Triton interpreter, which
+reads ``TRITON_INTERPRET=1`` when the kernels are defined, i.e. before fasthg is imported.
+``torch`` always runs the torch path. The env var ``FASTHG_BACKEND`` sets the initial choice.
+"""
+import os
+
+BACKENDS = ("auto", "triton", "torch")
+
+
+def _checked(name):
+    if name not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(map(repr, BACKENDS))}, got {name!r}")
+    return name
+
+
+_current = _checked(os.environ.get("FASTHG_BACKEND", "auto"))
+
+
+def get_backend():
+    """The backend in force: 'auto', 'triton' or 'torch'."""
+    return _current
+
+
+def set_backend(name):
+    """Select the backend for every later op call; returns the previous one."""
+    global _current
+    previous, _current = _current, _checked(name)
+    return previous
+
+
+class backend:
+    """Context manager that selects a backend for its block: ``with fasthg.backend("triton"): ...``."""
+
+    def __init__(self, name):
+        self.name = _checked(name)
+
+    def __enter__(self):
+        self.previous = set_backend(self.name)
+        return self
+
+    def __exit__(self, *exc):
+        set_backend(self.previous)
+
+
+def interpreting():
+    """True when Triton kernels were defined for the interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def use_triton(tensor):
+    """Whether an op on ``tensor`` should launch its Triton kernels.
+
+    Raises a RuntimeError when the triton backend is forced on CPU tensors without the
+    interpreter, since compiled kernels cannot read host memory.
+    """
+    if _current == "torch" or tensor.device.type == "meta":
+        return False
+    if _current == "auto":
+        return tensor.is_cuda
+    if not tensor.is_cuda and not interpreting():
+        raise RuntimeError(
+            "backend 'triton' on CPU tensors runs the Triton interpreter: set TRITON_INTERPRET=1 "
+            "in the environment before importing fasthg, or use backend 'auto' or 'torch'"
+        )
+    return True

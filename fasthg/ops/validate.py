@@ -1,0 +1,67 @@
+"""Argument checks shared by every op: each failure names the argument and what was expected.
+
+All checks run before any kernel launch, so bad input never reaches Triton.
+"""
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _describe(dtypes):
+    return ", ".join(str(d).replace("torch.", "") for d in dtypes)
+
+
+def check_tensor(name, value, ndim=None, dtypes=FLOAT_DTYPES, layout=None):
+    """Checks that ``value`` is a tensor of rank ``ndim`` (an int or a tuple of ints) and a dtype in ``dtypes``.
+
+    ``layout`` is a human description of the axes (e.g. "(N, C, H, W)") used in the message.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    ranks = (ndim,) if isinstance(ndim, int) else ndim
+    if ranks is not None and value.dim() not in ranks:
+        want = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(f"{name}: expected a {want} tensor{' ' + layout if layout else ''}, got shape {tuple(value.shape)}")
+    if dtypes is not None and value.dtype not in dtypes:
+        raise TypeError(f"{name}: expected dtype in ({_describe(dtypes)}), got {value.dtype}")
+    return value
+
+
+def check_same_device(**tensors):
+    """Checks that every given tensor (None entries are skipped) lives on one device."""
+    named = [(n, t) for n, t in tensors.items() if t is not None]
+    first_name, first = named[0]
+    for name, t in named[1:]:
+        if t.device != first.device:
+            raise ValueError(f"{name}: expected a tensor on {first.device} like {first_name}, got {t.device}")
+
+
+def check_same_dtype(**tensors):
+    """Checks that every given tensor (None entries are skipped) has one dtype."""
+    named = [(n, t) for n, t in tensors.items() if t is not None]
+    first_name, first = named[0]
+    for name, t in named[1:]:
+        if t.dtype != first.dtype:
+            raise TypeError(f"{name}: expected dtype {first.dtype} like {first_name}, got {t.dtype}")
+
+
+def check_nonempty(name, value):
+    """Checks that a tensor has at least one element."""
+    if value.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty tensor, got shape {tuple(value.shape)}")
+
+
+def check_choice(name, value, choices):
+    """Checks that ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_positive(name, value):
+    """Checks that a number is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return value

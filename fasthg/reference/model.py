@@ -1,0 +1,148 @@
+"""The stacked hourglass network in plain PyTorch: the oracle every fused module is tested against.
+
+Parameter names, shapes and the order of modules are those of princeton-vl's
+``pytorch_stacked_hourglass`` (``models/layers.py`` and ``models/posenet.py``), so a state_dict
+saved by either loads into the other. Written for clarity, not speed.
+"""
+import torch
+from torch import nn
+
+
+class Conv(nn.Module):
+    """Convolution with bias ('same' padding), optionally followed by BatchNorm and ReLU."""
+
+    def __init__(self, inp_dim, out_dim, kernel_size=3, stride=1, bn=False, relu=True):
+        super().__init__()
+        self.inp_dim = inp_dim
+        self.conv = nn.Conv2d(inp_dim, out_dim, kernel_size, stride, padding=(kernel_size - 1) // 2, bias=True)
+        self.relu = nn.ReLU() if relu else None
+        self.bn = nn.BatchNorm2d(out_dim) if bn else None
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.relu is not None:
+            x = self.relu(x)
+        return x
+
+
+class Pool(nn.Module):
+    """2x2 max-pooling (princeton's name for it)."""
+
+    def __init__(self, kernel_size=2, stride=2):
+        super().__init__()
+        self.pool = nn.MaxPool2d(kernel_size, stride)
+
+    def forward(self, x):
+        return self.pool(x)
+
+
+class Residual(nn.Module):
+    """Pre-activation bottleneck: conv3(relu(bn3(conv2(relu(bn2(conv1(relu(bn1(x))))))))) + skip(x).
+
+    conv1 is 1x1 (inp_dim -> out_dim/2), conv2 3x3, conv3 1x1 (-> out_dim). ``skip_layer`` is a 1x1
+    conv used only when inp_dim != out_dim; it exists either way so state_dicts match princeton's.
+    """
+
+    def __init__(self, inp_dim, out_dim):
+        super().__init__()
+        mid = int(out_dim / 2)
+        self.relu = nn.ReLU()
+        self.bn1 = nn.BatchNorm2d(inp_dim)
+        self.conv1 = Conv(inp_dim, mid, 1, relu=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv2 = Conv(mid, mid, 3, relu=False)
+        self.bn3 = nn.BatchNorm2d(mid)
+        self.conv3 = Conv(mid, out_dim, 1, relu=False)
+        self.skip_layer = Conv(inp_dim, out_dim, 1, relu=False)
+        self.need_skip = inp_dim != out_dim
+
+    def forward(self, x):
+        residual = self.skip_layer(x) if self.need_skip else x
+        out = self.conv1(self.relu(self.bn1(x)))
+        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv3(self.relu(self.bn3(out)))
+        return out + residual
+
+
+class Hourglass(nn.Module):
+    """One hourglass of depth ``n``: up1(x) + upsample(low3(low2(low1(pool(x))))), recursing in low2.
+
+    As in princeton's code, ``increase`` widens only the outermost level: the recursive call gets
+    ``nf`` features and no increase.
+    """
+
+    def __init__(self, n, f, bn=None, increase=0):
+        super().__init__()
+        nf = f + increase
+        self.up1 = Residual(f, f)
+        self.pool1 = Pool(2, 2)
+        self.low1 = Residual(f, nf)
+        self.n = n
+        self.low2 = Hourglass(n - 1, nf, bn=bn) if n > 1 else Residual(nf, nf)
+        self.low3 = Residual(nf, f)
+        self.up2 = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x):
+        up1 = self.up1(x)
+        low3 = self.low3(self.low2(self.low1(self.pool1(x))))
+        return up1 + self.up2(low3)
+
+
+class Merge(nn.Module):
+    """1x1 conv that maps predictions or features back into the next stack's input."""
+
+    def __init__(self, x_dim, y_dim):
+        super().__init__()
+        self.conv = Conv(x_dim, y_dim, 1, relu=False, bn=False)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class StackedHourglass(nn.Module):
+    """``nstack`` hourglasses with intermediate supervision; NCHW input (N, 3, H, W).
+
+    Returns heatmaps of every stack, (N, nstack, oup_dim, H/4, W/4). H and W must be multiples
+    of 64: the stem divides by 4 and each hourglass halves four more times.
+    """
+
+    def __init__(self, nstack=8, inp_dim=256, oup_dim=16, bn=False, increase=0):
+        super().__init__()
+        self.nstack = nstack
+        self.pre = nn.Sequential(
+            Conv(3, 64, 7, 2, bn=True, relu=True),
+            Residual(64, 128),
+            Pool(2, 2),
+            Residual(128, 128),
+            Residual(128, inp_dim),
+        )
+        self.hgs = nn.ModuleList([nn.Sequential(Hourglass(4, inp_dim, bn, increase)) for _ in range(nstack)])
+        self.features = nn.ModuleList(
+            [nn.Sequential(Residual(inp_dim, inp_dim), Conv(inp_dim, inp_dim, 1, bn=True, relu=True)) for _ in range(nstack)]
+        )
+        self.outs = nn.ModuleList([Conv(inp_dim, oup_dim, 1, relu=False, bn=False) for _ in range(nstack)])
+        self.merge_features = nn.ModuleList([Merge(inp_dim, inp_dim) for _ in range(nstack - 1)])
+        self.merge_preds = nn.ModuleList([Merge(oup_dim, inp_dim) for _ in range(nstack - 1)])
+
+    def forward(self, x):
+        x = self.pre(x)
+        stack_preds = []
+        for i in range(self.nstack):
+            feature = self.features[i](self.hgs[i](x))
+            preds = self.outs[i](feature)
+            stack_preds.append(preds)
+            if i < self.nstack - 1:
+                x = x + self.merge_preds[i](preds) + self.merge_features[i](feature)
+        return torch.stack(stack_preds, 1)
+
+
+class PoseNet(StackedHourglass):
+    """princeton-vl's PoseNet: the same network taking NHWC images (N, H, W, 3) with values in [0, 1]."""
+
+    def __init__(self, nstack, inp_dim, oup_dim, bn=False, increase=0, **kwargs):
+        super().__init__(nstack, inp_dim, oup_dim, bn=bn, increase=increase)
+
+    def forward(self, imgs):
+        return super().forward(imgs.permute(0, 3, 1, 2))

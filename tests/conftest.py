@@ -1,0 +1,33 @@
+"""Test-suite set-up: kernels run in the Triton interpreter on CPU tensors.
+
+TRITON_INTERPRET must be in the environment before any module defining a ``@triton.jit`` kernel
+is imported, so it is set here, before fasthg is. Comparison helpers live in ``harness.py``.
+"""
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import fasthg  # noqa: E402
+
+
+@pytest.fixture
+def triton_backend():
+    """Runs the test with the Triton kernels (in the interpreter on CPU tensors)."""
+    with fasthg.backend("triton"):
+        yield
+
+
+@pytest.fixture
+def torch_backend():
+    """Runs the test with the torch path."""
+    with fasthg.backend("torch"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
