@@ -4,3 +4,4 @@ from .dispatch import backend, get_backend, set_backend
 from .checkpoint import load_state_dict_compat
 
 __version__ = "0.1.0"
+from .nn import Residual

@@ -1,4 +1,13 @@
-"""``@triton.jit`` helpers shared by the kernel families: one definition for every caller."""
+"""``@triton.jit`` helpers shared by the kernel families: one definition for every caller.
+
+* :func:`widen`, :func:`dot_accumulate`: accumulation types and the tensor-core product.
+* :func:`bn_scale_shift`, :func:`bn_relu`: the BN-ReLU prologue, ``relu(x * scale + shift)``.
+* :func:`bn_backward`: the BN backward prologue, from the saved input and two channel sums.
+* :func:`store_tile_moments` / :func:`finish_moments` and :func:`store_tile_sums` /
+  :func:`finish_sums`: per-channel reductions in a kernel's epilogue. Each program writes fp64
+  partials for its row tile; the last program to arrive at a per-column-block counter combines
+  them in a fixed order (so the result is deterministic) and resets the counter.
+"""
 import triton
 import triton.language as tl
 
@@ -9,3 +18,141 @@ def widen(x):
     if x.dtype == tl.float64:
         return x
     return x.to(tl.float32)
+
+
+@triton.jit
+def dot_accumulate(a, b, acc, INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+    """acc + a @ b with ``a`` rounded to ``b``'s (the weights') type, as a conv on that dtype does.
+
+    UPCAST runs the product in fp32 on operands that are exact in fp32; the interpreter needs it
+    for bf16, whose tl.dot it gets wrong.
+    """
+    a = a.to(b.dtype)
+    if UPCAST:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    return tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+
+
+@triton.jit
+def bn_scale_shift(mean_ptr, var_ptr, weight_ptr, bias_ptr, channels, mask, eps):
+    """Per-channel (scale, shift) with bn(x) = (x - mean) / sqrt(var + eps) * weight + bias = x * scale + shift."""
+    mean = widen(tl.load(mean_ptr + channels, mask=mask, other=0.0))
+    var = widen(tl.load(var_ptr + channels, mask=mask, other=1.0))
+    weight = widen(tl.load(weight_ptr + channels, mask=mask, other=0.0))
+    bias = widen(tl.load(bias_ptr + channels, mask=mask, other=0.0))
+    scale = weight / tl.sqrt(var + eps)
+    return scale, bias - mean * scale
+
+
+@triton.jit
+def bn_relu(x, scale, shift, mask):
+    """relu(x * scale + shift) on a [rows, channels] tile; 0 where ``mask`` is off (the conv's zero padding)."""
+    return tl.where(mask, tl.maximum(widen(x) * scale[None, :] + shift[None, :], 0.0), 0.0)
+
+
+@triton.jit
+def bn_backward(grad, x, mean_ptr, var_ptr, weight_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+                channels, channel_mask, mask, count, eps):
+    """Gradient of training-mode BN w.r.t. its input, given g = dL/d bn(x) on a [rows, channels] tile.
+
+    dx = weight * rstd * (g - sum(g) / count - xhat * sum(g * xhat) / count), xhat = (x - mean) * rstd,
+    with the channel sums over all ``count`` rows (from a dgrad epilogue). 0 where ``mask`` is off.
+    """
+    mean = widen(tl.load(mean_ptr + channels, mask=channel_mask, other=0.0))
+    rstd = 1.0 / tl.sqrt(widen(tl.load(var_ptr + channels, mask=channel_mask, other=1.0)) + eps)
+    weight = widen(tl.load(weight_ptr + channels, mask=channel_mask, other=0.0))
+    mean_grad = widen(tl.load(sum_grad_ptr + channels, mask=channel_mask, other=0.0)) / count
+    mean_grad_xhat = widen(tl.load(sum_grad_xhat_ptr + channels, mask=channel_mask, other=0.0)) / count
+    xhat = (widen(x) - mean[None, :]) * rstd[None, :]
+    dx = (weight * rstd)[None, :] * (widen(grad) - mean_grad[None, :] - xhat * mean_grad_xhat[None, :])
+    return tl.where(mask, dx, 0.0)
+
+
+@triton.jit
+def _last_to_arrive(counter_ptr, arrivals):
+    """True in the one program that arrives last at ``counter_ptr``; it also resets the counter.
+
+    The barrier completes every thread's stores of this program before the release; the
+    acquire side makes the other programs' partials visible to the last one.
+    """
+    tl.debug_barrier()
+    arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
+    return arrived == arrivals - 1
+
+
+@triton.jit
+def store_tile_moments(values, row_mask, tile, channels, channel_mask, num_channels, part_mean_ptr, part_m2_ptr):
+    """Writes this row tile's per-channel (mean, M2 = sum (v - mean)^2) in fp64.
+
+    The tile mean in the working precision centres the values first; the fp64 correction
+    s1 / n and M2 = s2 - s1^2 / n then lose nothing to cancellation even when the mean is
+    10^4 standard deviations from zero.
+    """
+    count = tl.sum(row_mask.to(tl.float32), axis=0)
+    values = tl.where(row_mask[:, None], values, 0.0)
+    rough_mean = tl.sum(values, axis=0) / count
+    centred = tl.where(row_mask[:, None], values - rough_mean[None, :], 0.0)
+    s1 = tl.sum(centred, axis=0).to(tl.float64)
+    s2 = tl.sum(centred * centred, axis=0).to(tl.float64)
+    offsets = tile * num_channels + channels
+    tl.store(part_mean_ptr + offsets, rough_mean.to(tl.float64) + s1 / count, mask=channel_mask)
+    tl.store(part_m2_ptr + offsets, s2 - s1 * s1 / count, mask=channel_mask)
+
+
+@triton.jit
+def finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr, num_tiles, rows, TILE_ROWS: tl.constexpr,
+                   channels, channel_mask, num_channels,
+                   mean_out_ptr, var_out_ptr, running_mean_ptr, running_var_ptr, momentum,
+                   UPDATE_RUNNING: tl.constexpr):
+    """In the last program of a column block: combines the tiles' moments (Chan et al.) in fp64.
+
+    mean = sum_t n_t mean_t / n;  M2 = sum_t M2_t + n_t (mean_t - mean)^2;  var = M2 / n (biased,
+    what BN normalises with). Running statistics update as nn.BatchNorm2d does:
+    r_mean += momentum (mean - r_mean), r_var += momentum (M2 / (n - 1) - r_var).
+    """
+    if _last_to_arrive(counter_ptr, num_tiles):
+        mean = tl.zeros_like(channels).to(tl.float64)
+        for t in range(num_tiles):
+            count = tl.minimum(rows - t * TILE_ROWS, TILE_ROWS).to(tl.float64)
+            mean += count * tl.load(part_mean_ptr + t * num_channels + channels, mask=channel_mask, other=0.0, volatile=True)
+        mean = mean / rows
+        m2 = tl.zeros_like(mean)
+        for t in range(num_tiles):
+            count = tl.minimum(rows - t * TILE_ROWS, TILE_ROWS).to(tl.float64)
+            offsets = t * num_channels + channels
+            delta = tl.load(part_mean_ptr + offsets, mask=channel_mask, other=0.0, volatile=True) - mean
+            m2 += tl.load(part_m2_ptr + offsets, mask=channel_mask, other=0.0, volatile=True) + count * delta * delta
+        tl.store(mean_out_ptr + channels, mean.to(mean_out_ptr.dtype.element_ty), mask=channel_mask)
+        tl.store(var_out_ptr + channels, (m2 / rows).to(var_out_ptr.dtype.element_ty), mask=channel_mask)
+        if UPDATE_RUNNING:
+            running_mean = tl.load(running_mean_ptr + channels, mask=channel_mask).to(tl.float64)
+            running_var = tl.load(running_var_ptr + channels, mask=channel_mask).to(tl.float64)
+            running_mean += momentum * (mean - running_mean)
+            running_var += momentum * (m2 / (rows - 1) - running_var)
+            tl.store(running_mean_ptr + channels, running_mean.to(running_mean_ptr.dtype.element_ty), mask=channel_mask)
+            tl.store(running_var_ptr + channels, running_var.to(running_var_ptr.dtype.element_ty), mask=channel_mask)
+        tl.store(counter_ptr, 0)
+
+
+@triton.jit
+def store_tile_sums(first, second, row_mask, tile, channels, channel_mask, num_channels, part_first_ptr, part_second_ptr):
+    """Writes this row tile's per-channel sums of two [rows, channels] tiles, in fp64."""
+    offsets = tile * num_channels + channels
+    tl.store(part_first_ptr + offsets, tl.sum(tl.where(row_mask[:, None], first, 0.0), axis=0).to(tl.float64), mask=channel_mask)
+    tl.store(part_second_ptr + offsets, tl.sum(tl.where(row_mask[:, None], second, 0.0), axis=0).to(tl.float64), mask=channel_mask)
+
+
+@triton.jit
+def finish_sums(part_first_ptr, part_second_ptr, counter_ptr, num_tiles, channels, channel_mask, num_channels,
+                first_out_ptr, second_out_ptr):
+    """In the last program of a column block: adds the tiles' partial sums in fp64, in tile order."""
+    if _last_to_arrive(counter_ptr, num_tiles):
+        first = tl.zeros_like(channels).to(tl.float64)
+        second = tl.zeros_like(first)
+        for t in range(num_tiles):
+            offsets = t * num_channels + channels
+            first += tl.load(part_first_ptr + offsets, mask=channel_mask, other=0.0, volatile=True)
+            second += tl.load(part_second_ptr + offsets, mask=channel_mask, other=0.0, volatile=True)
+        tl.store(first_out_ptr + channels, first.to(first_out_ptr.dtype.element_ty), mask=channel_mask)
+        tl.store(second_out_ptr + channels, second.to(second_out_ptr.dtype.element_ty), mask=channel_mask)
+        tl.store(counter_ptr, 0)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import upsample_add
+from . import bn_stats, conv, upsample_add
 
 TRITON_TYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
 ARCHS = (80, 90)
@@ -34,8 +34,11 @@ class KernelConfig:
         return f"{self.name}[{TRITON_TYPE[self.dtype]};{blocks};w{self.num_warps}s{self.num_stages}]"
 
     def triton_signature(self):
+        """The ASTSource signature: ``{dtype}`` is the tensors' element type, ``{acc}`` that of
+        statistics and BN parameters (fp64 for fp64 tensors, else fp32)."""
         element = TRITON_TYPE[self.dtype]
-        return {arg: kind.format(dtype=element) for arg, kind in self.signature.items()}
+        acc = "fp64" if element == "fp64" else "fp32"
+        return {arg: kind.format(dtype=element, acc=acc) for arg, kind in self.signature.items()}
 
 
 def _strides(prefix):
@@ -64,6 +67,97 @@ for _dtype in TRITON_TYPE:
     ]
 
 
+def _pointers(kind, *names):
+    return {name: kind for name in names}
+
+
+_CONV_FORWARD_SIGNATURE = {
+    "y_ptr": "*{dtype}", **_pointers("*{acc}", "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr"),
+    "w_ptr": "*{dtype}", "bias_ptr": "*{acc}",
+    "skip_x_ptr": "*{dtype}", "skip_w_ptr": "*{dtype}", "skip_bias_ptr": "*{acc}",
+    "residual_ptr": "*{dtype}", "out_ptr": "*{dtype}",
+    "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64", "counter_ptr": "*i32",
+    **_pointers("*{acc}", "out_mean_ptr", "out_var_ptr", "running_mean_ptr", "running_var_ptr"),
+    **_pointers("i32", "N", "H", "W", "C_in", "C_out", "C_skip"), "eps": "fp32", "momentum": "fp32",
+}
+_GRAD_BN = {"grad_ptr": "*{dtype}", "z_ptr": "*{dtype}",
+            **_pointers("*{acc}", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")}
+_CONV_DGRAD_SIGNATURE = {
+    **_GRAD_BN, "w_ptr": "*{dtype}",
+    "y_ptr": "*{dtype}", **_pointers("*{acc}", "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr"),
+    "out_ptr": "*{dtype}", "part_first_ptr": "*fp64", "part_second_ptr": "*fp64", "counter_ptr": "*i32",
+    "sum_grad_ptr": "*{acc}", "sum_grad_xhat_ptr": "*{acc}",
+    **_pointers("i32", "N", "H", "W", "C_out", "C_in"), "eps": "fp32",
+}
+_CONV_WGRAD_SIGNATURE = {
+    **_GRAD_BN,
+    "y_ptr": "*{dtype}", **_pointers("*{acc}", "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr"),
+    "skip_x_ptr": "*{dtype}", "dw_ptr": "*{dtype}", "dbias_ptr": "*{acc}", "skip_dw_ptr": "*{dtype}",
+    **_pointers("i32", "N", "H", "W", "C_out", "C_in", "C_skip"), "eps": "fp32",
+}
+_CHANNEL_STATS_SIGNATURE = {
+    "x_ptr": "*{dtype}", "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64", "counter_ptr": "*i32",
+    **_pointers("*{acc}", "mean_ptr", "var_ptr", "running_mean_ptr", "running_var_ptr"),
+    "M": "i32", "C": "i32", "momentum": "fp32",
+}
+_BN_BACKWARD_APPLY_SIGNATURE = {
+    "grad_ptr": "*{dtype}", "x_ptr": "*{dtype}",
+    **_pointers("*{acc}", "mean_ptr", "var_ptr", "weight_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr"),
+    "extra_ptr": "*{dtype}", "out_ptr": "*{dtype}", "M": "i32", "C": "i32", "eps": "fp32",
+}
+
+# Every constexpr flag combination the Residual launches, per kernel (KSIZE first).
+_CONV_VARIANTS = {
+    "conv_forward": [
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
+        dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=True, STATS=False, UPDATE_RUNNING=False),
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
+        dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
+    ],
+    "conv_dgrad": [
+        dict(KSIZE=1, GRAD_BN=False, EPILOGUE_BN=True),
+        dict(KSIZE=1, GRAD_BN=False, EPILOGUE_BN=False),
+        dict(KSIZE=3, GRAD_BN=True, EPILOGUE_BN=True),
+        dict(KSIZE=1, GRAD_BN=True, EPILOGUE_BN=True),
+    ],
+    "conv_wgrad": [
+        dict(KSIZE=1, GRAD_BN=False, PROLOGUE=True, HAS_SKIP=True),
+        dict(KSIZE=1, GRAD_BN=False, PROLOGUE=True, HAS_SKIP=False),
+        dict(KSIZE=3, GRAD_BN=True, PROLOGUE=True, HAS_SKIP=False),
+        dict(KSIZE=1, GRAD_BN=True, PROLOGUE=True, HAS_SKIP=False),
+    ],
+}
+_CONV_KERNELS = {
+    "conv_forward": (conv.conv_forward_kernel, _CONV_FORWARD_SIGNATURE),
+    "conv_dgrad": (conv.conv_dgrad_kernel, _CONV_DGRAD_SIGNATURE),
+    "conv_wgrad": (conv.conv_wgrad_kernel, _CONV_WGRAD_SIGNATURE),
+}
+# Tile shapes per dtype: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages), chosen to stay free of spills.
+_CONV_TILES = {
+    torch.float64: (32, 32, 16, 4, 1),
+    torch.float32: (64, 64, 32, 4, 2),
+    torch.float16: (64, 64, 32, 4, 2),
+    torch.bfloat16: (64, 64, 32, 4, 2),
+}
+for _dtype, (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
+    _precision = "ieee" if _dtype == torch.float64 else "tf32"
+    for _name, (_kernel, _signature) in _CONV_KERNELS.items():
+        for _flags in _CONV_VARIANTS[_name]:
+            REGISTRY.append(KernelConfig(
+                _name, _kernel, _dtype, _signature,
+                {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
+                 "BLOCK_M": _bm, "BLOCK_N": _bn, "BLOCK_K": _bk},
+                num_warps=_warps, num_stages=_stages))
+    REGISTRY += [
+        KernelConfig("channel_stats", bn_stats.channel_stats_kernel, _dtype, _CHANNEL_STATS_SIGNATURE,
+                     {"UPDATE_RUNNING": True, "BLOCK_M": 64, "BLOCK_C": 32}),
+        KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype, _BN_BACKWARD_APPLY_SIGNATURE,
+                     {"HAS_EXTRA": True, "BLOCK_M": 64, "BLOCK_C": 32}),
+    ]
+
+
 def current_arch(device):
     """The registry architecture for a device: its compute capability on CUDA, else the first (interpreter)."""
     if device.type == "cuda":
@@ -72,10 +166,15 @@ def current_arch(device):
     return ARCHS[0]
 
 
-def lookup(name, dtype, device):
-    """The shipped configuration of kernel ``name`` for ``dtype`` on ``device``'s architecture."""
+def lookup(name, dtype, device, **flags):
+    """The shipped configuration of kernel ``name`` for ``dtype`` on ``device``'s architecture.
+
+    ``flags`` select among a kernel's variants (constexpr flags such as KSIZE); a configuration
+    matches when it agrees on every flag it defines.
+    """
     arch = current_arch(device)
     for config in REGISTRY:
-        if config.name == name and config.dtype == dtype and arch in config.archs:
+        if (config.name == name and config.dtype == dtype and arch in config.archs
+                and all(config.constexprs.get(k, v) == v for k, v in flags.items())):
             return config
-    raise KeyError(f"no shipped configuration of {name} for {dtype} on sm_{arch}")
+    raise KeyError(f"no shipped configuration of {name} for {dtype} on sm_{arch} with {flags}")

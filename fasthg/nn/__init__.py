@@ -1,0 +1,2 @@
+"""Drop-in modules: the reference's parameters and state_dicts, run by fasthg's kernels."""
+from .residual import Residual

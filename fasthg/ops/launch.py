@@ -1,0 +1,55 @@
+"""What every kernel launcher needs: NHWC views, dot precision flags, reduction workspaces."""
+import torch
+
+from .. import dispatch
+
+
+def channels_last(t):
+    """``t`` as a channels_last (NHWC-contiguous) tensor; a no-op when it already is one."""
+    return t.contiguous(memory_format=torch.channels_last)
+
+
+def empty_nhwc(n, c, h, w, like):
+    """An uninitialised channels_last (N, C, H, W) tensor with ``like``'s dtype and device."""
+    return torch.empty((n, c, h, w), dtype=like.dtype, device=like.device, memory_format=torch.channels_last)
+
+
+def accumulation_dtype(dtype):
+    """fp64 for fp64 tensors, fp32 otherwise: the type of statistics and channel sums."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def dot_flags(dtype):
+    """(INPUT_PRECISION, UPCAST) constexprs of helpers.dot_accumulate for tensors of ``dtype``.
+
+    fp32 products use TF32 exactly when PyTorch's convolutions would (cudnn.allow_tf32). The
+    interpreter computes bf16 products wrongly, so there they run in fp32 on exact operands.
+    """
+    if dtype == torch.float32:
+        precision = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+    elif dtype == torch.float64:
+        precision = "ieee"
+    else:
+        precision = "tf32"
+    return precision, dtype == torch.bfloat16 and dispatch.interpreting()
+
+
+_counters = {}
+
+
+def counters(device, size):
+    """Zeroed int32 arrival counters for last-program reductions on ``device``.
+
+    Each finishing program resets its counter to zero, so kernels on one stream reuse them.
+    """
+    key = str(device)
+    if key not in _counters or _counters[key].numel() < size:
+        _counters[key] = torch.zeros(max(size, 1024), dtype=torch.int32, device=device)
+    return _counters[key]
+
+
+def partials(rows, block_rows, channels, device):
+    """Two fp64 [tiles, channels] buffers for per-tile partial reductions."""
+    tiles = -(-rows // block_rows)
+    buffer = torch.empty((2, tiles, channels), dtype=torch.float64, device=device)
+    return buffer[0], buffer[1]

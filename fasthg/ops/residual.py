@@ -1,0 +1,175 @@
+"""The fused pre-activation bottleneck ``fasthg::residual_forward`` / ``fasthg::residual_backward``.
+
+out = conv3(relu(bn3(y2))) + skip(x),  y2 = conv2(relu(bn2(y1))),  y1 = conv1(relu(bn1(x)))
+
+Forward in training: x's statistics (1 launch), conv1 with bn1-ReLU prologue and y1's statistics
+in its epilogue, conv2 likewise, conv3 joined with the skip conv (or adding x): 4 launches, and
+no BN or ReLU output is ever stored. In eval, running statistics feed the prologues: 3 launches.
+Saved for backward: x, y1, y2 and the statistics (``stats``: mean and biased var of x, y1, y2).
+
+Backward (BatchNorm's gradient needs two channel sums of g = dL/d bn(.) after the ReLU mask;
+each dgrad produces them in its epilogue and the next kernels apply them in their prologues):
+
+    wgrad3 (+ skip wgrad)  dgrad3 -> g3, sums3  [skip dgrad]
+    wgrad2, dgrad2 -> g2, sums2      (dz2 rebuilt from g3, y2, sums3 in the prologue)
+    wgrad1, dgrad1 -> g1, sums1      (dz1 rebuilt from g2, y1, sums2)
+    dx = bn1 backward of g1 + (dL/dout or the skip's dgrad)
+"""
+from typing import List, Optional
+
+import torch
+
+from .launch import accumulation_dtype, channels_last, empty_nhwc
+from .residual_kernels import (BackwardSums, BatchNormState, BatchStatistics, bn_backward_apply, channel_stats,
+                               conv_dgrad, conv_forward, conv_wgrad)
+
+KERNEL_LAUNCHES = {"forward_train": 4, "forward_eval": 3, "backward": 7, "backward_skip": 8}
+
+
+def _split_stats(stats, c_in, mid):
+    """Views (mean, var) of x, y1 and y2 into the one statistics buffer."""
+    mean1, var1, mean2, var2, mean3, var3 = stats.split([c_in, c_in, mid, mid, mid, mid])
+    return (mean1, var1), (mean2, var2), (mean3, var3)
+
+
+def _stats_numel(c_in, mid):
+    return 2 * c_in + 4 * mid
+
+
+@torch.library.custom_op("fasthg::residual_forward", mutates_args=("running_means", "running_vars"))
+def residual_forward(
+    x: torch.Tensor, bn_weights: List[torch.Tensor], bn_biases: List[torch.Tensor],
+    running_means: List[torch.Tensor], running_vars: List[torch.Tensor],
+    conv_weights: List[torch.Tensor], conv_biases: List[torch.Tensor],
+    skip_weight: Optional[torch.Tensor], skip_bias: Optional[torch.Tensor],
+    training: bool, momentum: float, eps: float,
+) -> List[torch.Tensor]:
+    """Returns [out, y1, y2, stats]; all activations NHWC (channels_last)."""
+    x = channels_last(x)
+    n, c_in, h, w = x.shape
+    mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
+    y1, y2, out = empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, c_out, h, w, x)
+    stats_dtype = accumulation_dtype(x.dtype)
+    if training:
+        stats = torch.empty(_stats_numel(c_in, mid), dtype=stats_dtype, device=x.device)
+        per_bn = _split_stats(stats, c_in, mid)
+        batch = [BatchStatistics(*per_bn[i], running_means[i], running_vars[i]) for i in range(3)]
+        channel_stats(x, batch[0], momentum)
+    else:
+        stats = torch.cat([t for i in range(3) for t in (running_means[i], running_vars[i])]).to(stats_dtype)
+        per_bn = _split_stats(stats, c_in, mid)
+        batch = [None, None, None]
+    bns = [BatchNormState(*per_bn[i], bn_weights[i], bn_biases[i]) for i in range(3)]
+    conv_forward(x, bns[0], conv_weights[0], conv_biases[0], y1, eps, out_stats=batch[1], momentum=momentum)
+    conv_forward(y1, bns[1], conv_weights[1], conv_biases[1], y2, eps, out_stats=batch[2], momentum=momentum)
+    if skip_weight is not None:
+        conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, skip=(x, skip_weight, skip_bias))
+    else:
+        conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, residual=x)
+    return [out, y1, y2, stats]
+
+
+@residual_forward.register_fake
+def _(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases, skip_weight, skip_bias,
+      training, momentum, eps):
+    n, c_in, h, w = x.shape
+    mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
+    stats = x.new_empty(_stats_numel(c_in, mid), dtype=accumulation_dtype(x.dtype))
+    return [empty_nhwc(n, c_out, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), stats]
+
+
+@torch.library.custom_op("fasthg::residual_backward", mutates_args=())
+def residual_backward(
+    grad: torch.Tensor, x: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor, stats: torch.Tensor,
+    bn_weights: List[torch.Tensor], bn_biases: List[torch.Tensor], conv_weights: List[torch.Tensor],
+    skip_weight: Optional[torch.Tensor], training: bool, eps: float,
+) -> List[torch.Tensor]:
+    """Returns [dx, d bn_weight x3, d bn_bias x3, d conv_weight x3, d conv_bias x3, (d skip_weight, d skip_bias)]."""
+    grad, x = channels_last(grad), channels_last(x)
+    n, c_in, h, w = x.shape
+    mid = y1.shape[1]
+    acc = stats.dtype
+    per_bn = _split_stats(stats, c_in, mid)
+    bns = [BatchNormState(*per_bn[i], bn_weights[i].to(acc), bn_biases[i].to(acc)) for i in range(3)]
+    sums = [BackwardSums(torch.empty(c, dtype=acc, device=x.device), torch.empty(c, dtype=acc, device=x.device))
+            for c in (c_in, mid, mid)]
+    # In eval, BN's statistics are constants: g passes through scaled, without the centring sums.
+    centring = sums if training else [BackwardSums(torch.zeros_like(s.grad), torch.zeros_like(s.grad)) for s in sums]
+    dweights = [torch.empty_like(wt) for wt in conv_weights]
+    dbiases = [torch.empty(wt.shape[0], dtype=acc, device=x.device) for wt in conv_weights]
+    skip_dweight = torch.empty_like(skip_weight) if skip_weight is not None else None
+
+    conv_wgrad(grad, y2, bns[2], dweights[2], dbiases[2], eps, skip_x=x if skip_weight is not None else None,
+               skip_dweight=skip_dweight)
+    g3 = empty_nhwc(n, mid, h, w, x)
+    conv_dgrad(grad, conv_weights[2], g3, eps, y=y2, y_bn=bns[2], sums_out=sums[2])
+    skip_grad = grad
+    if skip_weight is not None:
+        skip_grad = empty_nhwc(n, c_in, h, w, x)
+        conv_dgrad(grad, skip_weight, skip_grad, eps)
+
+    grad_bn3 = (y2, bns[2], centring[2])
+    conv_wgrad(g3, y1, bns[1], dweights[1], dbiases[1], eps, grad_bn=grad_bn3)
+    g2 = empty_nhwc(n, mid, h, w, x)
+    conv_dgrad(g3, conv_weights[1], g2, eps, grad_bn=grad_bn3, y=y1, y_bn=bns[1], sums_out=sums[1])
+
+    grad_bn2 = (y1, bns[1], centring[1])
+    conv_wgrad(g2, x, bns[0], dweights[0], dbiases[0], eps, grad_bn=grad_bn2)
+    g1 = empty_nhwc(n, c_in, h, w, x)
+    conv_dgrad(g2, conv_weights[0], g1, eps, grad_bn=grad_bn2, y=x, y_bn=bns[0], sums_out=sums[0])
+
+    dx = empty_nhwc(n, c_in, h, w, x)
+    bn_backward_apply(g1, x, bns[0], centring[0], dx, eps, extra=skip_grad)
+    param_dtype = bn_weights[0].dtype
+    grads = [dx]
+    grads += [s.grad_xhat.to(param_dtype) for s in sums]
+    grads += [s.grad.to(param_dtype) for s in sums]
+    grads += dweights
+    grads += [b.to(conv_weights[0].dtype) for b in dbiases]
+    if skip_weight is not None:
+        # out = conv3 + skip: both biases receive sum(dL/dout); a copy, as outputs may not alias.
+        grads += [skip_dweight, dbiases[2].to(skip_weight.dtype, copy=True)]
+    return grads
+
+
+@residual_backward.register_fake
+def _(grad, x, y1, y2, stats, bn_weights, bn_biases, conv_weights, skip_weight, training, eps):
+    grads = [torch.empty_like(x, memory_format=torch.channels_last)]
+    grads += [torch.empty_like(t) for t in bn_weights] + [torch.empty_like(t) for t in bn_biases]
+    grads += [torch.empty_like(t) for t in conv_weights] + [t.new_empty(t.shape[0]) for t in conv_weights]
+    if skip_weight is not None:
+        grads += [torch.empty_like(skip_weight), skip_weight.new_empty(skip_weight.shape[0])]
+    return grads
+
+
+class ResidualFunction(torch.autograd.Function):
+    """Autograd for the fused bottleneck: the forward op mutates the running statistics, which
+    torch.library's register_autograd does not allow, so the pairing of the two ops lives here."""
+
+    @staticmethod
+    def forward(ctx, x, training, momentum, eps, skip_weight, skip_bias, running_means, running_vars, *params):
+        bn_weights, bn_biases, conv_weights, conv_biases = params[0:3], params[3:6], params[6:9], params[9:12]
+        out, y1, y2, stats = residual_forward(x, bn_weights, bn_biases, running_means, running_vars, conv_weights,
+                                              conv_biases, skip_weight, skip_bias, training, momentum, eps)
+        ctx.save_for_backward(x, y1, y2, stats, *bn_weights, *bn_biases, *conv_weights,
+                              *([skip_weight] if skip_weight is not None else []))
+        ctx.has_skip, ctx.training, ctx.eps = skip_weight is not None, training, eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, y1, y2, stats, *params = ctx.saved_tensors
+        bn_weights, bn_biases, conv_weights = params[0:3], params[3:6], params[6:9]
+        skip_weight = params[9] if ctx.has_skip else None
+        grads = residual_backward(grad_out, x, y1, y2, stats, bn_weights, bn_biases, conv_weights, skip_weight,
+                                  ctx.training, ctx.eps)
+        dx, params_grads = grads[0], grads[1:13]
+        d_skip_w, d_skip_b = (grads[13], grads[14]) if ctx.has_skip else (None, None)
+        return (dx, None, None, None, d_skip_w, d_skip_b, None, None, *params_grads)
+
+
+def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases,
+             skip_weight, skip_bias, training, momentum, eps):
+    """The fused bottleneck with autograd; see the module docstring. Returns out (NHWC)."""
+    return ResidualFunction.apply(x, training, momentum, eps, skip_weight, skip_bias, list(running_means),
+                                  list(running_vars), *bn_weights, *bn_biases, *conv_weights, *conv_biases)

@@ -1,0 +1,255 @@
+"""Implicit-GEMM convolutions of the pre-activation bottleneck, with BN-ReLU fused in.
+
+Layouts: activations are NHWC, addressed as matrices [M, C] with M = N * H * W rows (row
+stride C); weights are PyTorch's contiguous [C_out, C_in, K, K]. K is 1 or 3 (stride 1,
+padding K // 2). A unit of the bottleneck is ``z = conv(relu(bn(y))) + bias``; its input ``y``
+is the previous conv's output, and ``a = relu(bn(y))`` is never written to memory.
+
+Forward (:func:`conv_forward_kernel`), one program per [BLOCK_M, BLOCK_N] tile of z::
+
+    z[m, o] = bias[o] + sum_{tap, c} a[m + shift(tap), c] * w[o, c, tap]
+              (+ skip_bias[o] + sum_c x[m, c] * skip_w[o, c])      HAS_SKIP: concatenated K
+              (+ residual[m, o])                                    HAS_RESIDUAL: identity skip
+    a = relu(y * scale + shift), scale = gamma / sqrt(var + eps), shift = beta - mean * scale,
+    and a = 0 where the tap falls outside the image (the conv pads *after* BN-ReLU).
+
+with batch (training) or running (eval) statistics in (mean, var); STATS reduces the
+per-channel mean and biased variance of z in the epilogue (fp64 partials, see helpers.py),
+for the next unit's prologue, and updates the running statistics.
+
+Backward of a unit, given dz (or, GRAD_BN, the gradient g of the *next* unit's BN-ReLU output,
+turned into dz in the prologue by :func:`helpers.bn_backward` from z and two channel sums):
+
+* :func:`conv_dgrad_kernel`: da[m, c] = sum_{tap, o} dz[m - shift(tap), o] * w[o, c, tap];
+  EPILOGUE_BN turns it into g[m, c] = da * (bn(y) > 0) and reduces sum(g) and sum(g * yhat)
+  per channel: BN's backward sums, which are also dL/dbeta and dL/dgamma.
+* :func:`conv_wgrad_kernel`: dw[o, c, tap] = sum_m dz[m, o] * a[m + shift(tap), c] with ``a``
+  recomputed from y in the prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip
+  conv's dw over the raw x as further programs of the same launch.
+
+Products run on tensor cores with fp32 accumulation (fp64 for fp64 tensors); the BN-ReLU
+output is rounded to the weights' dtype before the product, as in an unfused network.
+"""
+import triton
+import triton.language as tl
+
+from .helpers import (bn_backward, bn_relu, bn_scale_shift, dot_accumulate, finish_moments, finish_sums,
+                      store_tile_moments, store_tile_sums, widen)
+
+
+@triton.jit
+def _pixel_coordinates(rows, H, W):
+    """(n, h, w) of NHWC rows."""
+    return rows // (H * W), (rows // W) % H, rows % W
+
+
+@triton.jit
+def _shifted_rows(n, h, w, row_mask, tap, KSIZE: tl.constexpr, SIGN: tl.constexpr, H, W):
+    """Rows at (h + SIGN * dh, w + SIGN * dw) for the tap's offset (dh, dw), and which lie inside the image."""
+    dh = SIGN * (tap // KSIZE - KSIZE // 2)
+    dw = SIGN * (tap % KSIZE - KSIZE // 2)
+    hh = h + dh
+    ww = w + dw
+    inside = row_mask & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
+    return ((n * H + hh) * W + ww).to(tl.int64), inside
+
+
+@triton.jit
+def conv_forward_kernel(
+    y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+    w_ptr, bias_ptr,
+    skip_x_ptr, skip_w_ptr, skip_bias_ptr,
+    residual_ptr, out_ptr,
+    part_mean_ptr, part_m2_ptr, counter_ptr,
+    out_mean_ptr, out_var_ptr, running_mean_ptr, running_var_ptr,
+    N, H, W, C_in, C_out, C_skip,
+    eps, momentum,
+    KSIZE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    STATS: tl.constexpr, UPDATE_RUNNING: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    M = N * H * W
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    row_mask = rows < M
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_mask = cols < C_out
+    n, h, w = _pixel_coordinates(rows, H, W)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64 if y_ptr.dtype.element_ty == tl.float64 else tl.float32)
+
+    for tap in range(KSIZE * KSIZE):
+        source, inside = _shifted_rows(n, h, w, row_mask, tap, KSIZE, 1, H, W)
+        for k in range(0, C_in, BLOCK_K):
+            ks = k + tl.arange(0, BLOCK_K)
+            k_mask = ks < C_in
+            a_mask = inside[:, None] & k_mask[None, :]
+            a = tl.load(y_ptr + source[:, None] * C_in + ks[None, :], mask=a_mask, other=0.0)
+            if PROLOGUE:
+                scale, shift = bn_scale_shift(mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, ks, k_mask, eps)
+                a = bn_relu(a, scale, shift, a_mask)
+            b = tl.load(w_ptr + cols[None, :] * (C_in * KSIZE * KSIZE) + ks[:, None] * (KSIZE * KSIZE) + tap,
+                        mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+            acc = dot_accumulate(a, b, acc, INPUT_PRECISION, UPCAST)
+
+    acc += widen(tl.load(bias_ptr + cols, mask=col_mask, other=0.0))[None, :]
+    rows64 = rows.to(tl.int64)
+    if HAS_SKIP:
+        for k in range(0, C_skip, BLOCK_K):
+            ks = k + tl.arange(0, BLOCK_K)
+            k_mask = ks < C_skip
+            a = tl.load(skip_x_ptr + rows64[:, None] * C_skip + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
+            b = tl.load(skip_w_ptr + cols[None, :] * C_skip + ks[:, None], mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+            acc = dot_accumulate(a, b, acc, INPUT_PRECISION, UPCAST)
+        acc += widen(tl.load(skip_bias_ptr + cols, mask=col_mask, other=0.0))[None, :]
+    out_offsets = rows64[:, None] * C_out + cols[None, :]
+    out_mask = row_mask[:, None] & col_mask[None, :]
+    if HAS_RESIDUAL:
+        acc += widen(tl.load(residual_ptr + out_offsets, mask=out_mask, other=0.0))
+    out = acc.to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + out_offsets, out, mask=out_mask)
+
+    if STATS:
+        # Statistics of z as stored, i.e. of what the next unit's prologue will normalise.
+        store_tile_moments(widen(out), row_mask, pid_m, cols, col_mask, C_out, part_mean_ptr, part_m2_ptr)
+        finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr + pid_n, tl.num_programs(0), M, BLOCK_M,
+                       cols, col_mask, C_out, out_mean_ptr, out_var_ptr, running_mean_ptr, running_var_ptr,
+                       momentum, UPDATE_RUNNING)
+
+
+@triton.jit
+def _load_output_grad(grad_ptr, rows, inside, channels, channel_mask, C,
+                      z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                      M, eps, GRAD_BN: tl.constexpr):
+    """A [rows, channels] tile of dz: loaded, or (GRAD_BN) rebuilt from the next BN's g and z."""
+    mask = inside[:, None] & channel_mask[None, :]
+    offsets = rows[:, None] * C + channels[None, :]
+    grad = tl.load(grad_ptr + offsets, mask=mask, other=0.0)
+    if GRAD_BN:
+        z = tl.load(z_ptr + offsets, mask=mask, other=0.0)
+        return bn_backward(grad, z, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                           channels, channel_mask, mask, M, eps)
+    return widen(grad)
+
+
+@triton.jit
+def conv_dgrad_kernel(
+    grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+    w_ptr,
+    y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
+    out_ptr,
+    part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+    N, H, W, C_out, C_in, eps,
+    KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, EPILOGUE_BN: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    M = N * H * W
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    row_mask = rows < M
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_mask = cols < C_in
+    n, h, w = _pixel_coordinates(rows, H, W)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64 if grad_ptr.dtype.element_ty == tl.float64 else tl.float32)
+
+    for tap in range(KSIZE * KSIZE):
+        # Input pixel p fed output pixel p - shift(tap) through this tap.
+        source, inside = _shifted_rows(n, h, w, row_mask, tap, KSIZE, -1, H, W)
+        for k in range(0, C_out, BLOCK_K):
+            ks = k + tl.arange(0, BLOCK_K)
+            k_mask = ks < C_out
+            dz = _load_output_grad(grad_ptr, source, inside, ks, k_mask, C_out,
+                                   z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                                   M, eps, GRAD_BN)
+            b = tl.load(w_ptr + ks[:, None] * (C_in * KSIZE * KSIZE) + cols[None, :] * (KSIZE * KSIZE) + tap,
+                        mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+            acc = dot_accumulate(dz, b, acc, INPUT_PRECISION, UPCAST)
+
+    offsets = rows.to(tl.int64)[:, None] * C_in + cols[None, :]
+    mask = row_mask[:, None] & col_mask[None, :]
+    if EPILOGUE_BN:
+        y = widen(tl.load(y_ptr + offsets, mask=mask, other=0.0))
+        mean = widen(tl.load(y_mean_ptr + cols, mask=col_mask, other=0.0))
+        rstd = 1.0 / tl.sqrt(widen(tl.load(y_var_ptr + cols, mask=col_mask, other=1.0)) + eps)
+        yhat = (y - mean[None, :]) * rstd[None, :]
+        scale, shift = bn_scale_shift(y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, cols, col_mask, eps)
+        grad = tl.where(mask & (y * scale[None, :] + shift[None, :] > 0), acc, 0.0)
+        tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
+        store_tile_sums(grad, grad * yhat, row_mask, pid_m, cols, col_mask, C_in, part_first_ptr, part_second_ptr)
+        finish_sums(part_first_ptr, part_second_ptr, counter_ptr + pid_n, tl.num_programs(0), cols, col_mask, C_in,
+                    sum_grad_ptr, sum_grad_xhat_ptr)
+    else:
+        tl.store(out_ptr + offsets, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                a_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                co, co_mask, ci, ci_mask, tap, M, H, W, C_out, C_a, eps, acc, bias_acc,
+                KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr,
+                INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr):
+    """acc[o, c] + sum_m dz[m, o] a[m + shift(tap), c] over all rows, and bias_acc[o] + sum_m dz[m, o]."""
+    for m in range(0, M, BLOCK_M):
+        rows = m + tl.arange(0, BLOCK_M)
+        row_mask = rows < M
+        dz = _load_output_grad(grad_ptr, rows.to(tl.int64), row_mask, co, co_mask, C_out,
+                               z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                               M, eps, GRAD_BN)
+        bias_acc += tl.sum(dz, axis=0)
+        n, h, w = _pixel_coordinates(rows, H, W)
+        source, inside = _shifted_rows(n, h, w, row_mask, tap, KSIZE, 1, H, W)
+        a_mask = inside[:, None] & ci_mask[None, :]
+        a = tl.load(a_ptr + source[:, None] * C_a + ci[None, :], mask=a_mask, other=0.0)
+        if PROLOGUE:
+            scale, shift = bn_scale_shift(mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, ci, ci_mask, eps)
+            a = bn_relu(a, scale, shift, a_mask)
+        # Round dz like a stored gradient would be, then accumulate dz^T a.
+        acc = dot_accumulate(tl.trans(dz), a.to(a_ptr.dtype.element_ty), acc, INPUT_PRECISION, UPCAST)
+    return acc, bias_acc
+
+
+@triton.jit
+def conv_wgrad_kernel(
+    grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+    y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+    skip_x_ptr,
+    dw_ptr, dbias_ptr, skip_dw_ptr,
+    N, H, W, C_out, C_in, C_skip, eps,
+    KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    # Programs (o block, j): j < K*K*ceil(C_in/BLOCK_K) is (tap, c block) of the main conv, the
+    # rest (HAS_SKIP) are c blocks of the skip conv over the raw input.
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    M = N * H * W
+    co = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    co_mask = co < C_out
+    k_blocks = tl.cdiv(C_in, BLOCK_K)
+    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float64 if y_ptr.dtype.element_ty == tl.float64 else tl.float32)
+    bias_acc = tl.zeros((BLOCK_N,), dtype=acc.dtype)
+    if HAS_SKIP and pid_k >= KSIZE * KSIZE * k_blocks:
+        ci = (pid_k - KSIZE * KSIZE * k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
+        ci_mask = ci < C_skip
+        acc, bias_acc = _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                                    z_sum_grad_xhat_ptr, skip_x_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                                    co, co_mask, ci, ci_mask, 0, M, H, W, C_out, C_skip, eps, acc, bias_acc,
+                                    1, GRAD_BN, False, INPUT_PRECISION, UPCAST, BLOCK_M)
+        tl.store(skip_dw_ptr + co[:, None] * C_skip + ci[None, :], acc.to(skip_dw_ptr.dtype.element_ty),
+                 mask=co_mask[:, None] & ci_mask[None, :])
+    else:
+        tap = pid_k // k_blocks
+        ci = (pid_k % k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
+        ci_mask = ci < C_in
+        acc, bias_acc = _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                                    z_sum_grad_xhat_ptr, y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                                    co, co_mask, ci, ci_mask, tap, M, H, W, C_out, C_in, eps, acc, bias_acc,
+                                    KSIZE, GRAD_BN, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
+        tl.store(dw_ptr + co[:, None] * (C_in * KSIZE * KSIZE) + ci[None, :] * (KSIZE * KSIZE) + tap,
+                 acc.to(dw_ptr.dtype.element_ty), mask=co_mask[:, None] & ci_mask[None, :])
+        if pid_k == 0:
+            tl.store(dbias_ptr + co, bias_acc.to(dbias_ptr.dtype.element_ty), mask=co_mask)
