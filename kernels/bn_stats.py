@@ -34,7 +34,7 @@ def channel_stats_kernel(
     row_mask = rows < M
     channels = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     channel_mask = channels < C
-    x = tl.load(x_ptr + rows.to(tl.int64)[:, None] * C + channels[None, :],
+    x = tl.load(x_ptr + rows[:, None] * C + channels[None, :],
                 mask=row_mask[:, None] & channel_mask[None, :], other=0.0)
     store_tile_moments(widen(x), row_mask, pid_m, channels, channel_mask, C, part_mean_ptr, part_m2_ptr)
     finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr + pid_c, tl.num_programs(0), M, BLOCK_M,
@@ -53,7 +53,7 @@ def bn_backward_apply_kernel(
     channels = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     channel_mask = channels < C
     mask = (rows < M)[:, None] & channel_mask[None, :]
-    offsets = rows.to(tl.int64)[:, None] * C + channels[None, :]
+    offsets = rows[:, None] * C + channels[None, :]
     grad = tl.load(grad_ptr + offsets, mask=mask, other=0.0)
     x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
     dx = bn_backward(grad, x, mean_ptr, var_ptr, weight_ptr, sum_grad_ptr, sum_grad_xhat_ptr,

@@ -1,7 +1,9 @@
 """Implicit-GEMM convolutions of the pre-activation bottleneck, with BN-ReLU fused in.
 
 Layouts: activations are NHWC, addressed as matrices [M, C] with M = N * H * W rows (row
-stride C); weights are PyTorch's contiguous [C_out, C_in, K, K]. K is 1 or 3 (stride 1,
+stride C); weights are PyTorch's contiguous [C_out, C_in, K, K]. Offsets are int32 (the
+launchers reject tensors of 2^31 elements or more): 64-bit address tiles would double the
+registers the operand loads take. K is 1 or 3 (stride 1,
 padding K // 2). A unit of the bottleneck is ``z = conv(relu(bn(y))) + bias``; its input ``y``
 is the previous conv's output, and ``a = relu(bn(y))`` is never written to memory.
 
@@ -51,7 +53,7 @@ def _shifted_rows(n, h, w, row_mask, tap, KSIZE: tl.constexpr, SIGN: tl.constexp
     hh = h + dh
     ww = w + dw
     inside = row_mask & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
-    return ((n * H + hh) * W + ww).to(tl.int64), inside
+    return (n * H + hh) * W + ww, inside
 
 
 @triton.jit
@@ -94,16 +96,15 @@ def conv_forward_kernel(
             acc = dot_accumulate(a, b, acc, INPUT_PRECISION, UPCAST)
 
     acc += widen(tl.load(bias_ptr + cols, mask=col_mask, other=0.0))[None, :]
-    rows64 = rows.to(tl.int64)
     if HAS_SKIP:
         for k in range(0, C_skip, BLOCK_K):
             ks = k + tl.arange(0, BLOCK_K)
             k_mask = ks < C_skip
-            a = tl.load(skip_x_ptr + rows64[:, None] * C_skip + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
+            a = tl.load(skip_x_ptr + rows[:, None] * C_skip + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
             b = tl.load(skip_w_ptr + cols[None, :] * C_skip + ks[:, None], mask=k_mask[:, None] & col_mask[None, :], other=0.0)
             acc = dot_accumulate(a, b, acc, INPUT_PRECISION, UPCAST)
         acc += widen(tl.load(skip_bias_ptr + cols, mask=col_mask, other=0.0))[None, :]
-    out_offsets = rows64[:, None] * C_out + cols[None, :]
+    out_offsets = rows[:, None] * C_out + cols[None, :]
     out_mask = row_mask[:, None] & col_mask[None, :]
     if HAS_RESIDUAL:
         acc += widen(tl.load(residual_ptr + out_offsets, mask=out_mask, other=0.0))
@@ -168,7 +169,7 @@ def conv_dgrad_kernel(
                         mask=k_mask[:, None] & col_mask[None, :], other=0.0)
             acc = dot_accumulate(dz, b, acc, INPUT_PRECISION, UPCAST)
 
-    offsets = rows.to(tl.int64)[:, None] * C_in + cols[None, :]
+    offsets = rows[:, None] * C_in + cols[None, :]
     mask = row_mask[:, None] & col_mask[None, :]
     if EPILOGUE_BN:
         y = widen(tl.load(y_ptr + offsets, mask=mask, other=0.0))
@@ -195,7 +196,7 @@ def _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad
     for m in range(0, M, BLOCK_M):
         rows = m + tl.arange(0, BLOCK_M)
         row_mask = rows < M
-        dz = _load_output_grad(grad_ptr, rows.to(tl.int64), row_mask, co, co_mask, C_out,
+        dz = _load_output_grad(grad_ptr, rows, row_mask, co, co_mask, C_out,
                                z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
                                M, eps, GRAD_BN)
         bias_acc += tl.sum(dz, axis=0)

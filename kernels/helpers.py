@@ -16,8 +16,10 @@ import triton.language as tl
 def widen(x):
     """Promotes a loaded tile to the accumulation type: fp64 stays fp64, everything else becomes fp32."""
     if x.dtype == tl.float64:
-        return x
-    return x.to(tl.float32)
+        result = x
+    else:
+        result = x.to(tl.float32)
+    return result
 
 
 @triton.jit

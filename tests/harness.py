@@ -33,6 +33,9 @@ def _worst(diff):
 def assert_close(actual, expected, name="tensor", dtype=None, rtol=None, atol=None):
     """Elementwise closeness at the tolerance of ``dtype`` (default: ``expected``'s dtype)."""
     assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}"
+    if not expected.is_floating_point():
+        assert torch.equal(actual, expected), f"{name}: {actual.tolist()} != expected {expected.tolist()}"
+        return
     default_rtol, default_atol = TOLERANCES[dtype or expected.dtype]
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol

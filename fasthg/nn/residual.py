@@ -3,7 +3,7 @@ import torch
 
 from .. import dispatch
 from ..ops.residual import residual
-from ..ops.validate import check_tensor
+from ..ops.validate import check_same_device, check_tensor
 from ..reference import model as reference
 
 
@@ -23,6 +23,7 @@ class Residual(reference.Residual):
 
     def forward(self, x):
         check_tensor("x", x, 4, layout="(N, C, H, W)")
+        check_same_device(x=x, weight=self.conv1.conv.weight)
         if x.shape[1] != self.bn1.num_features:
             raise ValueError(f"x: expected {self.bn1.num_features} channels (dim 1), got shape {tuple(x.shape)}")
         if x.shape[0] * x.shape[2] * x.shape[3] < 2 and self.training:
@@ -45,8 +46,7 @@ class Residual(reference.Residual):
 
     def _momentum(self):
         """The running-statistics factor nn.BatchNorm2d would use this step (counting the step)."""
-        for bn in (self.bn1, self.bn2, self.bn3):
-            bn.num_batches_tracked.add_(1)
+        torch._foreach_add_([bn.num_batches_tracked for bn in (self.bn1, self.bn2, self.bn3)], 1)  # one launch
         if self.bn1.momentum is None:
             return 1.0 / float(self.bn1.num_batches_tracked)
         return self.bn1.momentum

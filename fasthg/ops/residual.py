@@ -15,7 +15,7 @@ each dgrad produces them in its epilogue and the next kernels apply them in thei
     wgrad1, dgrad1 -> g1, sums1      (dz1 rebuilt from g2, y1, sums2)
     dx = bn1 backward of g1 + (dL/dout or the skip's dgrad)
 """
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -36,15 +36,23 @@ def _stats_numel(c_in, mid):
     return 2 * c_in + 4 * mid
 
 
-@torch.library.custom_op("fasthg::residual_forward", mutates_args=("running_means", "running_vars"))
+# Running statistics are separate arguments, not lists: functionalization (torch.compile)
+# handles mutated tensor arguments but not mutated tensor lists.
+_RUNNING = ("running_mean1", "running_var1", "running_mean2", "running_var2", "running_mean3", "running_var3")
+
+
+@torch.library.custom_op("fasthg::residual_forward", mutates_args=_RUNNING)
 def residual_forward(
     x: torch.Tensor, bn_weights: List[torch.Tensor], bn_biases: List[torch.Tensor],
-    running_means: List[torch.Tensor], running_vars: List[torch.Tensor],
+    running_mean1: torch.Tensor, running_var1: torch.Tensor, running_mean2: torch.Tensor,
+    running_var2: torch.Tensor, running_mean3: torch.Tensor, running_var3: torch.Tensor,
     conv_weights: List[torch.Tensor], conv_biases: List[torch.Tensor],
     skip_weight: Optional[torch.Tensor], skip_bias: Optional[torch.Tensor],
     training: bool, momentum: float, eps: float,
-) -> List[torch.Tensor]:
-    """Returns [out, y1, y2, stats]; all activations NHWC (channels_last)."""
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (out, y1, y2, stats); all activations NHWC (channels_last)."""
+    running_means = (running_mean1, running_mean2, running_mean3)
+    running_vars = (running_var1, running_var2, running_var3)
     x = channels_last(x)
     n, c_in, h, w = x.shape
     mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
@@ -66,16 +74,16 @@ def residual_forward(
         conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, skip=(x, skip_weight, skip_bias))
     else:
         conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, residual=x)
-    return [out, y1, y2, stats]
+    return out, y1, y2, stats
 
 
 @residual_forward.register_fake
-def _(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases, skip_weight, skip_bias,
+def _(x, bn_weights, bn_biases, rm1, rv1, rm2, rv2, rm3, rv3, conv_weights, conv_biases, skip_weight, skip_bias,
       training, momentum, eps):
     n, c_in, h, w = x.shape
     mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
     stats = x.new_empty(_stats_numel(c_in, mid), dtype=accumulation_dtype(x.dtype))
-    return [empty_nhwc(n, c_out, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), stats]
+    return empty_nhwc(n, c_out, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), stats
 
 
 @torch.library.custom_op("fasthg::residual_backward", mutates_args=())
@@ -149,7 +157,8 @@ class ResidualFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, training, momentum, eps, skip_weight, skip_bias, running_means, running_vars, *params):
         bn_weights, bn_biases, conv_weights, conv_biases = params[0:3], params[3:6], params[6:9], params[9:12]
-        out, y1, y2, stats = residual_forward(x, bn_weights, bn_biases, running_means, running_vars, conv_weights,
+        running = [t for pair in zip(running_means, running_vars) for t in pair]
+        out, y1, y2, stats = residual_forward(x, bn_weights, bn_biases, *running, conv_weights,
                                               conv_biases, skip_weight, skip_bias, training, momentum, eps)
         ctx.save_for_backward(x, y1, y2, stats, *bn_weights, *bn_biases, *conv_weights,
                               *([skip_weight] if skip_weight is not None else []))

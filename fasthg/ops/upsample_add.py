@@ -10,41 +10,40 @@ import triton
 from .. import dispatch
 from ..kernels import registry
 from ..kernels.upsample_add import upsample_add_backward_kernel, upsample_add_forward_kernel
+from .launch import channels_last, empty_nhwc
 from .validate import check_same_device, check_same_dtype, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 
 
-def _launch(name, kernel, out, *tensors_and_sizes):
+def _launch(name, kernel, out, inputs, sizes):
     config = registry.lookup(name, out.dtype, out.device)
-    N, C, H, W = tensors_and_sizes[-1]
-    tensors = tensors_and_sizes[:-1] + (out,)
-    grid = (triton.cdiv(N * H * W, config.constexprs["BLOCK_P"]), triton.cdiv(C, config.constexprs["BLOCK_C"]))
-    strides = [s for t in tensors for s in t.stride()]
-    kernel[grid](*tensors, N, C, H, W, *strides, **config.constexprs,
-                 num_warps=config.num_warps, num_stages=config.num_stages)
+    n, c, h, w = sizes
+    grid = (triton.cdiv(n * h * w, config.constexprs["BLOCK_P"]), triton.cdiv(c, config.constexprs["BLOCK_C"]))
+    kernel[grid](*inputs, out, n, c, h, w, **config.constexprs, num_warps=config.num_warps, num_stages=config.num_stages)
     return out
 
 
 @torch.library.custom_op("fasthg::upsample_add", mutates_args=())
 def _upsample_add(low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     if not dispatch.use_triton(skip):
-        return torch.add(skip, F.interpolate(low, scale_factor=2, mode="nearest"))
+        return torch.add(skip, F.interpolate(low, scale_factor=2, mode="nearest"), out=empty_nhwc(*skip.shape, like=skip))
+    low, skip = channels_last(low), channels_last(skip)
     out = torch.empty_like(skip)
-    return _launch("upsample_add_forward", upsample_add_forward_kernel, out, low, skip, tuple(skip.shape))
+    return _launch("upsample_add_forward", upsample_add_forward_kernel, out, (low, skip), skip.shape)
 
 
 @_upsample_add.register_fake
 def _(low, skip):
-    return torch.empty_like(skip)
+    return empty_nhwc(*skip.shape, like=skip)
 
 
 @torch.library.custom_op("fasthg::upsample_add_backward", mutates_args=())
 def _upsample_add_backward(grad: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
     if not dispatch.use_triton(grad):
         return _sum_pool(grad)
-    grad_low = torch.empty_like(low)
-    return _launch("upsample_add_backward", upsample_add_backward_kernel, grad_low, grad, tuple(low.shape))
+    grad_low = empty_nhwc(*low.shape, like=grad)
+    return _launch("upsample_add_backward", upsample_add_backward_kernel, grad_low, (channels_last(grad),), low.shape)
 
 
 def _sum_pool(grad):
@@ -54,7 +53,7 @@ def _sum_pool(grad):
 
 @_upsample_add_backward.register_fake
 def _(grad, low):
-    return torch.empty_like(low)
+    return empty_nhwc(*low.shape, like=grad)
 
 
 def _setup_context(ctx, inputs, output):
@@ -73,7 +72,7 @@ def upsample_add(low, skip):
     """skip + nearest x2 upsampling of ``low``.
 
     low: (N, C, h, w); skip: (N, C, 2h, 2w), same dtype and device; either may be NCHW or
-    channels_last. Returns a tensor shaped and laid out like ``skip``.
+    channels_last. Returns a channels_last tensor shaped like ``skip``.
     """
     check_tensor("low", low, 4, layout="(N, C, h, w)")
     check_tensor("skip", skip, 4, layout="(N, C, 2h, 2w)")
