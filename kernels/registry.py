@@ -6,14 +6,16 @@ architectures it is meant for, its block sizes (constexprs) and its warps and pi
 ``signature`` maps each runtime argument to a Triton type, with ``{dtype}`` standing for the
 element type (``"*{dtype}"`` is a pointer to it), as ``triton.compiler.ASTSource`` wants it.
 """
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
 
-from . import bn_stats, conv, upsample_add
+from . import bn_stats, conv, pool, upsample_add
 
 TRITON_TYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
-ARCHS = (80, 90)
+ARCHS = (80, 90)  # GPU architectures compiled ahead of time
+INTERPRETER = "interpreter"  # the pseudo-architecture of TRITON_INTERPRET=1 on CPU tensors
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,23 @@ _UPSAMPLE_FORWARD_SIGNATURE = {"low_ptr": "*{dtype}", "skip_ptr": "*{dtype}", "o
 _UPSAMPLE_BACKWARD_SIGNATURE = {"grad_ptr": "*{dtype}", "grad_low_ptr": "*{dtype}",
                                 "N": "i32", "C": "i32", "h": "i32", "w": "i32"}
 
+_POOL_FORWARD_SIGNATURE = {"x_ptr": "*{dtype}", "out_ptr": "*{dtype}", "N": "i32", "C": "i32", "H": "i32", "W": "i32"}
+_POOL_BACKWARD_SIGNATURE = {"grad_ptr": "*{dtype}", "x_ptr": "*{dtype}", "grad_x_ptr": "*{dtype}",
+                            "N": "i32", "C": "i32", "H": "i32", "W": "i32"}
+
 REGISTRY = []
-for _dtype in TRITON_TYPE:
-    _blocks = {"BLOCK_P": 16, "BLOCK_C": 64}
-    REGISTRY += [
-        KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype,
-                     _UPSAMPLE_FORWARD_SIGNATURE, _blocks),
-        KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype,
-                     _UPSAMPLE_BACKWARD_SIGNATURE, _blocks),
-    ]
+for _archs, _blocks in {ARCHS: {"BLOCK_P": 16, "BLOCK_C": 64}, (INTERPRETER,): {"BLOCK_P": 128, "BLOCK_C": 64}}.items():
+    for _dtype in TRITON_TYPE:
+        REGISTRY += [
+            KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype,
+                         _UPSAMPLE_FORWARD_SIGNATURE, _blocks, archs=_archs),
+            KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype,
+                         _UPSAMPLE_BACKWARD_SIGNATURE, _blocks, archs=_archs),
+            KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
+                         _POOL_FORWARD_SIGNATURE, _blocks, archs=_archs),
+            KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, _dtype,
+                         _POOL_BACKWARD_SIGNATURE, _blocks, archs=_archs),
+        ]
 
 
 def _pointers(kind, *names):
@@ -124,15 +134,19 @@ _CONV_KERNELS = {
     "conv_dgrad": (conv.conv_dgrad_kernel, _CONV_DGRAD_SIGNATURE),
     "conv_wgrad": (conv.conv_wgrad_kernel, _CONV_WGRAD_SIGNATURE),
 }
-# Tile shapes per dtype: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages). BLOCK_K = 32 pushes the
-# 3x3 dgrad and the wgrads to 230-255 registers on sm_80/sm_90; 16 keeps every variant <= ~210.
+# Tile shapes: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) per dtype and architecture. On GPUs,
+# BLOCK_K = 32 pushes the 3x3 dgrad and the wgrads to 230-255 registers; 16 keeps every variant
+# <= ~210 with no spills. The interpreter runs a program at a time in NumPy, so its tiles are
+# as large as possible: fewer, bigger programs (and different edges than the GPU tiles test).
 _CONV_TILES = {
-    torch.float64: (32, 32, 16, 4, 1),
-    torch.float32: (64, 64, 16, 4, 2),
-    torch.float16: (64, 64, 16, 4, 2),
-    torch.bfloat16: (64, 64, 16, 4, 2),
+    (torch.float64, ARCHS): (32, 32, 16, 4, 1),
+    (torch.float32, ARCHS): (64, 64, 16, 4, 2),
+    (torch.float16, ARCHS): (64, 64, 16, 4, 2),
+    (torch.bfloat16, ARCHS): (64, 64, 16, 4, 2),
+    **{(dtype, (INTERPRETER,)): (128, 64, 64, 4, 1) for dtype in TRITON_TYPE},
 }
-for _dtype, (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
+_ELEMENTWISE_TILES = {ARCHS: (64, 32), (INTERPRETER,): (256, 64)}
+for (_dtype, _archs), (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
     _precision = "ieee" if _dtype == torch.float64 else "tf32"
     for _name, (_kernel, _signature) in _CONV_KERNELS.items():
         for _flags in _CONV_VARIANTS[_name]:
@@ -140,21 +154,37 @@ for _dtype, (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
                 _name, _kernel, _dtype, _signature,
                 {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
                  "BLOCK_M": _bm, "BLOCK_N": _bn, "BLOCK_K": _bk},
-                num_warps=_warps, num_stages=_stages))
-    REGISTRY += [
-        KernelConfig("channel_stats", bn_stats.channel_stats_kernel, _dtype, _CHANNEL_STATS_SIGNATURE,
-                     {"UPDATE_RUNNING": True, "BLOCK_M": 64, "BLOCK_C": 32}),
-        KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype, _BN_BACKWARD_APPLY_SIGNATURE,
-                     {"HAS_EXTRA": True, "BLOCK_M": 64, "BLOCK_C": 32}),
-    ]
+                num_warps=_warps, num_stages=_stages, archs=_archs))
+for _archs, (_rows, _channels) in _ELEMENTWISE_TILES.items():
+    for _dtype in TRITON_TYPE:
+        _blocks = {"BLOCK_M": _rows, "BLOCK_C": _channels}
+        REGISTRY += [
+            KernelConfig("channel_stats", bn_stats.channel_stats_kernel, _dtype, _CHANNEL_STATS_SIGNATURE,
+                         {"UPDATE_RUNNING": True, **_blocks}, archs=_archs),
+            KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype,
+                         _BN_BACKWARD_APPLY_SIGNATURE, {"HAS_EXTRA": True, **_blocks}, archs=_archs),
+        ]
+
+
+_emulated = [INTERPRETER]
+
+
+@contextlib.contextmanager
+def emulating(arch):
+    """Within the block, kernels on CPU tensors take ``arch``'s configurations (tests run the GPU tiles)."""
+    _emulated.append(arch)
+    try:
+        yield
+    finally:
+        _emulated.pop()
 
 
 def current_arch(device):
-    """The registry architecture for a device: its compute capability on CUDA, else the first (interpreter)."""
+    """The registry architecture for a device: sm_80 or sm_90 on CUDA, else the interpreter's."""
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         return 90 if major >= 9 else 80
-    return ARCHS[0]
+    return _emulated[-1]
 
 
 def lookup(name, dtype, device, **flags):
@@ -168,4 +198,4 @@ def lookup(name, dtype, device, **flags):
         if (config.name == name and config.dtype == dtype and arch in config.archs
                 and all(config.constexprs.get(k, v) == v for k, v in flags.items())):
             return config
-    raise KeyError(f"no shipped configuration of {name} for {dtype} on sm_{arch} with {flags}")
+    raise KeyError(f"no shipped configuration of {name} for {dtype} on {arch} with {flags}")

@@ -30,8 +30,12 @@ def _worst(diff):
     return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape))
 
 
-def assert_close(actual, expected, name="tensor", dtype=None, rtol=None, atol=None):
-    """Elementwise closeness at the tolerance of ``dtype`` (default: ``expected``'s dtype)."""
+def assert_close(actual, expected, name="tensor", dtype=None, rtol=None, atol=None, scale=None):
+    """Elementwise closeness at the tolerance of ``dtype`` (default: ``expected``'s dtype).
+
+    ``scale`` (default max |expected|) is what atol is relative to: give the scale of a set of
+    tensors to judge one whose exact value is zero (pure rounding noise) on the scale of the others.
+    """
     assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}"
     if not expected.is_floating_point():
         assert torch.equal(actual, expected), f"{name}: {actual.tolist()} != expected {expected.tolist()}"
@@ -42,7 +46,7 @@ def assert_close(actual, expected, name="tensor", dtype=None, rtol=None, atol=No
     a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
     assert torch.equal(a.isnan(), e.isnan()), f"{name}: NaN pattern differs ({int(a.isnan().sum())} vs {int(e.isnan().sum())})"
     a, e = a.nan_to_num(), e.nan_to_num()
-    scale = float(e.abs().max()) if e.numel() else 0.0
+    scale = (float(e.abs().max()) if e.numel() else 0.0) if scale is None else scale
     diff = (a - e).abs()
     excess = diff - (atol * scale + rtol * e.abs())
     if e.numel() and float(excess.max()) > 0:

@@ -4,6 +4,7 @@ import torch
 
 import fasthg
 from fasthg import reference
+from fasthg.kernels import registry
 from fasthg.ops import residual_kernels
 from harness import assert_as_accurate_as_eager, assert_close, relative_error
 
@@ -36,10 +37,17 @@ def run(module, x, grad_out):
     return out.detach(), x.grad, grads
 
 
+@pytest.fixture(params=[registry.INTERPRETER, 80], ids=["interpreter-tiles", "sm80-tiles"])
+def tiles(request):
+    """Runs the kernels with the interpreter's large tiles and with the GPU's (other edges, more programs)."""
+    with registry.emulating(request.param):
+        yield
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
-def test_fp64_matches_reference(triton_backend, shape, training, channels_last):
+def test_fp64_matches_reference(triton_backend, tiles, shape, training, channels_last):
     inp, out_dim, n, h, w = shape
     ref, fused = make_pair(inp, out_dim)
     ref.train(training), fused.train(training)
@@ -64,7 +72,7 @@ def test_fp64_matches_reference(triton_backend, shape, training, channels_last):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_low_precision_as_accurate_as_eager(triton_backend, dtype, training):
+def test_low_precision_as_accurate_as_eager(triton_backend, tiles, dtype, training):
     inp, out_dim, n, h, w = 5, 8, 2, 5, 6
     exact_ref, _ = make_pair(inp, out_dim, torch.float64)
     eager_ref, fused = make_pair(inp, out_dim, dtype)

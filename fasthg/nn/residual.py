@@ -17,9 +17,17 @@ class Residual(reference.Residual):
 
     On the fused path a forward is 4 kernel launches in training (3 in eval), and only x, the
     two intermediate conv outputs and per-channel statistics are kept for backward. With
-    in == out the unused ``skip_layer`` takes no part in the computation. On CPU tensors with
-    the ``auto`` backend it runs the reference's math with PyTorch's own kernels.
+    in == out the unused ``skip_layer`` takes no part in the computation and does not require
+    grad. On CPU tensors with the ``auto`` backend it runs the reference's math with PyTorch's
+    own kernels.
     """
+
+    def __init__(self, inp_dim, out_dim):
+        super().__init__(inp_dim, out_dim)
+        if not self.need_skip:
+            # Kept for the state_dict, out of autograd: DDP then needs no find_unused_parameters
+            # and optimizers skip the parameters (their grad stays None).
+            self.skip_layer.requires_grad_(False)
 
     def forward(self, x):
         check_tensor("x", x, 4, layout="(N, C, H, W)")

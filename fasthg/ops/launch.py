@@ -1,7 +1,9 @@
 """What every kernel launcher needs: NHWC views, dot precision flags, reduction workspaces."""
 import torch
+import triton
 
 from .. import dispatch
+from ..kernels import registry
 
 
 def channels_last(t):
@@ -53,3 +55,13 @@ def partials(rows, block_rows, channels, device):
     tiles = -(-rows // block_rows)
     buffer = torch.empty((2, tiles, channels), dtype=torch.float64, device=device)
     return buffer[0], buffer[1]
+
+
+def launch_pixel_tiles(name, tensors, sizes, pixels):
+    """Launches kernel ``name`` over (pixel, channel) tiles: ``pixels`` rows of C = sizes[1] channels.
+
+    The kernel takes ``*tensors, *sizes`` and its registry configuration's BLOCK_P, BLOCK_C.
+    """
+    config = registry.lookup(name, tensors[0].dtype, tensors[0].device)
+    grid = (triton.cdiv(pixels, config.constexprs["BLOCK_P"]), triton.cdiv(sizes[1], config.constexprs["BLOCK_C"]))
+    config.kernel[grid](*tensors, *sizes, **config.constexprs, num_warps=config.num_warps, num_stages=config.num_stages)

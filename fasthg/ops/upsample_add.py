@@ -5,23 +5,12 @@ tensors and torch.compile, and a registered backward (grad_skip = g, grad_low = 
 """
 import torch
 import torch.nn.functional as F
-import triton
 
 from .. import dispatch
-from ..kernels import registry
-from ..kernels.upsample_add import upsample_add_backward_kernel, upsample_add_forward_kernel
-from .launch import channels_last, empty_nhwc
+from .launch import channels_last, empty_nhwc, launch_pixel_tiles
 from .validate import check_same_device, check_same_dtype, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
-
-
-def _launch(name, kernel, out, inputs, sizes):
-    config = registry.lookup(name, out.dtype, out.device)
-    n, c, h, w = sizes
-    grid = (triton.cdiv(n * h * w, config.constexprs["BLOCK_P"]), triton.cdiv(c, config.constexprs["BLOCK_C"]))
-    kernel[grid](*inputs, out, n, c, h, w, **config.constexprs, num_warps=config.num_warps, num_stages=config.num_stages)
-    return out
 
 
 @torch.library.custom_op("fasthg::upsample_add", mutates_args=())
@@ -30,7 +19,8 @@ def _upsample_add(low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return torch.add(skip, F.interpolate(low, scale_factor=2, mode="nearest"), out=empty_nhwc(*skip.shape, like=skip))
     low, skip = channels_last(low), channels_last(skip)
     out = torch.empty_like(skip)
-    return _launch("upsample_add_forward", upsample_add_forward_kernel, out, (low, skip), skip.shape)
+    launch_pixel_tiles("upsample_add_forward", (low, skip, out), skip.shape, out.numel() // out.shape[1])
+    return out
 
 
 @_upsample_add.register_fake
@@ -39,11 +29,14 @@ def _(low, skip):
 
 
 @torch.library.custom_op("fasthg::upsample_add_backward", mutates_args=())
-def _upsample_add_backward(grad: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+def _upsample_add_backward(grad: torch.Tensor) -> torch.Tensor:
+    """grad_low: the 2x2 sum-pool of ``grad``."""
     if not dispatch.use_triton(grad):
         return _sum_pool(grad)
-    grad_low = empty_nhwc(*low.shape, like=grad)
-    return _launch("upsample_add_backward", upsample_add_backward_kernel, grad_low, (channels_last(grad),), low.shape)
+    n, c, h, w = grad.shape
+    grad_low = empty_nhwc(n, c, h // 2, w // 2, like=grad)
+    launch_pixel_tiles("upsample_add_backward", (channels_last(grad), grad_low), grad_low.shape, n * (h // 2) * (w // 2))
+    return grad_low
 
 
 def _sum_pool(grad):
@@ -52,17 +45,17 @@ def _sum_pool(grad):
 
 
 @_upsample_add_backward.register_fake
-def _(grad, low):
-    return empty_nhwc(*low.shape, like=grad)
+def _(grad):
+    n, c, h, w = grad.shape
+    return empty_nhwc(n, c, h // 2, w // 2, like=grad)
 
 
 def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
+    pass  # the backward needs no tensor: nothing is kept alive for it
 
 
 def _backward(ctx, grad):
-    (low,) = ctx.saved_tensors
-    return _upsample_add_backward(grad, low), grad
+    return _upsample_add_backward(grad), grad
 
 
 _upsample_add.register_autograd(_backward, setup_context=_setup_context)

@@ -73,15 +73,18 @@ class Hourglass(nn.Module):
     ``nf`` features and no increase.
     """
 
+    residual_class = Residual  # what a subclass swaps to build the same network from other blocks
+    pool_class = Pool
+
     def __init__(self, n, f, bn=None, increase=0):
         super().__init__()
         nf = f + increase
-        self.up1 = Residual(f, f)
-        self.pool1 = Pool(2, 2)
-        self.low1 = Residual(f, nf)
+        self.up1 = self.residual_class(f, f)
+        self.pool1 = self.pool_class(2, 2)
+        self.low1 = self.residual_class(f, nf)
         self.n = n
-        self.low2 = Hourglass(n - 1, nf, bn=bn) if n > 1 else Residual(nf, nf)
-        self.low3 = Residual(nf, f)
+        self.low2 = type(self)(n - 1, nf, bn=bn) if n > 1 else self.residual_class(nf, nf)
+        self.low3 = self.residual_class(nf, f)
         self.up2 = nn.Upsample(scale_factor=2, mode="nearest")
 
     def forward(self, x):
@@ -108,20 +111,25 @@ class StackedHourglass(nn.Module):
     of 64: the stem divides by 4 and each hourglass halves four more times.
     """
 
+    residual_class = Residual  # what a subclass swaps to build the same network from other blocks
+    hourglass_class = Hourglass
+    pool_class = Pool
+
     def __init__(self, nstack=8, inp_dim=256, oup_dim=16, bn=False, increase=0):
         super().__init__()
         self.nstack = nstack
         self.pre = nn.Sequential(
             Conv(3, 64, 7, 2, bn=True, relu=True),
-            Residual(64, 128),
-            Pool(2, 2),
-            Residual(128, 128),
-            Residual(128, inp_dim),
+            self.residual_class(64, 128),
+            self.pool_class(2, 2),
+            self.residual_class(128, 128),
+            self.residual_class(128, inp_dim),
         )
-        self.hgs = nn.ModuleList([nn.Sequential(Hourglass(4, inp_dim, bn, increase)) for _ in range(nstack)])
-        self.features = nn.ModuleList(
-            [nn.Sequential(Residual(inp_dim, inp_dim), Conv(inp_dim, inp_dim, 1, bn=True, relu=True)) for _ in range(nstack)]
-        )
+        self.hgs = nn.ModuleList([nn.Sequential(self.hourglass_class(4, inp_dim, bn, increase)) for _ in range(nstack)])
+        self.features = nn.ModuleList([
+            nn.Sequential(self.residual_class(inp_dim, inp_dim), Conv(inp_dim, inp_dim, 1, bn=True, relu=True))
+            for _ in range(nstack)
+        ])
         self.outs = nn.ModuleList([Conv(inp_dim, oup_dim, 1, relu=False, bn=False) for _ in range(nstack)])
         self.merge_features = nn.ModuleList([Merge(inp_dim, inp_dim) for _ in range(nstack - 1)])
         self.merge_preds = nn.ModuleList([Merge(oup_dim, inp_dim) for _ in range(nstack - 1)])

@@ -1,0 +1,48 @@
+"""The stacked hourglass network built from fasthg's fused blocks.
+
+:class:`StackedHourglass` (NCHW input) and :class:`PoseNet` (princeton-vl's NHWC input in [0, 1])
+have exactly the reference's modules, names and state_dicts: princeton-vl checkpoints load as
+they are. Every Residual, upsample-add and max-pool runs fused; the stem conv and the 1x1 heads
+are PyTorch's own.
+"""
+import torch
+
+from .ops.validate import check_tensor
+from .reference import model as reference
+from .nn import Hourglass, Pool, Residual
+
+
+def _check_images(x, channel_dim, name="x"):
+    layout = "(N, H, W, 3)" if channel_dim == 3 else "(N, 3, H, W)"
+    check_tensor(name, x, 4, layout=layout)
+    if x.shape[channel_dim] != 3:
+        hint = " (an NCHW batch given to PoseNet, which takes NHWC?)" if channel_dim == 3 and x.shape[1] == 3 else ""
+        raise ValueError(f"{name}: expected 3 colour channels in dim {channel_dim} of {layout}, got shape {tuple(x.shape)}{hint}")
+    height, width = (x.shape[1], x.shape[2]) if channel_dim == 3 else (x.shape[2], x.shape[3])
+    if height % 64 or width % 64:
+        raise ValueError(f"{name}: expected height and width divisible by 64 (the stem divides by 4, each "
+                         f"hourglass halves four more times), got {height}x{width}")
+
+
+class StackedHourglass(reference.StackedHourglass):
+    """Drop-in for :class:`fasthg.reference.StackedHourglass`; NCHW or channels_last (N, 3, H, W)."""
+
+    residual_class = Residual
+    hourglass_class = Hourglass
+    pool_class = Pool
+
+    def forward(self, x):
+        _check_images(x, 1)
+        return super().forward(x)
+
+
+class PoseNet(StackedHourglass):
+    """Drop-in for princeton-vl's PoseNet: NHWC images (N, H, W, 3) in [0, 1]."""
+
+    def __init__(self, nstack, inp_dim, oup_dim, bn=False, increase=0, **kwargs):
+        super().__init__(nstack, inp_dim, oup_dim, bn=bn, increase=increase)
+
+    def forward(self, imgs):
+        _check_images(imgs, 3, "imgs")
+        # NHWC memory viewed as NCHW is exactly channels_last: no copy.
+        return super().forward(imgs.permute(0, 3, 1, 2))

@@ -1,0 +1,84 @@
+"""2x2 max-pooling (stride 2) whose backward keeps no indices: it re-reads the saved input.
+
+Forward, for x (N, C, H, W) and out (N, C, H // 2, W // 2)::
+
+    out[n, c, i, j] = max_{dy, dx in {0, 1}} x[n, c, 2i + dy, 2j + dx]
+
+Backward, with g = dL/dout::
+
+    dx[n, c, 2i + dy, 2j + dx] = g[n, c, i, j] at the window's first maximum (row-major, as
+    PyTorch's max_pool2d picks it; NaN counts as the maximum), 0 at the other three positions
+    and at a trailing odd row or column
+
+The input is saved for backward anyway (the next Residual keeps it), so dropping PyTorch's
+int64 index tensor saves 8 bytes per output element. NHWC-contiguous tensors, int32 offsets,
+(pixel, channel) tiles; a program of the backward writes all four positions of its windows.
+"""
+import triton
+import triton.language as tl
+
+from .helpers import widen
+
+
+@triton.jit
+def _window(x_ptr, pixels, channels, C, H, W, h, w):
+    """Pointers to the four window corners (top-left, top-right, bottom-left, bottom-right) of output pixels."""
+    n = pixels // (h * w)
+    top_left = (n * H + 2 * ((pixels // w) % h)) * W + 2 * (pixels % w)
+    base = x_ptr + top_left[:, None] * C + channels[None, :]
+    return base, base + C, base + W * C, base + W * C + C
+
+
+@triton.jit
+def _is_greater(candidate, best):
+    """candidate > best, with NaN greater than everything (so a NaN propagates like in PyTorch)."""
+    return (candidate > best) | ((candidate != candidate) & (best == best))
+
+
+@triton.jit
+def _take_if_greater(candidate_ptr, mask, best, argmax, corner):
+    candidate = widen(tl.load(candidate_ptr, mask=mask))
+    greater = _is_greater(candidate, best)
+    return tl.where(greater, candidate, best), tl.where(greater, corner, argmax)
+
+
+@triton.jit
+def _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w):
+    """Each window's maximum (widened: exact, and the interpreter compares bf16 wrongly) and the
+    corner (0..3, row-major) where it first occurs."""
+    p0, p1, p2, p3 = _window(x_ptr, pixels, channels, C, H, W, h, w)
+    best = widen(tl.load(p0, mask=mask))
+    argmax = tl.zeros(best.shape, dtype=tl.int32)
+    best, argmax = _take_if_greater(p1, mask, best, argmax, 1)
+    best, argmax = _take_if_greater(p2, mask, best, argmax, 2)
+    best, argmax = _take_if_greater(p3, mask, best, argmax, 3)
+    return best, argmax
+
+
+@triton.jit
+def max_pool2x2_forward_kernel(x_ptr, out_ptr, N, C, H, W, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    h = H // 2
+    w = W // 2
+    pixels = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    channels = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask = (pixels < N * h * w)[:, None] & (channels < C)[None, :]
+    best, argmax = _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w)
+    tl.store(out_ptr + pixels[:, None] * C + channels[None, :], best.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def max_pool2x2_backward_kernel(grad_ptr, x_ptr, grad_x_ptr, N, C, H, W,
+                                BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    h = H // 2
+    w = W // 2
+    pixels = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    channels = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask = (pixels < N * h * w)[:, None] & (channels < C)[None, :]
+    best, argmax = _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w)
+    grad = tl.load(grad_ptr + pixels[:, None] * C + channels[None, :], mask=mask)
+    g0, g1, g2, g3 = _window(grad_x_ptr, pixels, channels, C, H, W, h, w)
+    zero = tl.zeros_like(grad)
+    tl.store(g0, tl.where(argmax == 0, grad, zero), mask=mask)
+    tl.store(g1, tl.where(argmax == 1, grad, zero), mask=mask)
+    tl.store(g2, tl.where(argmax == 2, grad, zero), mask=mask)
+    tl.store(g3, tl.where(argmax == 3, grad, zero), mask=mask)

@@ -1,0 +1,178 @@
+"""fasthg.PoseNet / StackedHourglass / Hourglass against fasthg.reference, whole-model."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import fasthg
+from fasthg import reference
+from harness import assert_as_accurate_as_eager, assert_close
+
+
+def make_pair(dtype=torch.float64, nstack=2, inp_dim=16, oup_dim=4, seed=0):
+    torch.manual_seed(seed)
+    ref = reference.PoseNet(nstack, inp_dim, oup_dim)
+    with torch.no_grad():
+        for module in ref.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5), module.bias.normal_(0, 0.2)
+                module.running_mean.normal_(0, 0.2), module.running_var.uniform_(0.5, 2.0)
+    fused = fasthg.PoseNet(nstack, inp_dim, oup_dim)
+    fused.load_state_dict(ref.state_dict())
+    return ref.to(dtype), fused.to(dtype)
+
+
+def forward_backward(model, images, grad_out):
+    out = model(images)
+    out.backward(grad_out)
+    return out.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_fp64_whole_model_parity(triton_backend, training):
+    ref, fused = make_pair()
+    ref.train(training), fused.train(training)
+    images = torch.rand(2, 64, 64, 3, dtype=torch.float64)
+    grad_out = torch.randn(2, 2, 4, 16, 16, dtype=torch.float64)
+    ref_out, ref_grads = forward_backward(ref, images, grad_out)
+    out, grads = forward_backward(fused, images, grad_out)
+    assert_close(out, ref_out, "output", rtol=1e-9, atol=1e-9)
+    assert set(grads) == set(ref_grads), set(grads) ^ set(ref_grads)  # unused skip layers: no grad in either
+    # Gradients that vanish in exact arithmetic (biases and shifts feeding only train-mode BNs) are
+    # rounding noise: every gradient is judged on the scale of the largest one.
+    scale = max(float(g.abs().max()) for g in ref_grads.values())
+    for name, got in grads.items():
+        assert_close(got, ref_grads[name], f"grad {name}", rtol=1e-9, atol=1e-9, scale=scale)
+    for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
+        assert_close(buffer, ref_buffer, name, rtol=1e-10, atol=1e-10)
+
+
+def test_fp32_eval_as_accurate_as_eager(triton_backend):
+    exact_ref, _ = make_pair(torch.float64)
+    eager_ref, fused = make_pair(torch.float32)
+    for model in (exact_ref, eager_ref, fused):
+        model.eval()
+    images = torch.rand(2, 64, 64, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert_as_accurate_as_eager(fused(images.float()), eager_ref(images.float()), exact_ref(images), "output")
+
+
+def test_state_dict_is_the_reference_s():
+    with torch.device("meta"):
+        ref, fused = reference.PoseNet(8, 256, 16), fasthg.PoseNet(8, 256, 16)
+    ref_state, state = ref.state_dict(), fused.state_dict()
+    assert list(state) == list(ref_state)
+    assert all(state[k].shape == ref_state[k].shape for k in state)
+
+
+def test_loads_a_princeton_checkpoint(tmp_path):
+    ref, _ = make_pair(torch.float32, nstack=1)
+    torch.save({"state_dict": {"model.module." + k: v for k, v in ref.state_dict().items()}}, tmp_path / "checkpoint.pt")
+    fused = fasthg.PoseNet(1, 16, 4)
+    fasthg.load_state_dict_compat(tmp_path / "checkpoint.pt", fused)
+    ref.eval(), fused.eval()
+    images = torch.rand(1, 64, 64, 3)
+    torch.testing.assert_close(fused(images), ref(images), rtol=0, atol=0)
+
+
+def test_stacked_hourglass_takes_nchw_and_channels_last(triton_backend):
+    ref, _ = make_pair(torch.float64, nstack=1)
+    fused = fasthg.StackedHourglass(1, 16, 4).double()
+    fused.load_state_dict(ref.state_dict())
+    ref.eval(), fused.eval()
+    images = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        expected = ref(images.permute(0, 2, 3, 1))
+        for layout in (torch.contiguous_format, torch.channels_last):
+            assert_close(fused(images.to(memory_format=layout)), expected, "output", rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("nstack", [2, 8])
+def test_full_size_saved_activations_at_most_055_of_reference(nstack):
+    from test_residual import saved_activation_bytes
+    with torch.device("meta"):
+        ref, fused = reference.PoseNet(nstack, 256, 16), fasthg.PoseNet(nstack, 256, 16)
+        images = torch.empty(16, 256, 256, 3)
+    ratio = saved_activation_bytes(fused, images) / saved_activation_bytes(ref, images)
+    assert ratio <= 0.55, f"nstack={nstack}: fused saves {ratio:.3f}x the reference's activations"
+
+
+def test_meta_forward_and_backward_give_shapes():
+    with torch.device("meta"):
+        model = fasthg.PoseNet(2, 32, 16)
+        out = model(torch.empty(2, 128, 128, 3))
+        out.sum().backward()
+    assert out.shape == (2, 2, 16, 32, 32)
+    assert model.pre[1].conv2.conv.weight.grad.shape == (64, 64, 3, 3)
+
+
+def test_unused_skip_layers_are_out_of_autograd():
+    model = fasthg.PoseNet(1, 16, 4)
+    unused = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert unused and all(".skip_layer." in n for n in unused)
+    assert model.pre[1].skip_layer.conv.weight.requires_grad  # Residual(64, 128) uses its skip
+
+
+@pytest.mark.parametrize("make_input, error, match", [
+    (lambda: torch.rand(1, 3, 64, 64), ValueError, r"imgs: expected 3 colour channels in dim 3.*NCHW batch given to PoseNet"),
+    (lambda: torch.rand(1, 96, 64, 3), ValueError, r"imgs: expected height and width divisible by 64.*got 96x64"),
+    (lambda: torch.rand(1, 64, 64, 4), ValueError, r"imgs: expected 3 colour channels"),
+    (lambda: torch.randint(0, 255, (1, 64, 64, 3)), TypeError, r"imgs: expected dtype in"),
+    (lambda: torch.rand(64, 64, 3), ValueError, r"imgs: expected a 4-D tensor \(N, H, W, 3\)"),
+])
+def test_bad_input(make_input, error, match):
+    with pytest.raises(error, match=match):
+        fasthg.PoseNet(1, 16, 4)(make_input())
+
+
+DDP_SCRIPT = textwrap.dedent("""
+    import os, sys, torch, torch.distributed as dist
+    import fasthg
+    rank, world = int(sys.argv[1]), 2
+    dist.init_process_group("gloo", init_method="file://" + sys.argv[2], rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = fasthg.PoseNet(1, 16, 4).double()
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    torch.manual_seed(1)
+    images = torch.rand(4, 64, 64, 3, dtype=torch.float64)
+    for step in range(2):
+        optimizer.zero_grad()
+        ddp(images[2 * rank: 2 * rank + 2]).square().mean().backward()
+        optimizer.step()
+    if rank == 0:
+        torch.save({n: p.grad for n, p in model.named_parameters() if p.grad is not None}, sys.argv[3])
+    dist.destroy_process_group()
+""")
+
+
+def test_ddp_two_gloo_processes_without_find_unused_parameters(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("TRITON_INTERPRET")
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(tmp_path / "rendezvous"), str(tmp_path / "grads.pt")],
+                              env=env, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    errors = [p.communicate(timeout=240)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    ddp_grads = torch.load(tmp_path / "grads.pt")
+    # The same two steps in one process on the whole batch. BN statistics are per process in DDP,
+    # so the single-process run mirrors that: each half-batch forward separately, losses averaged.
+    torch.manual_seed(0)
+    model = fasthg.PoseNet(1, 16, 4).double()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.manual_seed(1)
+    images = torch.rand(4, 64, 64, 3, dtype=torch.float64)
+    for step in range(2):
+        optimizer.zero_grad()
+        loss = sum(model(images[2 * r: 2 * r + 2]).square().mean() for r in range(2)) / 2
+        loss.backward()
+        optimizer.step()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert set(ddp_grads) == set(grads)
+    scale = max(float(g.abs().max()) for g in grads.values())  # some biases' exact gradient is zero
+    for name, grad in ddp_grads.items():
+        assert_close(grad, grads[name], name, rtol=1e-9, atol=1e-9, scale=scale)
