@@ -2,14 +2,17 @@
 
 :class:`StackedHourglass` (NCHW input) and :class:`PoseNet` (princeton-vl's NHWC input in [0, 1])
 have exactly the reference's modules, names and state_dicts: princeton-vl checkpoints load as
-they are. Every Residual, upsample-add and max-pool runs fused; the stem conv and the 1x1 heads
-are PyTorch's own.
+they are. Every Residual, upsample-add, max-pool and stack head (features conv, BN-ReLU, heatmap
+conv and the merges into the next stack, see :mod:`fasthg.ops.head`) runs fused; the stem
+(7x7 conv, BN, ReLU) is PyTorch's own.
 """
 import torch
 
 from .ops.validate import check_tensor
 from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
+from .nn.residual import runs_fused
+from .ops.head import head
 
 
 def _check_images(x, channel_dim, name="x"):
@@ -33,7 +36,23 @@ class StackedHourglass(reference.StackedHourglass):
 
     def forward(self, x):
         _check_images(x, 1)
-        return super().forward(x)
+        if not runs_fused(x):
+            return super().forward(x)
+        x = self.pre(x)
+        stack_preds = []
+        for i in range(self.nstack):
+            residual, features = self.features[i]
+            h = residual(self.hgs[i](x))
+            last = i == self.nstack - 1
+            if self.training:
+                features.bn.num_batches_tracked.add_(1)
+            preds, x = head(h, x, features.conv, features.bn, self.outs[i].conv,
+                            None if last else self.merge_features[i].conv.conv,
+                            None if last else self.merge_preds[i].conv.conv,
+                            self.training, features.bn.momentum if features.bn.momentum is not None
+                            else 1.0 / float(features.bn.num_batches_tracked))
+            stack_preds.append(preds)
+        return torch.stack(stack_preds, 1)
 
 
 class PoseNet(StackedHourglass):

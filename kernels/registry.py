@@ -106,9 +106,12 @@ _BN_BACKWARD_APPLY_SIGNATURE = {
     "extra_ptr": "*{dtype}", "out_ptr": "*{dtype}", "M": "i32", "C": "i32", "eps": "fp32",
 }
 
-# Every constexpr flag combination the Residual launches, per kernel (KSIZE first).
+# Every constexpr flag combination the Residual and the stack head launch, per kernel.
 _CONV_VARIANTS = {
     "conv_forward": [
+        dict(KSIZE=1, PROLOGUE=False, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
+        dict(KSIZE=1, PROLOGUE=False, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=True, STATS=False, UPDATE_RUNNING=False),
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
@@ -121,12 +124,14 @@ _CONV_VARIANTS = {
         dict(KSIZE=1, GRAD_BN=False, EPILOGUE_BN=False),
         dict(KSIZE=3, GRAD_BN=True, EPILOGUE_BN=True),
         dict(KSIZE=1, GRAD_BN=True, EPILOGUE_BN=True),
+        dict(KSIZE=1, GRAD_BN=True, EPILOGUE_BN=False),
     ],
     "conv_wgrad": [
         dict(KSIZE=1, GRAD_BN=False, PROLOGUE=True, HAS_SKIP=True),
         dict(KSIZE=1, GRAD_BN=False, PROLOGUE=True, HAS_SKIP=False),
         dict(KSIZE=3, GRAD_BN=True, PROLOGUE=True, HAS_SKIP=False),
         dict(KSIZE=1, GRAD_BN=True, PROLOGUE=True, HAS_SKIP=False),
+        dict(KSIZE=1, GRAD_BN=True, PROLOGUE=False, HAS_SKIP=False),
     ],
 }
 _CONV_KERNELS = {

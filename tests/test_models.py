@@ -176,3 +176,22 @@ def test_ddp_two_gloo_processes_without_find_unused_parameters(tmp_path):
     scale = max(float(g.abs().max()) for g in grads.values())  # some biases' exact gradient is zero
     for name, grad in ddp_grads.items():
         assert_close(grad, grads[name], name, rtol=1e-9, atol=1e-9, scale=scale)
+
+
+@pytest.mark.parametrize("merged", [True, False], ids=["merge", "last-stack"])
+def test_opcheck_head(triton_backend, merged):
+    model = fasthg.PoseNet(2, 8, 3)
+    features = model.features[0][1]
+    with torch.no_grad():
+        h, x = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+        merge = [model.merge_features[0].conv.conv, model.merge_preds[0].conv.conv] if merged else []
+        merge_params = [t.detach() for conv in merge for t in (conv.weight, conv.bias)] or [None] * 4
+        args = (h, x if merged else None, features.conv.weight.detach(), features.conv.bias.detach(),
+                features.bn.weight.detach(), features.bn.bias.detach(), features.bn.running_mean.clone(),
+                features.bn.running_var.clone(), model.outs[0].conv.weight.detach(), model.outs[0].conv.bias.detach(),
+                *merge_params, True, 0.1, 1e-5)
+        torch.library.opcheck(torch.ops.fasthg.head_forward.default, args)
+        preds, x_next, z, stats = torch.ops.fasthg.head_forward(*args)
+        backward_args = (torch.randn_like(preds), torch.randn_like(x) if merged else None, h, z, preds, stats,
+                         args[2], args[4], args[5], args[8], merge_params[0], merge_params[2], True, 1e-5)
+        torch.library.opcheck(torch.ops.fasthg.head_backward.default, backward_args)

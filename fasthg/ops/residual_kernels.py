@@ -58,18 +58,20 @@ def channel_stats(x, stats: BatchStatistics, momentum):
     _launch(config, constexprs, grid, x, part_mean, part_m2, counters(x.device, grid[1]), *stats, rows, c, momentum)
 
 
-def conv_forward(y, bn: BatchNormState, weight, bias, out, eps, *, skip=None, residual=None,
+def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, skip=None, residual=None,
                  out_stats: Optional[BatchStatistics] = None, momentum=0.0):
-    """out = conv(relu(bn(y))) + bias (+ skip conv of skip[0] | + residual); out_stats <- stats of out.
+    """out = conv(relu(bn(y))) + bias (+ skip conv of skip[0]) (+ residual); out_stats <- stats of out.
 
-    ``skip`` is (x, weight, bias) of a 1x1 conv over the raw input, joined as concatenated K.
+    With ``bn`` None the conv reads y as it is. ``skip`` is (x, weight, bias) of a 1x1 conv over
+    the raw x, joined as concatenated K.
     ``out_stats`` receives the batch statistics of out, and its running statistics are updated.
     """
     n, c_in, h, w = y.shape
     c_out, ksize = weight.shape[0], weight.shape[-1]
-    variant = dict(KSIZE=ksize, PROLOGUE=True, HAS_SKIP=skip is not None, HAS_RESIDUAL=residual is not None,
+    variant = dict(KSIZE=ksize, PROLOGUE=bn is not None, HAS_SKIP=skip is not None, HAS_RESIDUAL=residual is not None,
                    STATS=out_stats is not None, UPDATE_RUNNING=out_stats is not None)
     config, constexprs = _config("conv_forward", y.dtype, y.device, variant)
+    bn = bn if bn is not None else (bias,) * 4
     rows = n * h * w
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c_out, constexprs["BLOCK_N"]))
     skip_x, skip_weight, skip_bias = skip if skip is not None else (y, weight, bias)
@@ -104,14 +106,17 @@ def conv_dgrad(grad, weight, out, eps, *, grad_bn=None, y=None, y_bn: Optional[B
     _launch(config, constexprs, grid, grad, *z_args, weight, *epilogue, n, h, w, c_out, c_in, eps)
 
 
-def conv_wgrad(grad, y, bn: BatchNormState, dweight, dbias, eps, *, grad_bn=None, skip_x=None, skip_dweight=None):
+def conv_wgrad(grad, y, bn: Optional[BatchNormState], dweight, dbias, eps, *, grad_bn=None, skip_x=None,
+               skip_dweight=None):
     """dweight = dL/dw and dbias = dL/dbias of z = conv(relu(bn(y))) + bias, with relu(bn(y))
-    recomputed; dz from ``grad`` or (``grad_bn``) the next BN's g. ``skip_x`` adds the skip
-    conv's weight gradient (into ``skip_dweight``) as further programs of the same launch."""
+    recomputed (y as it is with ``bn`` None); dz from ``grad`` or (``grad_bn``) the next BN's g.
+    ``skip_x`` adds the skip conv's weight gradient (into ``skip_dweight``) as further programs
+    of the same launch."""
     n, c_out, h, w = grad.shape
     c_in, ksize = dweight.shape[1], dweight.shape[-1]
-    variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, PROLOGUE=True, HAS_SKIP=skip_x is not None)
+    variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, PROLOGUE=bn is not None, HAS_SKIP=skip_x is not None)
     config, constexprs = _config("conv_wgrad", grad.dtype, grad.device, variant)
+    bn = bn if bn is not None else (dbias,) * 4
     block_k = constexprs["BLOCK_K"]
     programs = ksize * ksize * triton.cdiv(c_in, block_k)
     if skip_x is not None:

@@ -1,0 +1,162 @@
+"""The stack head of the hourglass network, fused: ``fasthg::head_forward`` / ``fasthg::head_backward``.
+
+After each hourglass and its features Residual (output h)::
+
+    z = conv_f(h)                       1x1, with the batch statistics of z in its epilogue
+    feature = relu(bn(z))               never stored: the two convs below apply it in their prologue
+    preds = conv_o(feature)             the stack's heatmaps
+    x_next = x + conv_mp(preds) + conv_mf(feature)    one GEMM over concatenated K [feature | preds],
+                                                      x added in the epilogue (not on the last stack)
+
+Saved for backward: h, z, preds and z's statistics; PyTorch would also keep ``feature``.
+
+Backward, given dL/dpreds and dL/dx_next (= dL/dx, passed through by autograd)::
+
+    wgrad conv_mf (+ conv_mp over preds, one launch);  dpreds += dgrad conv_mp
+    wgrad conv_o;   g = dgrad over [dx_next | dpreds] x [w_mf ; w_o] with the ReLU mask and BN sums
+    wgrad conv_f and dgrad conv_f with dz = BN backward of g in their prologues
+"""
+from typing import List, Optional, Tuple
+
+import torch
+
+from .launch import accumulation_dtype, channels_last, empty_nhwc
+from .residual_kernels import (BackwardSums, BatchNormState, BatchStatistics, conv_dgrad, conv_forward, conv_wgrad)
+
+KERNEL_LAUNCHES = {"forward": 3, "backward": 6}
+
+
+@torch.library.custom_op("fasthg::head_forward", mutates_args=("running_mean", "running_var"))
+def head_forward(
+    h: torch.Tensor, x: Optional[torch.Tensor],
+    conv_weight: torch.Tensor, conv_bias: torch.Tensor, bn_weight: torch.Tensor, bn_bias: torch.Tensor,
+    running_mean: torch.Tensor, running_var: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor,
+    merge_feature_weight: Optional[torch.Tensor], merge_feature_bias: Optional[torch.Tensor],
+    merge_pred_weight: Optional[torch.Tensor], merge_pred_bias: Optional[torch.Tensor],
+    training: bool, momentum: float, eps: float,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (preds, x_next, z, stats); x_next is empty on the last stack (no merge)."""
+    h = channels_last(h)
+    n, c, height, width = h.shape
+    z = empty_nhwc(n, conv_weight.shape[0], height, width, h)
+    preds = empty_nhwc(n, out_weight.shape[0], height, width, h)
+    if training:
+        stats = torch.empty(2 * z.shape[1], dtype=accumulation_dtype(h.dtype), device=h.device)
+        mean, var = stats.chunk(2)
+        conv_forward(h, None, conv_weight, conv_bias, z, eps, out_stats=BatchStatistics(mean, var, running_mean, running_var),
+                     momentum=momentum)
+    else:
+        stats = torch.cat([running_mean, running_var]).to(accumulation_dtype(h.dtype))
+        mean, var = stats.chunk(2)
+        conv_forward(h, None, conv_weight, conv_bias, z, eps)
+    bn = BatchNormState(mean, var, bn_weight, bn_bias)
+    conv_forward(z, bn, out_weight, out_bias, preds, eps)
+    x_next = h.new_empty(0)
+    if merge_feature_weight is not None:
+        x_next = empty_nhwc(*x.shape, like=h)
+        conv_forward(z, bn, merge_feature_weight, merge_feature_bias, x_next, eps,
+                     skip=(preds, merge_pred_weight, merge_pred_bias), residual=channels_last(x))
+    return preds, x_next, z, stats
+
+
+@head_forward.register_fake
+def _(h, x, conv_weight, conv_bias, bn_weight, bn_bias, running_mean, running_var, out_weight, out_bias,
+      merge_feature_weight, merge_feature_bias, merge_pred_weight, merge_pred_bias, training, momentum, eps):
+    n, c, height, width = h.shape
+    x_next = empty_nhwc(*x.shape, like=h) if merge_feature_weight is not None else h.new_empty(0)
+    return (empty_nhwc(n, out_weight.shape[0], height, width, h), x_next,
+            empty_nhwc(n, conv_weight.shape[0], height, width, h),
+            h.new_empty(2 * conv_weight.shape[0], dtype=accumulation_dtype(h.dtype)))
+
+
+@torch.library.custom_op("fasthg::head_backward", mutates_args=())
+def head_backward(
+    grad_preds: torch.Tensor, grad_x_next: Optional[torch.Tensor], h: torch.Tensor, z: torch.Tensor,
+    preds: torch.Tensor, stats: torch.Tensor, conv_weight: torch.Tensor, bn_weight: torch.Tensor,
+    bn_bias: torch.Tensor, out_weight: torch.Tensor, merge_feature_weight: Optional[torch.Tensor],
+    merge_pred_weight: Optional[torch.Tensor], training: bool, eps: float,
+) -> List[torch.Tensor]:
+    """[dh, d conv_weight, d conv_bias, d bn_weight, d bn_bias, d out_weight, d out_bias,
+    (d merge_feature_weight, d merge_feature_bias, d merge_pred_weight, d merge_pred_bias)]."""
+    acc = stats.dtype
+    mean, var = stats.chunk(2)
+    bn = BatchNormState(mean, var, bn_weight.to(acc), bn_bias.to(acc))
+    grad_preds, h = channels_last(grad_preds), channels_last(h)
+    merged = merge_feature_weight is not None
+    bias_grad = lambda weight: torch.empty(weight.shape[0], dtype=acc, device=h.device)  # noqa: E731
+    merge_grads = []
+    if merged:
+        grad_x_next = channels_last(grad_x_next)
+        d_mf, d_mf_bias, d_mp = torch.empty_like(merge_feature_weight), bias_grad(merge_feature_weight), torch.empty_like(merge_pred_weight)
+        conv_wgrad(grad_x_next, z, bn, d_mf, d_mf_bias, eps, skip_x=preds, skip_dweight=d_mp)
+        through_merge = torch.empty_like(grad_preds)
+        conv_dgrad(grad_x_next, merge_pred_weight, through_merge, eps)
+        grad_preds = grad_preds + through_merge
+        # x_next = ... + conv_mf + conv_mp: both biases receive sum(dL/dx_next).
+        merge_grads = [d_mf, d_mf_bias.to(merge_feature_weight.dtype), d_mp, d_mf_bias.to(merge_pred_weight.dtype, copy=True)]
+    d_out, d_out_bias = torch.empty_like(out_weight), bias_grad(out_weight)
+    conv_wgrad(grad_preds, z, bn, d_out, d_out_bias, eps)
+
+    # dL/dfeature from both consumers in one dgrad over concatenated K, then the BN-ReLU backward.
+    grad_cat, weight_cat = grad_preds, out_weight
+    if merged:
+        grad_cat = torch.cat([grad_x_next, grad_preds], dim=1)
+        weight_cat = torch.cat([merge_feature_weight, out_weight], dim=0)
+    g = torch.empty_like(z)
+    c = z.shape[1]
+    sums = BackwardSums(torch.empty(c, dtype=acc, device=h.device), torch.empty(c, dtype=acc, device=h.device))
+    conv_dgrad(grad_cat, weight_cat, g, eps, y=z, y_bn=bn, sums_out=sums)
+    centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
+
+    grad_bn = (z, bn, centring)
+    d_conv, d_conv_bias = torch.empty_like(conv_weight), bias_grad(conv_weight)
+    conv_wgrad(g, h, None, d_conv, d_conv_bias, eps, grad_bn=grad_bn)
+    d_h = torch.empty_like(h)
+    conv_dgrad(g, conv_weight, d_h, eps, grad_bn=grad_bn)
+    return [d_h, d_conv, d_conv_bias.to(conv_weight.dtype), sums.grad_xhat.to(bn_weight.dtype),
+            sums.grad.to(bn_bias.dtype), d_out, d_out_bias.to(out_weight.dtype), *merge_grads]
+
+
+@head_backward.register_fake
+def _(grad_preds, grad_x_next, h, z, preds, stats, conv_weight, bn_weight, bn_bias, out_weight,
+      merge_feature_weight, merge_pred_weight, training, eps):
+    grads = [torch.empty_like(h, memory_format=torch.channels_last)]
+    grads += [torch.empty_like(conv_weight), conv_weight.new_empty(conv_weight.shape[0]),
+              torch.empty_like(bn_weight), torch.empty_like(bn_bias),
+              torch.empty_like(out_weight), out_weight.new_empty(out_weight.shape[0])]
+    if merge_feature_weight is not None:
+        grads += [torch.empty_like(merge_feature_weight), merge_feature_weight.new_empty(merge_feature_weight.shape[0]),
+                  torch.empty_like(merge_pred_weight), merge_pred_weight.new_empty(merge_pred_weight.shape[0])]
+    return grads
+
+
+class HeadFunction(torch.autograd.Function):
+    """Autograd for the fused head (the forward op mutates running statistics)."""
+
+    @staticmethod
+    def forward(ctx, h, x, training, momentum, eps, running_mean, running_var, *params):
+        preds, x_next, z, stats = head_forward(h, x, *params[:4], running_mean, running_var, *params[4:],
+                                               training, momentum, eps)
+        conv_weight, _, bn_weight, bn_bias, out_weight, _, mf_weight, _, mp_weight, _ = params
+        ctx.save_for_backward(h, z, preds, stats, conv_weight, bn_weight, bn_bias, out_weight, mf_weight, mp_weight)
+        ctx.training, ctx.eps, ctx.merged = training, eps, mf_weight is not None
+        return preds, x_next
+
+    @staticmethod
+    def backward(ctx, grad_preds, grad_x_next):
+        h, z, preds, stats, conv_weight, bn_weight, bn_bias, out_weight, mf_weight, mp_weight = ctx.saved_tensors
+        grads = head_backward(grad_preds, grad_x_next if ctx.merged else None, h, z, preds, stats, conv_weight,
+                              bn_weight, bn_bias, out_weight, mf_weight, mp_weight, ctx.training, ctx.eps)
+        d_h, d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias = grads[:7]
+        merge = grads[7:] if ctx.merged else [None] * 4
+        d_x = grad_x_next if ctx.merged else None  # x_next = x + ...
+        return (d_h, d_x, None, None, None, None, None,
+                d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias, *merge)
+
+
+def head(h, x, conv, bn, out, merge_feature, merge_pred, training, momentum):
+    """(preds, x_next) of a stack; ``merge_feature``/``merge_pred`` (nn.Conv2d) None on the last stack."""
+    merge = [merge_feature.weight, merge_feature.bias, merge_pred.weight, merge_pred.bias] if merge_feature is not None else [None] * 4
+    return HeadFunction.apply(h, x if merge_feature is not None else None, training, momentum, bn.eps,
+                              bn.running_mean, bn.running_var, conv.weight, conv.bias, bn.weight, bn.bias,
+                              out.weight, out.bias, *merge)
