@@ -11,7 +11,7 @@ import torch
 from .ops.validate import check_tensor
 from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
-from .nn.residual import runs_fused
+from .nn.residual import compute_dtype, runs_fused
 from .ops.head import head
 
 
@@ -50,7 +50,7 @@ class StackedHourglass(reference.StackedHourglass):
                             None if last else self.merge_features[i].conv.conv,
                             None if last else self.merge_preds[i].conv.conv,
                             self.training, features.bn.momentum if features.bn.momentum is not None
-                            else 1.0 / float(features.bn.num_batches_tracked))
+                            else 1.0 / float(features.bn.num_batches_tracked), compute_dtype(h))
             stack_preds.append(preds)
         return torch.stack(stack_preds, 1)
 

@@ -12,6 +12,14 @@ def runs_fused(x):
     return x.device.type == "meta" or dispatch.use_triton(x)
 
 
+def compute_dtype(x):
+    """The dtype the kernels run in: autocast's for the device when it is on (as for a conv), else x's."""
+    device = x.device.type
+    if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return x.dtype
+
+
 class Residual(reference.Residual):
     """Drop-in for :class:`fasthg.reference.Residual`: the same parameters and state_dict.
 
@@ -42,7 +50,8 @@ class Residual(reference.Residual):
         convs = (self.conv1.conv, self.conv2.conv, self.conv3.conv)
         training = self.training or any(not bn.track_running_stats for bn in bns)
         momentum = self._momentum() if self.training else 0.0
-        dtype = x.dtype
+        dtype = compute_dtype(x)
+        x = x.to(dtype)
         skip = self.skip_layer.conv if self.need_skip else None
         return residual(
             x, [bn.weight for bn in bns], [bn.bias for bn in bns],

@@ -154,9 +154,13 @@ class HeadFunction(torch.autograd.Function):
                 d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias, *merge)
 
 
-def head(h, x, conv, bn, out, merge_feature, merge_pred, training, momentum):
-    """(preds, x_next) of a stack; ``merge_feature``/``merge_pred`` (nn.Conv2d) None on the last stack."""
-    merge = [merge_feature.weight, merge_feature.bias, merge_pred.weight, merge_pred.bias] if merge_feature is not None else [None] * 4
-    return HeadFunction.apply(h, x if merge_feature is not None else None, training, momentum, bn.eps,
-                              bn.running_mean, bn.running_var, conv.weight, conv.bias, bn.weight, bn.bias,
-                              out.weight, out.bias, *merge)
+def head(h, x, conv, bn, out, merge_feature, merge_pred, training, momentum, dtype):
+    """(preds, x_next) of a stack in ``dtype``; ``merge_feature``/``merge_pred`` (nn.Conv2d) None on the last stack.
+
+    Conv weights are cast to ``dtype`` (as autocast does for a conv); BN parameters stay as they are.
+    """
+    merged = merge_feature is not None
+    merge = [merge_feature.weight.to(dtype), merge_feature.bias, merge_pred.weight.to(dtype), merge_pred.bias] if merged else [None] * 4
+    return HeadFunction.apply(h.to(dtype), x.to(dtype) if merged else None, training, momentum, bn.eps,
+                              bn.running_mean, bn.running_var, conv.weight.to(dtype), conv.bias, bn.weight, bn.bias,
+                              out.weight.to(dtype), out.bias, *merge)

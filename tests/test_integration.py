@@ -1,0 +1,42 @@
+"""fasthg modules inside PyTorch's machinery: torch.compile, autocast, channels_last."""
+import pytest
+import torch
+
+import fasthg
+from fasthg import reference
+from harness import assert_as_accurate_as_eager, assert_close
+from test_residual import make_pair
+
+
+@pytest.mark.parametrize("compiler", ["aot_eager", "inductor"])
+def test_torch_compile_fullgraph_residual(triton_backend, compiler):
+    _, fused = make_pair(5, 8, torch.float32)
+    x = torch.randn(2, 5, 4, 4)
+    expected = fused(x)
+    expected_grad, = torch.autograd.grad(fused(x.requires_grad_()).sum(), x)
+    compiled = torch.compile(fused, fullgraph=True, backend=compiler)
+    out = compiled(x)
+    grad, = torch.autograd.grad(out.sum(), x)
+    assert_close(out, expected, "output")
+    assert_close(grad, expected_grad, "grad x")
+
+
+def test_torch_compile_fullgraph_model(triton_backend):
+    model = fasthg.StackedHourglass(1, 8, 3).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+        assert_close(compiled(x), expected, "output")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_autocast_runs_the_kernels_in_the_autocast_dtype(triton_backend, dtype):
+    exact_ref, _ = make_pair(5, 8, torch.float64)
+    eager_ref, fused = make_pair(5, 8, torch.float32)
+    x = torch.randn(2, 5, 4, 6)
+    with torch.autocast("cpu", dtype=dtype):
+        out, eager = fused(x), eager_ref(x)
+    assert out.dtype == dtype == eager.dtype
+    assert fused.conv1.conv.weight.dtype == torch.float32  # parameters untouched
+    assert_as_accurate_as_eager(out, eager, exact_ref(x.double()), "output")
