@@ -66,3 +66,10 @@ def use_triton(tensor):
             "in the environment before importing fasthg, or use backend 'auto' or 'torch'"
         )
     return True
+
+
+def runs_fused(tensor):
+    """Whether an op on ``tensor`` runs fasthg's fused custom ops: on the Triton backend, and on
+    the meta device (their fake implementations give shapes and memory accounting there).
+    Otherwise ops run PyTorch's own unfused math with its native autograd."""
+    return tensor.device.type == "meta" or use_triton(tensor)

@@ -11,7 +11,8 @@ import torch
 from .ops.validate import check_tensor
 from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
-from .nn.residual import compute_dtype, runs_fused
+from .dispatch import runs_fused
+from .nn.residual import compute_dtype
 from .ops.head import head
 
 

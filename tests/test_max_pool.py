@@ -29,7 +29,7 @@ def test_ties_and_nan_pick_the_window_position_pytorch_picks(triton_backend):
     assert ours[0, 2].tolist() == [[0.0, 5.0], [0.0, 0.0]]
 
 
-def test_keeps_only_its_input_for_backward():
+def test_keeps_only_its_input_for_backward(triton_backend):
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):

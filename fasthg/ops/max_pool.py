@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from .launch import channels_last, empty_nhwc, launch_pixel_tiles
-from .validate import check_tensor
+from .validate import check_int32_addressable, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 
@@ -18,8 +18,6 @@ KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 def _max_pool2x2(x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     out = empty_nhwc(n, c, h // 2, w // 2, like=x)
-    if not dispatch.use_triton(x):
-        return out.copy_(F.max_pool2d(x, 2))
     launch_pixel_tiles("max_pool2x2_forward", (channels_last(x), out), x.shape, out.numel() // c)
     return out
 
@@ -32,9 +30,6 @@ def _(x):
 
 @torch.library.custom_op("fasthg::max_pool2x2_backward", mutates_args=())
 def _max_pool2x2_backward(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    if not dispatch.use_triton(x):
-        _, indices = F.max_pool2d(x, 2, return_indices=True)
-        return channels_last(torch.ops.aten.max_pool2d_with_indices_backward(grad, x, [2, 2], [2, 2], [0, 0], [1, 1], False, indices))
     n, c, h, w = x.shape
     odd = h % 2 or w % 2  # the trailing row or column no window covers gets zero
     grad_x = (torch.zeros_like if odd else torch.empty_like)(x, memory_format=torch.channels_last)
@@ -60,8 +55,13 @@ _max_pool2x2.register_autograd(_backward, setup_context=_setup_context)
 
 
 def max_pool2x2(x):
-    """2x2 max-pooling with stride 2 of x (N, C, H, W), NCHW or channels_last; returns channels_last."""
+    """2x2 max-pooling with stride 2 of x (N, C, H, W), NCHW or channels_last.
+
+    Fused (see :func:`fasthg.dispatch.runs_fused`): the custom op, returning channels_last.
+    Otherwise ``F.max_pool2d(x, 2)`` itself.
+    """
     check_tensor("x", x, 4, layout="(N, C, H, W)")
     if x.shape[2] < 2 or x.shape[3] < 2:
         raise ValueError(f"x: expected height and width >= 2 to pool 2x2, got shape {tuple(x.shape)}")
-    return _max_pool2x2(x)
+    check_int32_addressable("x", x.shape)
+    return _max_pool2x2(x) if dispatch.runs_fused(x) else F.max_pool2d(x, 2)

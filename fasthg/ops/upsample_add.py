@@ -8,15 +8,13 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from .launch import channels_last, empty_nhwc, launch_pixel_tiles
-from .validate import check_same_device, check_same_dtype, check_tensor
+from .validate import check_int32_addressable, check_same_device, check_same_dtype, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 
 
 @torch.library.custom_op("fasthg::upsample_add", mutates_args=())
 def _upsample_add(low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    if not dispatch.use_triton(skip):
-        return torch.add(skip, F.interpolate(low, scale_factor=2, mode="nearest"), out=empty_nhwc(*skip.shape, like=skip))
     low, skip = channels_last(low), channels_last(skip)
     out = torch.empty_like(skip)
     launch_pixel_tiles("upsample_add_forward", (low, skip, out), skip.shape, out.numel() // out.shape[1])
@@ -31,17 +29,10 @@ def _(low, skip):
 @torch.library.custom_op("fasthg::upsample_add_backward", mutates_args=())
 def _upsample_add_backward(grad: torch.Tensor) -> torch.Tensor:
     """grad_low: the 2x2 sum-pool of ``grad``."""
-    if not dispatch.use_triton(grad):
-        return _sum_pool(grad)
     n, c, h, w = grad.shape
     grad_low = empty_nhwc(n, c, h // 2, w // 2, like=grad)
     launch_pixel_tiles("upsample_add_backward", (channels_last(grad), grad_low), grad_low.shape, n * (h // 2) * (w // 2))
     return grad_low
-
-
-def _sum_pool(grad):
-    """2x2 sum-pool, exact in every dtype (no division as in avg_pool2d * 4)."""
-    return grad.unflatten(3, (grad.shape[3] // 2, 2)).unflatten(2, (grad.shape[2] // 2, 2)).sum(dim=(3, 5))
 
 
 @_upsample_add_backward.register_fake
@@ -65,7 +56,8 @@ def upsample_add(low, skip):
     """skip + nearest x2 upsampling of ``low``.
 
     low: (N, C, h, w); skip: (N, C, 2h, 2w), same dtype and device; either may be NCHW or
-    channels_last. Returns a channels_last tensor shaped like ``skip``.
+    channels_last. Fused (see :func:`fasthg.dispatch.runs_fused`): the custom op, returning
+    channels_last. Otherwise PyTorch's own upsample and add.
     """
     check_tensor("low", low, 4, layout="(N, C, h, w)")
     check_tensor("skip", skip, 4, layout="(N, C, 2h, 2w)")
@@ -75,4 +67,7 @@ def upsample_add(low, skip):
     if tuple(skip.shape) != (n, c, 2 * h, 2 * w):
         raise ValueError(f"skip: expected shape (N, C, 2h, 2w) = {(n, c, 2 * h, 2 * w)} for low of shape "
                          f"{tuple(low.shape)}, got {tuple(skip.shape)}")
-    return _upsample_add(low, skip)
+    check_int32_addressable("skip", skip.shape)
+    if dispatch.runs_fused(skip):
+        return _upsample_add(low, skip)
+    return skip + F.interpolate(low, scale_factor=2, mode="nearest")

@@ -65,3 +65,16 @@ def check_positive(name, value):
     if not value > 0 or value == float("inf"):
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return value
+
+
+INT32_ELEMENTS = 2**31
+
+
+def check_int32_addressable(name, shape):
+    """Checks that a tensor of ``shape`` has fewer than 2^31 elements: kernels address with int32 offsets."""
+    elements = 1
+    for size in shape:
+        elements *= size
+    if elements >= INT32_ELEMENTS:
+        raise ValueError(f"{name}: expected fewer than 2^31 elements (the kernels use 32-bit offsets), got shape "
+                         f"{tuple(shape)}; split the batch")
