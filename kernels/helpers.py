@@ -48,8 +48,12 @@ def bn_scale_shift(mean_ptr, var_ptr, weight_ptr, bias_ptr, channels, mask, eps)
 
 @triton.jit
 def bn_relu(x, scale, shift, mask):
-    """relu(x * scale + shift) on a [rows, channels] tile; 0 where ``mask`` is off (the conv's zero padding)."""
-    return tl.where(mask, tl.maximum(widen(x) * scale[None, :] + shift[None, :], 0.0), 0.0)
+    """relu(x * scale + shift) on a [rows, channels] tile; 0 where ``mask`` is off (the conv's zero padding).
+
+    NaN stays NaN, as in torch.relu (a GPU's max instruction would return the 0 operand).
+    """
+    return tl.where(mask, tl.maximum(widen(x) * scale[None, :] + shift[None, :], 0.0,
+                                     propagate_nan=tl.PropagateNan.ALL), 0.0)
 
 
 @triton.jit
