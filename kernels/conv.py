@@ -22,12 +22,13 @@ for the next unit's prologue, and updates the running statistics.
 Backward of a unit, given dz (or, GRAD_BN, the gradient g of the *next* unit's BN-ReLU output,
 turned into dz in the prologue by :func:`helpers.bn_backward` from z and two channel sums):
 
-* :func:`conv_dgrad_kernel`: da[m, c] = sum_{tap, o} dz[m - shift(tap), o] * w[o, c, tap];
-  EPILOGUE_BN turns it into g[m, c] = da * (bn(y) > 0) and reduces sum(g) and sum(g * yhat)
-  per channel: BN's backward sums, which are also dL/dbeta and dL/dgamma.
-* :func:`conv_wgrad_kernel`: dw[o, c, tap] = sum_m dz[m, o] * a[m + shift(tap), c] with ``a``
-  recomputed from y in the prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip
-  conv's dw over the raw x as further programs of the same launch.
+* dgrad: da[m, c] = sum_{tap, o} dz[m - shift(tap), o] * w[o, c, tap]; EPILOGUE_BN turns it
+  into g[m, c] = da * (bn(y) > 0) and reduces sum(g) and sum(g * yhat) per channel: BN's
+  backward sums, which are also dL/dbeta and dL/dgamma.
+* wgrad: dw[o, c, tap] = sum_m dz[m, o] * a[m + shift(tap), c] with ``a`` recomputed from y in
+  the prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip conv's dw over the raw x.
+
+:func:`conv_backward_kernel` runs either or both (DGRAD, WGRAD) in one launch.
 
 Products run on tensor cores with fp32 accumulation (fp64 for fp64 tensors); the BN-ReLU
 output is rounded to the weights' dtype before the product, as in an unfused network.
@@ -135,20 +136,20 @@ def _load_output_grad(grad_ptr, rows, inside, channels, channel_mask, C,
 
 
 @triton.jit
-def conv_dgrad_kernel(
-    grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-    w_ptr,
-    y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
-    out_ptr,
-    part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+def _dgrad_program(
+    pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+    w_ptr, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
+    out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
     N, H, W, C_out, C_in, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, EPILOGUE_BN: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
+    """One [BLOCK_M, BLOCK_N] tile of da (and its epilogue); ``pid`` numbers (row tile, channel tile)."""
     M = N * H * W
+    row_tiles = tl.cdiv(M, BLOCK_M)
+    pid_m = pid % row_tiles
+    pid_n = pid // row_tiles
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     row_mask = rows < M
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -180,7 +181,7 @@ def conv_dgrad_kernel(
         grad = tl.where(mask & (y * scale[None, :] + shift[None, :] > 0), acc, 0.0)
         tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
         store_tile_sums(grad, grad * yhat, row_mask, pid_m, cols, col_mask, C_in, part_first_ptr, part_second_ptr)
-        finish_sums(part_first_ptr, part_second_ptr, counter_ptr + pid_n, tl.num_programs(0), cols, col_mask, C_in,
+        finish_sums(part_first_ptr, part_second_ptr, counter_ptr + pid_n, row_tiles, cols, col_mask, C_in,
                     sum_grad_ptr, sum_grad_xhat_ptr)
     else:
         tl.store(out_ptr + offsets, acc.to(out_ptr.dtype.element_ty), mask=mask)
@@ -213,21 +214,20 @@ def _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad
 
 
 @triton.jit
-def conv_wgrad_kernel(
-    grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-    y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-    skip_x_ptr,
-    dw_ptr, dbias_ptr, skip_dw_ptr,
+def _wgrad_program(
+    pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+    y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr,
     N, H, W, C_out, C_in, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    # Programs (o block, j): j < K*K*ceil(C_in/BLOCK_K) is (tap, c block) of the main conv, the
-    # rest (HAS_SKIP) are c blocks of the skip conv over the raw input.
-    pid_n = tl.program_id(0)
-    pid_k = tl.program_id(1)
+    """One [BLOCK_N, BLOCK_K] tile of dw; ``pid`` numbers (o block, j): j < K*K*ceil(C_in/BLOCK_K)
+    is (tap, c block) of the main conv, the rest (HAS_SKIP) are c blocks of the skip conv."""
     M = N * H * W
+    co_tiles = tl.cdiv(C_out, BLOCK_N)
+    pid_n = pid % co_tiles
+    pid_k = pid // co_tiles
     co = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     co_mask = co < C_out
     k_blocks = tl.cdiv(C_in, BLOCK_K)
@@ -254,3 +254,39 @@ def conv_wgrad_kernel(
                  acc.to(dw_ptr.dtype.element_ty), mask=co_mask[:, None] & ci_mask[None, :])
         if pid_k == 0:
             tl.store(dbias_ptr + co, bias_acc.to(dbias_ptr.dtype.element_ty), mask=co_mask)
+
+
+@triton.jit
+def conv_backward_kernel(
+    grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+    y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
+    w_ptr, out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+    skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr,
+    N, H, W, C_out, C_dgrad, C_wgrad, C_skip, eps,
+    KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
+    WGRAD: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
+    DGRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """dgrad and wgrad of one conv as a single launch over a 1-D grid: the long wgrad programs
+    (each loops over all M rows) come first and the many short dgrad programs fill the GPU
+    around them. Both read the same dz (``grad``, or rebuilt from the next BN's g, GRAD_BN)
+    and the same y with its BN (wgrad's prologue, dgrad's ReLU-mask epilogue)."""
+    pid = tl.program_id(0)
+    wgrad_programs = 0
+    if WGRAD:
+        wgrad_programs = tl.cdiv(C_out, BLOCK_N) * (KSIZE * KSIZE * tl.cdiv(C_wgrad, BLOCK_K))
+        if HAS_SKIP:
+            wgrad_programs += tl.cdiv(C_out, BLOCK_N) * tl.cdiv(C_skip, BLOCK_K)
+    if pid < wgrad_programs:
+        _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                       y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr,
+                       N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
+                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
+    elif DGRAD:
+        _dgrad_program(pid - wgrad_programs, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                       z_sum_grad_xhat_ptr, w_ptr, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
+                       out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+                       N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
+                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)

@@ -82,18 +82,13 @@ _CONV_FORWARD_SIGNATURE = {
 }
 _GRAD_BN = {"grad_ptr": "*{dtype}", "z_ptr": "*{dtype}",
             **_pointers("*{acc}", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")}
-_CONV_DGRAD_SIGNATURE = {
-    **_GRAD_BN, "w_ptr": "*{dtype}",
-    "y_ptr": "*{dtype}", **_pointers("*{acc}", "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr"),
-    "out_ptr": "*{dtype}", "part_first_ptr": "*fp64", "part_second_ptr": "*fp64", "counter_ptr": "*i32",
-    "sum_grad_ptr": "*{acc}", "sum_grad_xhat_ptr": "*{acc}",
-    **_pointers("i32", "N", "H", "W", "C_out", "C_in"), "eps": "fp32",
-}
-_CONV_WGRAD_SIGNATURE = {
+_CONV_BACKWARD_SIGNATURE = {
     **_GRAD_BN,
-    "y_ptr": "*{dtype}", **_pointers("*{acc}", "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr"),
+    "y_ptr": "*{dtype}", **_pointers("*{acc}", "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr"),
+    "w_ptr": "*{dtype}", "out_ptr": "*{dtype}", "part_first_ptr": "*fp64", "part_second_ptr": "*fp64",
+    "counter_ptr": "*i32", "sum_grad_ptr": "*{acc}", "sum_grad_xhat_ptr": "*{acc}",
     "skip_x_ptr": "*{dtype}", "dw_ptr": "*{dtype}", "dbias_ptr": "*{acc}", "skip_dw_ptr": "*{dtype}",
-    **_pointers("i32", "N", "H", "W", "C_out", "C_in", "C_skip"), "eps": "fp32",
+    **_pointers("i32", "N", "H", "W", "C_out", "C_dgrad", "C_wgrad", "C_skip"), "eps": "fp32",
 }
 _CHANNEL_STATS_SIGNATURE = {
     "x_ptr": "*{dtype}", "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64", "counter_ptr": "*i32",
@@ -119,33 +114,33 @@ _CONV_VARIANTS = {
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
         dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
     ],
-    "conv_dgrad": [
-        dict(KSIZE=1, GRAD_BN=False, EPILOGUE_BN=True),
-        dict(KSIZE=1, GRAD_BN=False, EPILOGUE_BN=False),
-        dict(KSIZE=3, GRAD_BN=True, EPILOGUE_BN=True),
-        dict(KSIZE=1, GRAD_BN=True, EPILOGUE_BN=True),
-        dict(KSIZE=1, GRAD_BN=True, EPILOGUE_BN=False),
-    ],
-    "conv_wgrad": [
-        dict(KSIZE=1, GRAD_BN=False, PROLOGUE=True, HAS_SKIP=True),
-        dict(KSIZE=1, GRAD_BN=False, PROLOGUE=True, HAS_SKIP=False),
-        dict(KSIZE=3, GRAD_BN=True, PROLOGUE=True, HAS_SKIP=False),
-        dict(KSIZE=1, GRAD_BN=True, PROLOGUE=True, HAS_SKIP=False),
-        dict(KSIZE=1, GRAD_BN=True, PROLOGUE=False, HAS_SKIP=False),
-    ],
+    # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, EPILOGUE_BN) of each launch, in order:
+    # residual conv3 (+skip) | dgrad3, skip dgrad, conv2, conv1; head merge | dgrad_mp, conv_o
+    # wgrad, dgrad over [x_next | preds], features conv.
+    "conv_backward": [dict(zip(("KSIZE", "GRAD_BN", "WGRAD", "PROLOGUE", "HAS_SKIP", "DGRAD", "EPILOGUE_BN"), flags)) for flags in [
+        (1, False, True, True, True, True, True),
+        (1, False, True, True, False, True, True),
+        (1, False, False, False, False, True, False),
+        (3, True, True, True, False, True, True),
+        (1, True, True, True, False, True, True),
+        (1, False, True, True, True, True, False),
+        (1, False, True, True, False, False, False),
+        (1, False, False, False, False, True, True),
+        (1, True, True, False, False, True, False),
+    ]],
 }
 _CONV_KERNELS = {
     "conv_forward": (conv.conv_forward_kernel, _CONV_FORWARD_SIGNATURE),
-    "conv_dgrad": (conv.conv_dgrad_kernel, _CONV_DGRAD_SIGNATURE),
-    "conv_wgrad": (conv.conv_wgrad_kernel, _CONV_WGRAD_SIGNATURE),
+    "conv_backward": (conv.conv_backward_kernel, _CONV_BACKWARD_SIGNATURE),
 }
-# Tile shapes: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) per dtype and architecture. On GPUs,
-# BLOCK_K = 32 pushes the 3x3 dgrad and the wgrads to 230-255 registers; 16 keeps every variant
-# <= ~210 with no spills. The interpreter runs a program at a time in NumPy, so its tiles are
+# Tile shapes: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) per dtype and architecture, checked
+# with the AOT report: on GPUs BLOCK_K = 32 pushes the 3x3 backward to 255 registers; fp32 needs
+# 8 warps (4 reach 255 in the joined dgrad|wgrad launch) and fp64 a 16-wide N tile (32 left a
+# 16-byte stack frame on sm_90). The interpreter runs a program at a time in NumPy, so its tiles are
 # as large as possible: fewer, bigger programs (and different edges than the GPU tiles test).
 _CONV_TILES = {
-    (torch.float64, ARCHS): (32, 32, 16, 4, 1),
-    (torch.float32, ARCHS): (64, 64, 16, 4, 2),
+    (torch.float64, ARCHS): (32, 16, 16, 4, 1),
+    (torch.float32, ARCHS): (64, 64, 16, 8, 2),
     (torch.float16, ARCHS): (64, 64, 16, 4, 2),
     (torch.bfloat16, ARCHS): (64, 64, 16, 4, 2),
     **{(dtype, (INTERPRETER,)): (128, 64, 64, 4, 1) for dtype in TRITON_TYPE},

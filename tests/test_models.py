@@ -75,7 +75,8 @@ def test_loads_a_princeton_checkpoint(tmp_path):
     fasthg.load_state_dict_compat(tmp_path / "checkpoint.pt", fused)
     ref.eval(), fused.eval()
     images = torch.rand(1, 64, 64, 3)
-    torch.testing.assert_close(fused(images), ref(images), rtol=0, atol=0)
+    with torch.no_grad():  # eval folds bn2/bn3 into the convs on the CPU path: equal up to fp32 rounding
+        assert_close(fused(images), ref(images), "output")
 
 
 def test_stacked_hourglass_takes_nchw_and_channels_last(triton_backend):

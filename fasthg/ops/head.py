@@ -12,18 +12,19 @@ Saved for backward: h, z, preds and z's statistics; PyTorch would also keep ``fe
 
 Backward, given dL/dpreds and dL/dx_next (= dL/dx, passed through by autograd)::
 
-    wgrad conv_mf (+ conv_mp over preds, one launch);  dpreds += dgrad conv_mp
-    wgrad conv_o;   g = dgrad over [dx_next | dpreds] x [w_mf ; w_o] with the ReLU mask and BN sums
-    wgrad conv_f and dgrad conv_f with dz = BN backward of g in their prologues
+    wgrad conv_mf, conv_mp over preds | dgrad conv_mp     (one launch; then dpreds += the latter)
+    wgrad conv_o
+    g = dgrad over [dx_next | dpreds] x [w_mf ; w_o] with the ReLU mask and BN sums
+    wgrad conv_f | dgrad conv_f with dz = BN backward of g in their prologues
 """
 from typing import List, Optional, Tuple
 
 import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc
-from .residual_kernels import (BackwardSums, BatchNormState, BatchStatistics, conv_dgrad, conv_forward, conv_wgrad)
+from .residual_kernels import BackwardSums, BatchNormState, BatchStatistics, conv_backward, conv_forward
 
-KERNEL_LAUNCHES = {"forward": 3, "backward": 6}
+KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 4, "backward_last": 3}
 
 
 @torch.library.custom_op("fasthg::head_forward", mutates_args=("running_mean", "running_var"))
@@ -88,14 +89,14 @@ def head_backward(
     if merged:
         grad_x_next = channels_last(grad_x_next)
         d_mf, d_mf_bias, d_mp = torch.empty_like(merge_feature_weight), bias_grad(merge_feature_weight), torch.empty_like(merge_pred_weight)
-        conv_wgrad(grad_x_next, z, bn, d_mf, d_mf_bias, eps, skip_x=preds, skip_dweight=d_mp)
         through_merge = torch.empty_like(grad_preds)
-        conv_dgrad(grad_x_next, merge_pred_weight, through_merge, eps)
+        conv_backward(grad_x_next, eps, y=z, bn=bn, weight=merge_pred_weight, dgrad_out=through_merge,
+                      dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp)
         grad_preds = grad_preds + through_merge
         # x_next = ... + conv_mf + conv_mp: both biases receive sum(dL/dx_next).
         merge_grads = [d_mf, d_mf_bias.to(merge_feature_weight.dtype), d_mp, d_mf_bias.to(merge_pred_weight.dtype, copy=True)]
     d_out, d_out_bias = torch.empty_like(out_weight), bias_grad(out_weight)
-    conv_wgrad(grad_preds, z, bn, d_out, d_out_bias, eps)
+    conv_backward(grad_preds, eps, y=z, bn=bn, dweight=d_out, dbias=d_out_bias)
 
     # dL/dfeature from both consumers in one dgrad over concatenated K, then the BN-ReLU backward.
     grad_cat, weight_cat = grad_preds, out_weight
@@ -105,14 +106,12 @@ def head_backward(
     g = torch.empty_like(z)
     c = z.shape[1]
     sums = BackwardSums(torch.empty(c, dtype=acc, device=h.device), torch.empty(c, dtype=acc, device=h.device))
-    conv_dgrad(grad_cat, weight_cat, g, eps, y=z, y_bn=bn, sums_out=sums)
+    conv_backward(grad_cat, eps, y=z, bn=bn, weight=weight_cat, dgrad_out=g, sums_out=sums)
     centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
 
-    grad_bn = (z, bn, centring)
-    d_conv, d_conv_bias = torch.empty_like(conv_weight), bias_grad(conv_weight)
-    conv_wgrad(g, h, None, d_conv, d_conv_bias, eps, grad_bn=grad_bn)
-    d_h = torch.empty_like(h)
-    conv_dgrad(g, conv_weight, d_h, eps, grad_bn=grad_bn)
+    d_conv, d_conv_bias, d_h = torch.empty_like(conv_weight), bias_grad(conv_weight), torch.empty_like(h)
+    conv_backward(g, eps, grad_bn=(z, bn, centring), y=h, weight=conv_weight, dgrad_out=d_h,
+                  dweight=d_conv, dbias=d_conv_bias)
     return [d_h, d_conv, d_conv_bias.to(conv_weight.dtype), sums.grad_xhat.to(bn_weight.dtype),
             sums.grad.to(bn_bias.dtype), d_out, d_out_bias.to(out_weight.dtype), *merge_grads]
 

@@ -10,9 +10,10 @@ Saved for backward: x, y1, y2 and the statistics (``stats``: mean and biased var
 Backward (BatchNorm's gradient needs two channel sums of g = dL/d bn(.) after the ReLU mask;
 each dgrad produces them in its epilogue and the next kernels apply them in their prologues):
 
-    wgrad3 (+ skip wgrad)  dgrad3 -> g3, sums3  [skip dgrad]
-    wgrad2, dgrad2 -> g2, sums2      (dz2 rebuilt from g3, y2, sums3 in the prologue)
-    wgrad1, dgrad1 -> g1, sums1      (dz1 rebuilt from g2, y1, sums2)
+    wgrad3 (+ skip wgrad) | dgrad3 -> g3, sums3       one launch each line
+    [skip dgrad]
+    wgrad2 | dgrad2 -> g2, sums2      (dz2 rebuilt from g3, y2, sums3 in the prologue)
+    wgrad1 | dgrad1 -> g1, sums1      (dz1 rebuilt from g2, y1, sums2)
     dx = bn1 backward of g1 + (dL/dout or the skip's dgrad)
 """
 from typing import List, Optional, Tuple
@@ -21,9 +22,9 @@ import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc
 from .residual_kernels import (BackwardSums, BatchNormState, BatchStatistics, bn_backward_apply, channel_stats,
-                               conv_dgrad, conv_forward, conv_wgrad)
+                               conv_backward, conv_forward)
 
-KERNEL_LAUNCHES = {"forward_train": 4, "forward_eval": 3, "backward": 7, "backward_skip": 8}
+KERNEL_LAUNCHES = {"forward_train": 4, "forward_eval": 3, "backward": 4, "backward_skip": 5}
 
 
 def _split_stats(stats, c_in, mid):
@@ -107,24 +108,21 @@ def residual_backward(
     dbiases = [torch.empty(wt.shape[0], dtype=acc, device=x.device) for wt in conv_weights]
     skip_dweight = torch.empty_like(skip_weight) if skip_weight is not None else None
 
-    conv_wgrad(grad, y2, bns[2], dweights[2], dbiases[2], eps, skip_x=x if skip_weight is not None else None,
-               skip_dweight=skip_dweight)
     g3 = empty_nhwc(n, mid, h, w, x)
-    conv_dgrad(grad, conv_weights[2], g3, eps, y=y2, y_bn=bns[2], sums_out=sums[2])
+    conv_backward(grad, eps, y=y2, bn=bns[2], weight=conv_weights[2], dgrad_out=g3, sums_out=sums[2],
+                  dweight=dweights[2], dbias=dbiases[2], skip_x=x if skip_weight is not None else None,
+                  skip_dweight=skip_dweight)
     skip_grad = grad
     if skip_weight is not None:
         skip_grad = empty_nhwc(n, c_in, h, w, x)
-        conv_dgrad(grad, skip_weight, skip_grad, eps)
+        conv_backward(grad, eps, weight=skip_weight, dgrad_out=skip_grad)
 
-    grad_bn3 = (y2, bns[2], centring[2])
-    conv_wgrad(g3, y1, bns[1], dweights[1], dbiases[1], eps, grad_bn=grad_bn3)
     g2 = empty_nhwc(n, mid, h, w, x)
-    conv_dgrad(g3, conv_weights[1], g2, eps, grad_bn=grad_bn3, y=y1, y_bn=bns[1], sums_out=sums[1])
-
-    grad_bn2 = (y1, bns[1], centring[1])
-    conv_wgrad(g2, x, bns[0], dweights[0], dbiases[0], eps, grad_bn=grad_bn2)
+    conv_backward(g3, eps, grad_bn=(y2, bns[2], centring[2]), y=y1, bn=bns[1], weight=conv_weights[1],
+                  dgrad_out=g2, sums_out=sums[1], dweight=dweights[1], dbias=dbiases[1])
     g1 = empty_nhwc(n, c_in, h, w, x)
-    conv_dgrad(g2, conv_weights[0], g1, eps, grad_bn=grad_bn2, y=x, y_bn=bns[0], sums_out=sums[0])
+    conv_backward(g2, eps, grad_bn=(y1, bns[1], centring[1]), y=x, bn=bns[0], weight=conv_weights[0],
+                  dgrad_out=g1, sums_out=sums[0], dweight=dweights[0], dbias=dbiases[0])
 
     dx = empty_nhwc(n, c_in, h, w, x)
     bn_backward_apply(g1, x, bns[0], centring[0], dx, eps, extra=skip_grad)

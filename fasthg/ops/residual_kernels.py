@@ -10,8 +10,6 @@ import torch
 import triton
 
 from ..kernels import registry
-from ..kernels.bn_stats import bn_backward_apply_kernel, channel_stats_kernel
-from ..kernels.conv import conv_dgrad_kernel, conv_forward_kernel, conv_wgrad_kernel
 from .launch import counters, dot_flags, partials
 
 
@@ -85,48 +83,47 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
             n, h, w, c_in, c_out, skip_x.shape[1], eps, momentum)
 
 
-def conv_dgrad(grad, weight, out, eps, *, grad_bn=None, y=None, y_bn: Optional[BatchNormState] = None,
-               sums_out: Optional[BackwardSums] = None):
-    """out = dL/da for a = the conv's input (dgrad), from dz = ``grad`` or, with ``grad_bn`` =
-    (z, BatchNormState, BackwardSums), from the next BN's g. With ``y_bn`` the epilogue applies
-    the ReLU mask of relu(bn(y)) and reduces BN's backward sums into ``sums_out``."""
+def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormState] = None,
+                  weight=None, dgrad_out=None, sums_out: Optional[BackwardSums] = None,
+                  dweight=None, dbias=None, skip_x=None, skip_dweight=None):
+    """One launch of dgrad and/or wgrad of z = conv(relu(bn(y))) + bias (y as it is with ``bn`` None).
+
+    dz is ``grad``, or with ``grad_bn`` = (z, BatchNormState, BackwardSums) rebuilt from the next
+    BN's g. dgrad (``dgrad_out`` given) writes dL/da with ``weight``; with ``sums_out`` its
+    epilogue applies the ReLU mask of relu(bn(y)) and reduces BN's backward sums. wgrad
+    (``dweight`` given) writes dL/dw and dL/dbias with relu(bn(y)) recomputed; ``skip_x`` adds
+    the weight gradient of a 1x1 skip conv over it (into ``skip_dweight``).
+    """
     n, c_out, h, w = grad.shape
-    c_in, ksize = weight.shape[1], weight.shape[-1]
-    variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, EPILOGUE_BN=y_bn is not None)
-    config, constexprs = _config("conv_dgrad", grad.dtype, grad.device, variant)
+    dgrad, wgrad = dgrad_out is not None, dweight is not None
+    ksize = (weight if dgrad else dweight).shape[-1]
+    variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, WGRAD=wgrad, PROLOGUE=wgrad and bn is not None,
+                   HAS_SKIP=skip_x is not None, DGRAD=dgrad, EPILOGUE_BN=sums_out is not None)
+    config, constexprs = _config("conv_backward", grad.dtype, grad.device, variant)
     rows = n * h * w
-    grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c_in, constexprs["BLOCK_N"]))
+    c_dgrad = weight.shape[1] if dgrad else 0
+    c_wgrad = dweight.shape[1] if wgrad else 0
+    c_skip = skip_x.shape[1] if skip_x is not None else 0
+    block_m, block_n, block_k = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["BLOCK_K"]
+    programs = 0
+    if wgrad:
+        programs += triton.cdiv(c_out, block_n) * (ksize * ksize * triton.cdiv(c_wgrad, block_k) + triton.cdiv(c_skip, block_k))
+    if dgrad:
+        programs += triton.cdiv(rows, block_m) * triton.cdiv(c_dgrad, block_n)
     z, z_bn, z_sums = grad_bn if grad_bn is not None else (grad, None, None)
     z_args = (z, z_bn.mean, z_bn.var, z_bn.weight, *z_sums) if grad_bn is not None else (grad,) * 6
-    if y_bn is not None:
-        part_first, part_second = partials(rows, constexprs["BLOCK_M"], c_in, grad.device)
-        epilogue = (y, *y_bn, out, part_first, part_second, counters(grad.device, grid[1]), *sums_out)
+    y_args = (y, *bn) if bn is not None else (y if y is not None else grad,) * 5
+    if sums_out is not None:
+        part_first, part_second = partials(rows, block_m, c_dgrad, grad.device)
+        sums_args = (part_first, part_second, counters(grad.device, triton.cdiv(c_dgrad, block_n)), *sums_out)
     else:
-        epilogue = (out, out, out, out, out, out, out, out, out, out, out)
-    _launch(config, constexprs, grid, grad, *z_args, weight, *epilogue, n, h, w, c_out, c_in, eps)
-
-
-def conv_wgrad(grad, y, bn: Optional[BatchNormState], dweight, dbias, eps, *, grad_bn=None, skip_x=None,
-               skip_dweight=None):
-    """dweight = dL/dw and dbias = dL/dbias of z = conv(relu(bn(y))) + bias, with relu(bn(y))
-    recomputed (y as it is with ``bn`` None); dz from ``grad`` or (``grad_bn``) the next BN's g.
-    ``skip_x`` adds the skip conv's weight gradient (into ``skip_dweight``) as further programs
-    of the same launch."""
-    n, c_out, h, w = grad.shape
-    c_in, ksize = dweight.shape[1], dweight.shape[-1]
-    variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, PROLOGUE=bn is not None, HAS_SKIP=skip_x is not None)
-    config, constexprs = _config("conv_wgrad", grad.dtype, grad.device, variant)
-    bn = bn if bn is not None else (dbias,) * 4
-    block_k = constexprs["BLOCK_K"]
-    programs = ksize * ksize * triton.cdiv(c_in, block_k)
-    if skip_x is not None:
-        programs += triton.cdiv(skip_x.shape[1], block_k)
-    grid = (triton.cdiv(c_out, constexprs["BLOCK_N"]), programs)
-    z, z_bn, z_sums = grad_bn if grad_bn is not None else (grad, None, None)
-    z_args = (z, z_bn.mean, z_bn.var, z_bn.weight, *z_sums) if grad_bn is not None else (grad,) * 6
-    skip_x = skip_x if skip_x is not None else y
-    _launch(config, constexprs, grid, grad, *z_args, y, *bn, skip_x, dweight, dbias,
-            skip_dweight if skip_dweight is not None else dweight, n, h, w, c_out, c_in, skip_x.shape[1], eps)
+        sums_args = (grad,) * 5
+    unused = grad
+    _launch(config, constexprs, (programs,), grad, *z_args, *y_args,
+            weight if dgrad else unused, dgrad_out if dgrad else unused, *sums_args,
+            skip_x if skip_x is not None else unused, dweight if wgrad else unused,
+            dbias if wgrad else unused, skip_dweight if skip_dweight is not None else unused,
+            n, h, w, c_out, c_dgrad, c_wgrad, c_skip, eps)
 
 
 def bn_backward_apply(grad, x, bn: BatchNormState, sums: BackwardSums, out, eps, extra=None):
