@@ -47,6 +47,21 @@ def _pixel_coordinates(rows, H, W):
 
 
 @triton.jit
+def _output_tile(pid_m, pid_n, M, C, H, W, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Rows and channels of a [BLOCK_M, BLOCK_N] tile of an [M, C] NHWC matrix, their masks, and the rows' (n, h, w)."""
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n, h, w = _pixel_coordinates(rows, H, W)
+    return rows, rows < M, cols, cols < C, n, h, w
+
+
+@triton.jit
+def _accumulator(ptr, ROWS: tl.constexpr, COLS: tl.constexpr):
+    """A zero [ROWS, COLS] accumulator: fp64 for fp64 tensors, fp32 otherwise."""
+    return tl.zeros((ROWS, COLS), dtype=tl.float64 if ptr.dtype.element_ty == tl.float64 else tl.float32)
+
+
+@triton.jit
 def _shifted_rows(n, h, w, row_mask, tap, KSIZE: tl.constexpr, SIGN: tl.constexpr, H, W):
     """Rows at (h + SIGN * dh, w + SIGN * dw) for the tap's offset (dh, dw), and which lie inside the image."""
     dh = SIGN * (tap // KSIZE - KSIZE // 2)
@@ -75,12 +90,8 @@ def conv_forward_kernel(
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     M = N * H * W
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    row_mask = rows < M
-    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    col_mask = cols < C_out
-    n, h, w = _pixel_coordinates(rows, H, W)
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64 if y_ptr.dtype.element_ty == tl.float64 else tl.float32)
+    rows, row_mask, cols, col_mask, n, h, w = _output_tile(pid_m, pid_n, M, C_out, H, W, BLOCK_M, BLOCK_N)
+    acc = _accumulator(y_ptr, BLOCK_M, BLOCK_N)
 
     for tap in range(KSIZE * KSIZE):
         source, inside = _shifted_rows(n, h, w, row_mask, tap, KSIZE, 1, H, W)
@@ -150,12 +161,8 @@ def _dgrad_program(
     row_tiles = tl.cdiv(M, BLOCK_M)
     pid_m = pid % row_tiles
     pid_n = pid // row_tiles
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    row_mask = rows < M
-    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    col_mask = cols < C_in
-    n, h, w = _pixel_coordinates(rows, H, W)
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64 if grad_ptr.dtype.element_ty == tl.float64 else tl.float32)
+    rows, row_mask, cols, col_mask, n, h, w = _output_tile(pid_m, pid_n, M, C_in, H, W, BLOCK_M, BLOCK_N)
+    acc = _accumulator(grad_ptr, BLOCK_M, BLOCK_N)
 
     for tap in range(KSIZE * KSIZE):
         # Input pixel p fed output pixel p - shift(tap) through this tap.
@@ -231,7 +238,7 @@ def _wgrad_program(
     co = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     co_mask = co < C_out
     k_blocks = tl.cdiv(C_in, BLOCK_K)
-    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float64 if y_ptr.dtype.element_ty == tl.float64 else tl.float32)
+    acc = _accumulator(y_ptr, BLOCK_N, BLOCK_K)
     bias_acc = tl.zeros((BLOCK_N,), dtype=acc.dtype)
     if HAS_SKIP and pid_k >= KSIZE * KSIZE * k_blocks:
         ci = (pid_k - KSIZE * KSIZE * k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)

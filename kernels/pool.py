@@ -56,12 +56,19 @@ def _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w):
 
 
 @triton.jit
-def max_pool2x2_forward_kernel(x_ptr, out_ptr, N, C, H, W, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _pooled_tile(N, C, H, W, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's output pixels and channels, their mask, and the output size (h, w)."""
     h = H // 2
     w = W // 2
     pixels = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     channels = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     mask = (pixels < N * h * w)[:, None] & (channels < C)[None, :]
+    return pixels, channels, mask, h, w
+
+
+@triton.jit
+def max_pool2x2_forward_kernel(x_ptr, out_ptr, N, C, H, W, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    pixels, channels, mask, h, w = _pooled_tile(N, C, H, W, BLOCK_P, BLOCK_C)
     best, argmax = _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w)
     tl.store(out_ptr + pixels[:, None] * C + channels[None, :], best.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -69,11 +76,7 @@ def max_pool2x2_forward_kernel(x_ptr, out_ptr, N, C, H, W, BLOCK_P: tl.constexpr
 @triton.jit
 def max_pool2x2_backward_kernel(grad_ptr, x_ptr, grad_x_ptr, N, C, H, W,
                                 BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-    h = H // 2
-    w = W // 2
-    pixels = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    channels = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    mask = (pixels < N * h * w)[:, None] & (channels < C)[None, :]
+    pixels, channels, mask, h, w = _pooled_tile(N, C, H, W, BLOCK_P, BLOCK_C)
     best, argmax = _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w)
     grad = tl.load(grad_ptr + pixels[:, None] * C + channels[None, :], mask=mask)
     g0, g1, g2, g3 = _window(grad_x_ptr, pixels, channels, C, H, W, h, w)
