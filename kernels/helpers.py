@@ -106,28 +106,41 @@ def store_tile_moments(values, row_mask, tile, channels, channel_mask, num_chann
 
 
 @triton.jit
+def _tile_counts(tiles, rows, TILE_ROWS: tl.constexpr):
+    """Rows in each of the given row tiles (the last one may be partial), in fp64."""
+    return tl.minimum(rows - tiles * TILE_ROWS, TILE_ROWS).to(tl.float64)
+
+
+@triton.jit
 def finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr, num_tiles, rows, TILE_ROWS: tl.constexpr,
                    channels, channel_mask, num_channels,
                    mean_out_ptr, var_out_ptr, running_mean_ptr, running_var_ptr, momentum,
-                   UPDATE_RUNNING: tl.constexpr):
+                   UPDATE_RUNNING: tl.constexpr, FINISH_TILES: tl.constexpr = 8):
     """In the last program of a column block: combines the tiles' moments (Chan et al.) in fp64.
 
     mean = sum_t n_t mean_t / n;  M2 = sum_t M2_t + n_t (mean_t - mean)^2;  var = M2 / n (biased,
-    what BN normalises with). Running statistics update as nn.BatchNorm2d does:
+    what BN normalises with). FINISH_TILES partials are combined per step, so the serial tail
+    is num_tiles / FINISH_TILES steps. Running statistics update as nn.BatchNorm2d does:
     r_mean += momentum (mean - r_mean), r_var += momentum (M2 / (n - 1) - r_var).
     """
     if _last_to_arrive(counter_ptr, num_tiles):
+        steps = tl.arange(0, FINISH_TILES)
         mean = tl.zeros_like(channels).to(tl.float64)
-        for t in range(num_tiles):
-            count = tl.minimum(rows - t * TILE_ROWS, TILE_ROWS).to(tl.float64)
-            mean += count * tl.load(part_mean_ptr + t * num_channels + channels, mask=channel_mask, other=0.0, volatile=True)
+        for t in range(0, num_tiles, FINISH_TILES):
+            tiles = t + steps
+            mask = (tiles < num_tiles)[:, None] & channel_mask[None, :]
+            part = tl.load(part_mean_ptr + tiles[:, None] * num_channels + channels[None, :], mask=mask, other=0.0,
+                           volatile=True)
+            mean += tl.sum(_tile_counts(tiles, rows, TILE_ROWS)[:, None] * part, axis=0)
         mean = mean / rows
         m2 = tl.zeros_like(mean)
-        for t in range(num_tiles):
-            count = tl.minimum(rows - t * TILE_ROWS, TILE_ROWS).to(tl.float64)
-            offsets = t * num_channels + channels
-            delta = tl.load(part_mean_ptr + offsets, mask=channel_mask, other=0.0, volatile=True) - mean
-            m2 += tl.load(part_m2_ptr + offsets, mask=channel_mask, other=0.0, volatile=True) + count * delta * delta
+        for t in range(0, num_tiles, FINISH_TILES):
+            tiles = t + steps
+            mask = (tiles < num_tiles)[:, None] & channel_mask[None, :]
+            offsets = tiles[:, None] * num_channels + channels[None, :]
+            delta = tl.where(mask, tl.load(part_mean_ptr + offsets, mask=mask, other=0.0, volatile=True) - mean[None, :], 0.0)
+            part_m2 = tl.load(part_m2_ptr + offsets, mask=mask, other=0.0, volatile=True)
+            m2 += tl.sum(part_m2 + _tile_counts(tiles, rows, TILE_ROWS)[:, None] * delta * delta, axis=0)
         tl.store(mean_out_ptr + channels, mean.to(mean_out_ptr.dtype.element_ty), mask=channel_mask)
         tl.store(var_out_ptr + channels, (m2 / rows).to(var_out_ptr.dtype.element_ty), mask=channel_mask)
         if UPDATE_RUNNING:
@@ -150,15 +163,19 @@ def store_tile_sums(first, second, row_mask, tile, channels, channel_mask, num_c
 
 @triton.jit
 def finish_sums(part_first_ptr, part_second_ptr, counter_ptr, num_tiles, channels, channel_mask, num_channels,
-                first_out_ptr, second_out_ptr):
-    """In the last program of a column block: adds the tiles' partial sums in fp64, in tile order."""
+                first_out_ptr, second_out_ptr, FINISH_TILES: tl.constexpr = 8):
+    """In the last program of a column block: adds the tiles' partial sums in fp64, FINISH_TILES
+    tiles per step, in a fixed order."""
     if _last_to_arrive(counter_ptr, num_tiles):
+        steps = tl.arange(0, FINISH_TILES)
         first = tl.zeros_like(channels).to(tl.float64)
         second = tl.zeros_like(first)
-        for t in range(num_tiles):
-            offsets = t * num_channels + channels
-            first += tl.load(part_first_ptr + offsets, mask=channel_mask, other=0.0, volatile=True)
-            second += tl.load(part_second_ptr + offsets, mask=channel_mask, other=0.0, volatile=True)
+        for t in range(0, num_tiles, FINISH_TILES):
+            tiles = t + steps
+            mask = (tiles < num_tiles)[:, None] & channel_mask[None, :]
+            offsets = tiles[:, None] * num_channels + channels[None, :]
+            first += tl.sum(tl.load(part_first_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
+            second += tl.sum(tl.load(part_second_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
         tl.store(first_out_ptr + channels, first.to(first_out_ptr.dtype.element_ty), mask=channel_mask)
         tl.store(second_out_ptr + channels, second.to(second_out_ptr.dtype.element_ty), mask=channel_mask)
         tl.store(counter_ptr, 0)

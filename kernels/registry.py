@@ -145,7 +145,7 @@ _CONV_TILES = {
     (torch.bfloat16, ARCHS): (64, 64, 16, 4, 2),
     **{(dtype, (INTERPRETER,)): (128, 64, 64, 4, 1) for dtype in TRITON_TYPE},
 }
-_ELEMENTWISE_TILES = {ARCHS: (64, 32), (INTERPRETER,): (256, 64)}
+_ELEMENTWISE_TILES = {ARCHS: (64, 32, 8), (INTERPRETER,): (256, 64, 4)}  # rows, channels, warps
 for (_dtype, _archs), (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
     _precision = "ieee" if _dtype == torch.float64 else "tf32"
     for _name, (_kernel, _signature) in _CONV_KERNELS.items():
@@ -155,14 +155,14 @@ for (_dtype, _archs), (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
                 {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
                  "BLOCK_M": _bm, "BLOCK_N": _bn, "BLOCK_K": _bk},
                 num_warps=_warps, num_stages=_stages, archs=_archs))
-for _archs, (_rows, _channels) in _ELEMENTWISE_TILES.items():
+for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
     for _dtype in TRITON_TYPE:
         _blocks = {"BLOCK_M": _rows, "BLOCK_C": _channels}
         REGISTRY += [
             KernelConfig("channel_stats", bn_stats.channel_stats_kernel, _dtype, _CHANNEL_STATS_SIGNATURE,
-                         {"UPDATE_RUNNING": True, **_blocks}, archs=_archs),
+                         {"UPDATE_RUNNING": True, **_blocks}, num_warps=_warps, archs=_archs),
             KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype,
-                         _BN_BACKWARD_APPLY_SIGNATURE, {"HAS_EXTRA": True, **_blocks}, archs=_archs),
+                         _BN_BACKWARD_APPLY_SIGNATURE, {"HAS_EXTRA": True, **_blocks}, num_warps=_warps, archs=_archs),
         ]
 
 
