@@ -1,4 +1,4 @@
-# make train: set up .venv on first use and run the main job.
+# make train: set up .venv on first use and run the main job (a demo of the model until training lands).
 # make test:  set up .venv on first use and run the test suite (pytest, then the AOT build + ctest).
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +18,7 @@ $(STAMP): setup.py
 	touch $@
 
 train: $(STAMP)
-	$(PY) -m fasthg.train $(ARGS)
+	$(PY) -m fasthg.demo $(ARGS)
 
 test: pytest aot
 
