@@ -1,5 +1,6 @@
 # make train: set up .venv on first use and run the main job (a demo of the model until training lands).
 # make test:  set up .venv on first use and run the test suite (pytest, then the AOT build + ctest).
+# make bench: the benchmarks (python -m bench): results/ and bench/RESULTS.md; ARGS=--quick for a reduced run.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

@@ -1,0 +1,38 @@
+"""Exact accounting of both sides on the meta device: kernels, bytes, FLOPs, saved activations.
+
+No data and no GPU: the networks run on meta tensors at full size, fasthg's custom ops with their
+Triton launches recorded (the GPU tiles of sm_80/sm_90, which share their configurations) and
+not run. See :mod:`bench.counting` for what counts as a kernel and :mod:`bench.traffic` for bytes.
+"""
+from typing import NamedTuple
+
+from fasthg.kernels import registry
+
+from .counting import KernelCounter, SavedActivations
+from .workloads import WORKLOADS, build, inputs
+
+GPU_ARCH = 90
+
+
+class Account(NamedTuple):
+    """The kernels one side launches in a workload, and the bytes of activations it keeps for backward."""
+    kernels: list
+    saved_bytes: int
+
+
+def account(config, workload, side):
+    """The :class:`Account` of ``side`` ('eager' or 'fasthg') running ``workload`` at ``config``.
+
+    The step runs twice and the second is counted: the first allocates what a process allocates
+    once (fasthg's zeroed arrival counters), which a training loop does not pay per step.
+    """
+    model = build(config, "meta")[side]
+    images, target = inputs(config, "meta")
+    training, step = WORKLOADS[workload]
+    model.train(training)
+    state = [*model.parameters(), *model.buffers()]
+    for _ in range(2):
+        counter, saved = KernelCounter(), SavedActivations(excluded=state)
+        with registry.emulating(GPU_ARCH), counter, saved:
+            step(model, images, target)
+    return Account(counter.kernels, saved.bytes)

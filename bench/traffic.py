@@ -1,0 +1,116 @@
+"""Bytes and FLOPs of one kernel: a model read off the kernels' code.
+
+Bytes are the tensors a kernel touches, each counted once per pass over it (inputs read, outputs
+written), as if every re-read across tiles (a GEMM's A operand per column tile, a 3x3 conv's nine
+taps) hit in cache: the traffic to HBM in the best case, the same rule for fasthg's Triton kernels
+and for eager PyTorch's aten ops. FLOPs count multiply-adds of convolutions and GEMMs as 2 each;
+elementwise work counts 0 (it is memory-bound), as in ``torch.utils.flop_counter``.
+
+A Triton kernel's pointer arguments that its constexpr flags compile away receive a placeholder
+tensor from the launcher, so which tensors count is decided here, per kernel and flag, from its code:
+:data:`TRITON_TRAFFIC` lists each pointer parameter with the passes over it and the flags under
+which it is touched (any of them; none: always). The fp64 per-tile partials of the statistics
+epilogues are written and read back by the last program (2 passes); running statistics are read
+and written (2). Arrival counters (a few bytes per column tile) are left out.
+"""
+import torch
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import flop_registry
+
+ALWAYS = ()
+_BN = ("mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr")
+_Y_BN = ("y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr")
+_Z_BN = ("z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")
+
+# kernel: [(pointer parameters, passes over each, flags of which any makes the kernel touch them)]
+TRITON_TRAFFIC = {
+    "conv_forward_kernel": [
+        (("y_ptr", "w_ptr", "bias_ptr", "out_ptr"), 1, ALWAYS),
+        (_BN, 1, ("PROLOGUE",)),
+        (("skip_x_ptr", "skip_w_ptr", "skip_bias_ptr"), 1, ("HAS_SKIP",)),
+        (("residual_ptr",), 1, ("HAS_RESIDUAL",)),
+        (("part_mean_ptr", "part_m2_ptr"), 2, ("STATS",)),
+        (("out_mean_ptr", "out_var_ptr"), 1, ("STATS",)),
+        (("running_mean_ptr", "running_var_ptr"), 2, ("UPDATE_RUNNING",)),
+    ],
+    "conv_backward_kernel": [
+        (("grad_ptr",), 1, ALWAYS),
+        (_Z_BN, 1, ("GRAD_BN",)),
+        (("y_ptr",), 1, ("WGRAD", "EPILOGUE_BN")),
+        (_Y_BN, 1, ("PROLOGUE", "EPILOGUE_BN")),
+        (("w_ptr", "out_ptr"), 1, ("DGRAD",)),
+        (("part_first_ptr", "part_second_ptr"), 2, ("EPILOGUE_BN",)),
+        (("sum_grad_ptr", "sum_grad_xhat_ptr"), 1, ("EPILOGUE_BN",)),
+        (("dw_ptr", "dbias_ptr"), 1, ("WGRAD",)),
+        (("skip_x_ptr", "skip_dw_ptr"), 1, ("HAS_SKIP",)),
+    ],
+    "channel_stats_kernel": [
+        (("x_ptr", "mean_ptr", "var_ptr"), 1, ALWAYS),
+        (("part_mean_ptr", "part_m2_ptr"), 2, ALWAYS),
+        (("running_mean_ptr", "running_var_ptr"), 2, ("UPDATE_RUNNING",)),
+    ],
+    "bn_backward_apply_kernel": [
+        (("grad_ptr", "x_ptr", "mean_ptr", "var_ptr", "weight_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr", "out_ptr"), 1, ALWAYS),
+        (("extra_ptr",), 1, ("HAS_EXTRA",)),
+    ],
+    "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1, ALWAYS)],
+    "upsample_add_backward_kernel": [(("grad_ptr", "grad_low_ptr"), 1, ALWAYS)],
+    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1, ALWAYS)],
+    "max_pool2x2_backward_kernel": [(("grad_ptr", "x_ptr", "grad_x_ptr"), 1, ALWAYS)],
+}
+UNCOUNTED_POINTERS = {"counter_ptr"}
+
+
+def tensor_bytes(tensor):
+    """Bytes of the elements a tensor addresses (a broadcast dimension, stride 0, counts once)."""
+    elements = 1
+    for size, stride in zip(tensor.shape, tensor.stride()):
+        elements *= size if stride else 1
+    return elements * tensor.element_size()
+
+
+def _identity(tensor):
+    return tensor.untyped_storage()._cdata, tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride())
+
+
+def distinct_bytes(passes_by_tensor):
+    """Total bytes of (tensor, passes) pairs, a tensor given twice counting once with its most passes."""
+    most = {}
+    for tensor, passes in passes_by_tensor:
+        key = _identity(tensor)
+        most[key] = max(most.get(key, (0, tensor))[0], passes), tensor
+    return sum(passes * tensor_bytes(tensor) for passes, tensor in most.values())
+
+
+def triton_bytes(kernel, arguments):
+    """Bytes one launch of ``kernel`` moves, given all its arguments by name (constexprs included)."""
+    touched = [(arguments[name], passes) for names, passes, flags in TRITON_TRAFFIC[kernel]
+               if not flags or any(arguments[flag] for flag in flags) for name in names]
+    return distinct_bytes(touched)
+
+
+def triton_flops(kernel, arguments):
+    """2 x the multiply-adds of a conv kernel's GEMMs (dgrad, wgrad and the joined skip conv); 0 for the others."""
+    a = arguments
+    if kernel not in ("conv_forward_kernel", "conv_backward_kernel"):
+        return 0
+    rows, taps = a["N"] * a["H"] * a["W"], a["KSIZE"] ** 2
+    skip = a["C_skip"] if a["HAS_SKIP"] else 0
+    if kernel == "conv_forward_kernel":
+        return 2 * rows * a["C_out"] * (a["C_in"] * taps + skip)
+    dgrad = a["C_dgrad"] * taps if a["DGRAD"] else 0
+    wgrad = a["C_wgrad"] * taps + skip if a["WGRAD"] else 0
+    return 2 * rows * a["C_out"] * (dgrad + wgrad)
+
+
+def aten_bytes(args, kwargs, out):
+    """Bytes of an aten op: every tensor argument read once, every tensor result written once."""
+    tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    results = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+    return distinct_bytes((t, 1) for t in tensors) + distinct_bytes((t, 1) for t in results)
+
+
+def aten_flops(func, args, kwargs, out):
+    """FLOPs of an aten op by ``torch.utils.flop_counter``'s formulas (convolutions and GEMMs, forward and backward)."""
+    formula = flop_registry.get(func.overloadpacket)
+    return int(formula(*args, **kwargs, out_val=out)) if formula is not None else 0
