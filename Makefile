@@ -1,4 +1,4 @@
-# make train: set up .venv on first use and run the main job (a demo of the model until training lands).
+# make train: set up .venv on first use and run the main job: python -m fasthg.train (ARGS=... for options).
 # make test:  set up .venv on first use and run the test suite (pytest, then the AOT build + ctest).
 # make bench: the benchmarks (python -m bench): results/ and bench/RESULTS.md; ARGS=--quick for a reduced run.
 PYTHON ?= python3
@@ -19,7 +19,7 @@ $(STAMP): setup.py
 	touch $@
 
 train: $(STAMP)
-	$(PY) -m fasthg.demo $(ARGS)
+	$(PY) -m fasthg.train $(ARGS)
 
 test: pytest aot
 

@@ -1,0 +1,22 @@
+"""Pose datasets: the built-in synthetic figures (the default) and MPII, yielding one item format
+(:func:`fasthg.data.sample.make_sample`) with a split named "train" or "val"."""
+from .mpii import MPIIPoses
+from .synthetic import SyntheticPoses
+
+DATASETS = ("synthetic", "mpii")
+
+
+def make_dataset(name, split, size, seed=0, length=None, image_dir=None, annotation_dir=None):
+    """The ``split`` ("train" or "val") of dataset ``name`` with crops of ``size`` pixels.
+
+    synthetic: ``length`` samples (fresh figures every training epoch); mpii: ``image_dir`` and
+    ``annotation_dir`` as for :class:`MPIIPoses`, augmented when training.
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split: expected 'train' or 'val', got {split!r}")
+    if name == "synthetic":
+        return SyntheticPoses(split, length, size, seed)
+    if name == "mpii":
+        return MPIIPoses("train" if split == "train" else "valid", image_dir, annotation_dir, size,
+                         augment=split == "train", seed=seed)
+    raise ValueError(f"dataset: expected one of {', '.join(map(repr, DATASETS))}, got {name!r}")

@@ -1,0 +1,75 @@
+"""Training checkpoints: written atomically, read back with clear errors, carrying every RNG state.
+
+A checkpoint is a dict of tensors and plain Python values (loadable with ``weights_only=True``):
+``model`` (the unwrapped state_dict, so :func:`fasthg.load_state_dict_compat` and princeton-vl
+style code read it directly), ``optimizer``, ``scheduler``, ``scaler``, ``progress`` (epoch,
+batches done in it, global step), ``rng`` and the run's ``config``.
+"""
+import io
+import os
+import pickle
+import random
+import zipfile
+
+import numpy as np
+import torch
+
+from .errors import MissingFileError, UserError
+from .files import write_atomic
+
+LAST = "last.pt"
+
+
+def save_checkpoint(state, path):
+    """Writes the checkpoint dict ``state`` to ``path`` atomically (never a half-written file)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def checkpoint_path(path):
+    """The checkpoint file meant by ``path``: the file itself, or a run folder's latest checkpoint."""
+    if os.path.isdir(path):
+        return os.path.join(path, "checkpoints", LAST)
+    return path
+
+
+def load_checkpoint(path):
+    """Reads a checkpoint written by :func:`save_checkpoint` (a file or a run folder) on the CPU.
+
+    Raises MissingFileError when it does not exist and UserError when it is truncated, corrupt
+    or not a fasthg training checkpoint.
+    """
+    file = checkpoint_path(path)
+    if not os.path.isfile(file):
+        raise MissingFileError(f"checkpoint not found: {file}")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
+        raise UserError(f"checkpoint {file} is corrupt or not a PyTorch file ({str(error).splitlines()[0]})") from None
+    if not isinstance(state, dict) or not {"model", "config"} <= set(state):
+        raise UserError(f"checkpoint {file} is not a fasthg training checkpoint (no 'model' and 'config' entries)")
+    return state
+
+
+def capture_rng():
+    """Every random generator's state: Python's, NumPy's, torch's CPU and CUDA generators."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": position,
+                  "has_gauss": has_gauss, "cached": cached},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state):
+    """Puts back the generators' states captured by :func:`capture_rng`."""
+    random.setstate(state["python"])
+    numpy = state["numpy"]
+    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["position"],
+                         numpy["has_gauss"], numpy["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,88 @@
+"""``python -m fasthg.evaluate --checkpoint RUN``: validation PCKh@0.5 of a trained model.
+
+Both conventions of DESIGN.md §4 (``mpii``: mean over the 14 joints without pelvis and thorax;
+``all16``: the count-weighted total) and every joint, as a table and as JSON. The dataset, its
+folders and the input size default to the checkpoint's training run.
+"""
+import argparse
+import json
+import os
+
+from torch.utils.data import DataLoader, Subset
+
+from . import cli, distributed, evaluation
+from .data import DATASETS, make_dataset
+from .dispatch import BACKENDS
+from .files import write_atomic
+from .model_factory import load_trained_model, select_backend
+from .precision import autocast_dtype
+from .checkpointing import checkpoint_path
+from .errors import UserError
+from .targets import HeatmapTargets
+from .train_options import AMP_MODES
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m fasthg.evaluate",
+                                     description="PCKh@0.5 of a trained model on the synthetic or MPII validation set.")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint file or a run folder")
+    parser.add_argument("--dataset", choices=DATASETS, help="default: the run's")
+    parser.add_argument("--data-dir", help="mpii: the folder of MPII's images (default: the run's)")
+    parser.add_argument("--annot-dir", help="mpii: the folder of valid.h5 (default: the run's, or annot beside --data-dir)")
+    parser.add_argument("--val-size", type=int, help="synthetic: validation figures (default: the run's)")
+    parser.add_argument("--flip-test", action="store_true", help="average each image's heatmaps with its mirror image's")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    parser.add_argument("--amp", choices=AMP_MODES, default="off", help="mixed precision (default off: exact fp32)")
+    parser.add_argument("--json", help="where to write the results (default: evaluation.json in the run folder)")
+    return parser
+
+
+def default_json_path(checkpoint):
+    """evaluation.json in the run folder of ``checkpoint`` (the parent of its checkpoints/ folder)."""
+    folder = os.path.dirname(os.path.abspath(checkpoint_path(checkpoint)))
+    if os.path.basename(folder) == "checkpoints":
+        folder = os.path.dirname(folder)
+    return os.path.join(folder, "evaluation.json")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1 or args.workers < 0 or (args.val_size is not None and args.val_size < 1):
+        raise UserError("--batch-size and --val-size: expected at least 1; --workers: at least 0")
+    context = distributed.setup(args.device)
+    try:
+        select_backend(args.backend, context.device)
+        model, config = load_trained_model(args.checkpoint, context.device)
+        dataset_name = args.dataset or config["dataset"]
+        same_dataset = dataset_name == config["dataset"]
+        data_dir = args.data_dir or (config["data_dir"] if same_dataset else None)
+        if dataset_name == "mpii" and not data_dir:
+            raise UserError("--dataset mpii needs --data-dir, the folder of MPII's images")
+        dataset = make_dataset(dataset_name, "val", config["input_size"], config["seed"],
+                               args.val_size or config["val_size"], data_dir,
+                               args.annot_dir or (config["annot_dir"] if same_dataset else None))
+        shard = Subset(dataset, range(context.rank, len(dataset), context.world_size))
+        loader = DataLoader(shard, batch_size=args.batch_size, num_workers=args.workers)
+        targets = HeatmapTargets(config["heatmap_style"], config["sigma"], config["weighted_loss"])
+        results = evaluation.predict_dataset(model, loader, context, targets,
+                                             autocast_dtype(args.amp, context.device), flip=args.flip_test)
+    finally:
+        distributed.shutdown(context)
+    if results is None:  # not rank 0
+        return 0
+    scores = evaluation.score(results)
+    report = {"checkpoint": checkpoint_path(args.checkpoint), "dataset": dataset_name, "items": len(results["index"]),
+              "flip_test": args.flip_test, "pckh": scores}
+    path = args.json or default_json_path(args.checkpoint)
+    write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
+    print(evaluation.format_table(scores))
+    print(f"{dataset_name} validation, {len(results['index'])} people{', flip test' if args.flip_test else ''}: "
+          f"PCKh@0.5 {100 * scores['mpii']['mean']:.1f} (mpii) / {100 * scores['all16']['mean']:.1f} (all16); JSON in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

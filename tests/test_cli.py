@@ -1,0 +1,122 @@
+"""``python -m fasthg.evaluate`` and ``python -m fasthg.predict`` on a tiny trained run, and bad input
+to every command: a one-line message, a non-zero exit status, no traceback."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from fasthg import cli, evaluate, predict, train
+from fasthg.data import SyntheticPoses
+from test_train import ENVIRONMENT, train as run_training
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("runs") / "tiny")
+    run_training("--epochs", "1", "--output", folder)
+    return folder
+
+
+def run_command(module, argv, capsys):
+    """Runs a command-line program in this process; returns (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as stop:
+        cli.run(module.main, argv)
+    captured = capsys.readouterr()
+    return stop.value.code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("flip", [False, True], ids=["plain", "flip-test"])
+def test_evaluate_prints_a_table_and_writes_json(run_folder, capsys, tmp_path, flip):
+    path = str(tmp_path / "evaluation.json")
+    status, out, _ = run_command(evaluate, ["--checkpoint", run_folder, "--json", path] + (["--flip-test"] if flip else []), capsys)
+    assert status == 0
+    assert "l_elbow" in out and "mean (mpii)" in out and "total all16" in out
+    with open(path) as file:
+        report = json.load(file)
+    assert report["flip_test"] is flip and report["items"] == 8
+    assert set(report["pckh"]) == {"mpii", "all16"}
+    assert len(report["pckh"]["mpii"]["per_joint"]) == 16
+
+
+def test_evaluate_writes_into_the_run_folder_by_default(run_folder, capsys):
+    status, _, _ = run_command(evaluate, ["--checkpoint", os.path.join(run_folder, "checkpoints", "last.pt")], capsys)
+    assert status == 0 and os.path.exists(os.path.join(run_folder, "evaluation.json"))
+
+
+def test_predict_writes_keypoints_in_image_coordinates_and_overlays(run_folder, capsys, tmp_path):
+    image = SyntheticPoses("val", 1, 64)[0]["image"]
+    large = cv2.resize(image, (160, 96))  # not the model's size: the crop maps back to these pixels
+    paths = [str(tmp_path / "person.png"), str(tmp_path / "other" / "person.png")]
+    os.makedirs(os.path.dirname(paths[1]))
+    for path in paths:
+        cv2.imwrite(path, large[..., ::-1])
+    output = str(tmp_path / "out")
+    status, out, _ = run_command(predict, [*paths, "--checkpoint", run_folder, "--output", output, "--box", "20", "0", "140", "96"], capsys)
+    assert status == 0, out
+    with open(os.path.join(output, "keypoints.json")) as file:
+        records = json.load(file)
+    assert [record["image"] for record in records] == paths
+    assert records[0]["center"] == [80.0, 48.0] and records[0]["scale"] == pytest.approx(120 * 1.25 / 200)
+    joints = records[0]["keypoints"]
+    assert [joint["joint"] for joint in joints][:2] == ["r_ankle", "r_knee"]
+    assert all(np.isfinite([joint["x"], joint["y"], joint["confidence"]]).all() for joint in joints)
+    overlays = {record["overlay"] for record in records}
+    assert overlays == {"person.pose.png", "person-1.pose.png"}
+    assert cv2.imread(os.path.join(output, "person.pose.png")).shape == (96, 160, 3)
+
+
+@pytest.fixture
+def corrupt_checkpoint(tmp_path):
+    path = tmp_path / "corrupt.pt"
+    path.write_bytes(b"\x00garbage, not a checkpoint" * 10)
+    return str(path)
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    (train, ["--dataset", "mpii", "--data-dir", "/nonexistent/images"], "MPII image folder not found: /nonexistent/images"),
+    (train, ["--dataset", "mpii"], "--dataset mpii needs --data-dir"),
+    (train, ["--input-size", "100"], "--input-size: expected a multiple of 64"),
+    (train, ["--batch-size", "1"], "--batch-size: expected at least 2"),
+    (train, ["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA device"),
+    (train, ["--device", "tpu"], "--device: expected auto, cpu, cuda or cuda:N"),
+    (train, ["--resume", "/nonexistent/run"], "checkpoint not found: /nonexistent/run"),
+    (train, ["--resume", "CORRUPT"], "is corrupt or not a PyTorch file"),
+    (evaluate, ["--checkpoint", "CORRUPT"], "is corrupt or not a PyTorch file"),
+    (predict, ["/nonexistent/image.jpg", "--checkpoint", "RUN"], "image not found: /nonexistent/image.jpg"),
+    (predict, ["IMAGE", "--checkpoint", "RUN", "--box", "5", "5", "1", "1"], "--box: expected X0 < X1 and Y0 < Y1"),
+    (predict, ["IMAGE", "--checkpoint", "RUN", "--center", "5", "5"], "--center and --scale go together"),
+])
+def test_user_errors_are_one_line_messages(module, argv, message, capsys, corrupt_checkpoint, run_folder, tmp_path):
+    image = str(tmp_path / "image.png")
+    cv2.imwrite(image, np.zeros((64, 64, 3), np.uint8))
+    replacements = {"CORRUPT": corrupt_checkpoint, "RUN": run_folder, "IMAGE": image}
+    argv = [replacements.get(argument, argument) for argument in argv]
+    status, out, err = run_command(module, [*argv, "--output", str(tmp_path / "out")] if module is train else argv, capsys)
+    assert status == 2
+    assert err == f"error: {err[len('error: '):]}" and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--heatmap-style", "gaussian"], "invalid choice: 'gaussian'"),
+    (["--epochs", "many"], "invalid int value: 'many'"),
+    (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+])
+def test_unknown_option_values_exit_with_usage(argv, message, capsys):
+    status, _, err = run_command(train, argv, capsys)
+    assert status == 2 and message in err and "Traceback" not in err
+
+
+def test_resume_refuses_to_change_the_model(run_folder, capsys):
+    status, _, err = run_command(train, ["--resume", run_folder, "--inp-dim", "32"], capsys)
+    assert status == 2 and "--inp-dim: cannot change when resuming" in err
+
+
+def test_the_installed_command_prints_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "fasthg.train", "--dataset", "mpii", "--data-dir", str(tmp_path / "none"),
+                             "--output", str(tmp_path / "run")], env=ENVIRONMENT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: MPII image folder not found") and "Traceback" not in result.stderr

@@ -1,0 +1,156 @@
+"""``python -m fasthg.train`` end to end on tiny synthetic runs: artefacts, resuming after SIGKILL,
+stopping on signals and on divergence, torchrun with two gloo processes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import fasthg
+from fasthg.checkpointing import load_checkpoint
+from test_data import stand_in_mpii  # noqa: F401 (a fixture shared with the data tests)
+
+# A model and data small enough for a step in tens of milliseconds on one core.
+TINY = ["--nstack", "1", "--inp-dim", "16", "--input-size", "64", "--batch-size", "4", "--train-size", "32",
+        "--val-size", "8", "--lr", "2e-3", "--warmup-steps", "0", "--amp", "off", "--device", "cpu"]
+ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1"}  # deterministic and gentle on a shared machine
+
+
+def train(*arguments, check=True):
+    """Runs ``python -m fasthg.train`` to completion; returns the CompletedProcess."""
+    result = subprocess.run([sys.executable, "-m", "fasthg.train", *TINY, *arguments], env=ENVIRONMENT,
+                            capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def start(*arguments):
+    return subprocess.Popen([sys.executable, "-m", "fasthg.train", *TINY, *arguments], env=ENVIRONMENT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, process, timeout=120):
+    """Waits until ``path`` exists while ``process`` runs."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert process.poll() is None, f"training ended before {path} appeared: {process.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.01)
+
+
+def records(folder):
+    with open(os.path.join(folder, "metrics.jsonl")) as file:
+        return [json.loads(line) for line in file]
+
+
+def assert_same_weights(first, second):
+    a, b = load_checkpoint(first)["model"], load_checkpoint(second)["model"]
+    assert a.keys() == b.keys()
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A finished 3-epoch run: its folder and its output."""
+    folder = str(tmp_path_factory.mktemp("runs") / "tiny")
+    result = train("--epochs", "3", "--output", folder)
+    return folder, result
+
+
+def test_a_short_run_learns_and_writes_every_artefact(trained_run):
+    folder, result = trained_run
+    for name in ("config.json", "checkpoints/last.pt", "metrics.jsonl", "curves.png", "predictions.png", "results.json"):
+        assert os.path.getsize(os.path.join(folder, name)) > 0, name
+    history = records(folder)
+    assert [record["epoch"] for record in history] == [1, 2, 3]
+    assert history[-1]["step"] == 24
+    assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
+    assert {"val_loss", "pckh_mpii", "pckh_all16", "lr", "images_per_second"} <= set(history[0])
+    with open(os.path.join(folder, "config.json")) as file:
+        assert json.load(file)["inp_dim"] == 16
+    with open(os.path.join(folder, "results.json")) as file:
+        results = json.load(file)
+    assert set(results["pckh"]) == {"mpii", "all16"} and "mean_pose_baseline" in results
+    assert "r_wrist" in result.stdout and "mean-pose baseline" in result.stdout and "mean (mpii)" in result.stdout
+    assert "img_s=" in result.stderr  # the progress bar shows throughput
+
+
+def test_checkpoints_load_into_the_reference_model(trained_run):
+    folder, _ = trained_run
+    model = fasthg.reference.PoseNet(1, 16, 16)
+    state = fasthg.load_state_dict_compat(os.path.join(folder, "checkpoints", "last.pt"), model)
+    assert torch.equal(model.outs[0].conv.weight, state["outs.0.conv.weight"])
+    model.eval()(torch.rand(1, 64, 64, 3))
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    schedule = ["--epochs", "2", "--train-size", "48", "--save-every", "3"]  # 12 steps per epoch
+    reference, killed = str(tmp_path / "reference"), str(tmp_path / "killed")
+    train(*schedule, "--output", reference)
+    process = start(*schedule, "--output", killed)
+    wait_for(os.path.join(killed, "checkpoints", "last.pt"), process)
+    process.kill()
+    process.wait()
+    saved = load_checkpoint(killed)["progress"]
+    assert saved["step"] < 24 and saved["batch"] > 0  # killed in the middle of an epoch
+    train(*schedule, "--resume", killed)
+    assert_same_weights(os.path.join(reference, "checkpoints", "last.pt"), os.path.join(killed, "checkpoints", "last.pt"))
+    timeless = [{k: v for k, v in record.items() if k not in ("seconds", "images_per_second")} for record in records(killed)]
+    assert timeless == [{k: v for k, v in record.items() if k not in ("seconds", "images_per_second")}
+                        for record in records(reference)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_saves_and_stops_cleanly(tmp_path, signum):
+    folder = str(tmp_path / "run")
+    process = start("--epochs", "50", "--save-every", "2", "--output", folder)
+    wait_for(os.path.join(folder, "checkpoints", "last.pt"), process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    assert "Traceback" not in stderr
+    step = load_checkpoint(folder)["progress"]["step"]
+    assert f"stopped by {signal.Signals(signum).name}: saved step {step} " in stderr
+    assert f"--resume {folder}" in stderr
+
+
+def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    folder = str(tmp_path / "run")
+    result = train("--epochs", "1", "--lr", "1e30", "--save-every", "1", "--output", folder, check=False)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "error: the loss became" in result.stderr and "last good checkpoint is" in result.stderr
+    checkpoint = load_checkpoint(folder)
+    failed_at = int(result.stderr.split("at step ")[1].split()[0])
+    assert checkpoint["progress"]["step"] == failed_at - 1
+    assert all(torch.isfinite(tensor).all() for tensor in checkpoint["model"].values() if tensor.is_floating_point())
+
+
+def test_torchrun_with_two_gloo_processes(tmp_path):
+    folder = str(tmp_path / "ddp")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "fasthg.train", *TINY, "--epochs", "2", "--output", folder],
+                            env=ENVIRONMENT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = records(folder)
+    assert [record["step"] for record in history] == [4, 8]  # 32 figures / 2 processes / batch 4
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert result.stdout.count("mean (mpii)") == 1  # only rank 0 reports
+    assert os.path.exists(os.path.join(folder, "predictions.png"))
+
+
+def test_training_on_mpii_stand_in_images(stand_in_mpii, tmp_path):
+    """The MPII pipeline end to end (with a data-loader worker): 6 people, batches of 2."""
+    images, annotations, _ = stand_in_mpii
+    folder = str(tmp_path / "mpii")
+    train("--dataset", "mpii", "--data-dir", str(images), "--annot-dir", str(annotations), "--batch-size", "2",
+          "--epochs", "1", "--workers", "1", "--output", folder)
+    assert records(folder)[0]["step"] == 3
+    with open(os.path.join(folder, "config.json")) as file:
+        assert json.load(file)["dataset"] == "mpii"
