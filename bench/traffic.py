@@ -57,6 +57,10 @@ TRITON_TRAFFIC = {
     "upsample_add_backward_kernel": [(("grad_ptr", "grad_low_ptr"), 1, ALWAYS)],
     "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1, ALWAYS)],
     "max_pool2x2_backward_kernel": [(("grad_ptr", "x_ptr", "grad_x_ptr"), 1, ALWAYS)],
+    # visibility and the loss gradient may be empty placeholders (0 bytes) when unused
+    "render_heatmaps_kernel": [(("keypoints_ptr", "visible_ptr", "out_ptr"), 1, ALWAYS)],
+    "heatmap_loss_kernel": [(("preds_ptr", "keypoints_ptr", "visible_ptr", "grad_ptr", "partial_ptr"), 1, ALWAYS)],
+    "decode_heatmaps_kernel": [(("heatmaps_ptr", "coords_ptr", "peaks_ptr"), 1, ALWAYS)],
 }
 UNCOUNTED_POINTERS = {"counter_ptr"}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import bn_stats, conv, pool, upsample_add
+from . import bn_stats, conv, heatmap, pool, upsample_add
 
 TRITON_TYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
 ARCHS = (80, 90)  # GPU architectures compiled ahead of time
@@ -164,6 +164,31 @@ for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
             KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype,
                          _BN_BACKWARD_APPLY_SIGNATURE, {"HAS_EXTRA": True, **_blocks}, num_warps=_warps, archs=_archs),
         ]
+
+
+# Heatmaps: one program per joint map, looping over pixel blocks of BLOCK_HW (a 64x64 map is 4
+# blocks on a GPU, one in the interpreter). Keypoints are float32, visibility bytes; STYLE is
+# the target style (princeton, bearpaw, mmpose, unbiased) or the decoding convention (the first three).
+_RENDER_SIGNATURE = {"keypoints_ptr": "*fp32", "visible_ptr": "*u8", "out_ptr": "*fp32",
+                     **_pointers("i32", "has_visible", "height", "width"), "sigma": "fp32"}
+_HEATMAP_LOSS_SIGNATURE = {
+    "preds_ptr": "*{dtype}", "keypoints_ptr": "*fp32", "visible_ptr": "*u8", "grad_ptr": "*{dtype}",
+    "partial_ptr": "*{acc}", **_pointers("i32", "has_visible", "store_grad", "weighted", "stacks", "joints",
+                                         "height", "width"), "sigma": "fp32",
+}
+_DECODE_SIGNATURE = {"heatmaps_ptr": "*{dtype}", "coords_ptr": "*{acc}", "peaks_ptr": "*{acc}",
+                     "height": "i32", "width": "i32"}
+for _archs, _block in {ARCHS: 1024, (INTERPRETER,): 4096}.items():
+    for _style, _style_name in enumerate(heatmap.STYLES):
+        _blocks = {"STYLE": _style, "BLOCK_HW": _block}
+        REGISTRY.append(KernelConfig("render_heatmaps", heatmap.render_heatmaps_kernel, torch.float32,
+                                     _RENDER_SIGNATURE, _blocks, archs=_archs))
+        for _dtype in TRITON_TYPE:
+            REGISTRY.append(KernelConfig("heatmap_loss", heatmap.heatmap_loss_kernel, _dtype,
+                                         _HEATMAP_LOSS_SIGNATURE, _blocks, archs=_archs))
+            if _style_name != "unbiased":  # decoding has three conventions
+                REGISTRY.append(KernelConfig("decode_heatmaps", heatmap.decode_heatmaps_kernel, _dtype,
+                                             _DECODE_SIGNATURE, _blocks, archs=_archs))
 
 
 _emulated = [INTERPRETER]
