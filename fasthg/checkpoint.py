@@ -1,4 +1,6 @@
 """Loading checkpoints written by fasthg, by princeton-vl's code or by DDP-wrapped models."""
+import os
+
 import torch
 
 _CONTAINER_KEYS = ("state_dict", "model")
@@ -14,6 +16,8 @@ def load_state_dict_compat(src, model=None):
     """
     if isinstance(src, dict):
         state = src
+    elif not isinstance(src, (str, os.PathLike)) and not hasattr(src, "read"):
+        raise TypeError(f"src: expected a state_dict, a checkpoint dict, a path or a file object, got {type(src).__name__}")
     else:
         state = torch.load(src, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):

@@ -8,7 +8,7 @@ conv and the merges into the next stack, see :mod:`fasthg.ops.head`) runs fused;
 """
 import torch
 
-from .ops.validate import check_tensor
+from .ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
 from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
 from .dispatch import runs_fused
@@ -16,9 +16,10 @@ from .nn.residual import compute_dtype
 from .ops.head import head
 
 
-def _check_images(x, channel_dim, name="x"):
+def _check_images(x, channel_dim, parameter, training, name="x"):
     layout = "(N, H, W, 3)" if channel_dim == 3 else "(N, 3, H, W)"
     check_tensor(name, x, 4, layout=layout)
+    check_dtype_like_parameters(name, x, parameter)
     if x.shape[channel_dim] != 3:
         hint = " (an NCHW batch given to PoseNet, which takes NHWC?)" if channel_dim == 3 and x.shape[1] == 3 else ""
         raise ValueError(f"{name}: expected 3 colour channels in dim {channel_dim} of {layout}, got shape {tuple(x.shape)}{hint}")
@@ -26,6 +27,10 @@ def _check_images(x, channel_dim, name="x"):
     if height % 64 or width % 64:
         raise ValueError(f"{name}: expected height and width divisible by 64 (the stem divides by 4, each "
                          f"hourglass halves four more times), got {height}x{width}")
+    check_nonempty(name, x)
+    if training and x.shape[0] * (height // 64) * (width // 64) < 2:
+        raise ValueError(f"{name}: batch statistics of the innermost hourglass level (1/64 of the image) need more "
+                         f"than one value per channel in training, got shape {tuple(x.shape)}")
 
 
 class StackedHourglass(reference.StackedHourglass):
@@ -35,8 +40,15 @@ class StackedHourglass(reference.StackedHourglass):
     hourglass_class = Hourglass
     pool_class = Pool
 
+    def __init__(self, nstack=8, inp_dim=256, oup_dim=16, bn=False, increase=0):
+        check_size("nstack", nstack, 1)
+        check_size("inp_dim", inp_dim, 2)
+        check_size("oup_dim", oup_dim, 1)
+        check_size("increase", increase, 0)
+        super().__init__(nstack, inp_dim, oup_dim, bn=bn, increase=increase)
+
     def forward(self, x):
-        _check_images(x, 1)
+        _check_images(x, 1, self.pre[0].conv.weight, self.training)
         if not runs_fused(x):
             return super().forward(x)
         x = self.pre(x)
@@ -63,6 +75,6 @@ class PoseNet(StackedHourglass):
         super().__init__(nstack, inp_dim, oup_dim, bn=bn, increase=increase)
 
     def forward(self, imgs):
-        _check_images(imgs, 3, "imgs")
+        _check_images(imgs, 3, self.pre[0].conv.weight, self.training, "imgs")
         # NHWC memory viewed as NCHW is exactly channels_last: no copy.
         return super().forward(imgs.permute(0, 3, 1, 2))

@@ -23,7 +23,7 @@ Backward of a unit, given dz (or, GRAD_BN, the gradient g of the *next* unit's B
 turned into dz in the prologue by :func:`helpers.bn_backward` from z and two channel sums):
 
 * dgrad: da[m, c] = sum_{tap, o} dz[m - shift(tap), o] * w[o, c, tap]; EPILOGUE_BN turns it
-  into g[m, c] = da * (bn(y) > 0) and reduces sum(g) and sum(g * yhat) per channel: BN's
+  into g[m, c] = da * !(bn(y) <= 0) and reduces sum(g) and sum(g * yhat) per channel: BN's
   backward sums, which are also dL/dbeta and dL/dgamma.
 * wgrad: dw[o, c, tap] = sum_m dz[m, o] * a[m + shift(tap), c] with ``a`` recomputed from y in
   the prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip conv's dw over the raw x.
@@ -185,7 +185,8 @@ def _dgrad_program(
         rstd = 1.0 / tl.sqrt(widen(tl.load(y_var_ptr + cols, mask=col_mask, other=1.0)) + eps)
         yhat = (y - mean[None, :]) * rstd[None, :]
         scale, shift = bn_scale_shift(y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, cols, col_mask, eps)
-        grad = tl.where(mask & (y * scale[None, :] + shift[None, :] > 0), acc, 0.0)
+        # ReLU's gradient passes unless bn(y) <= 0, as in torch's threshold_backward (NaN passes it).
+        grad = tl.where(mask & ~(y * scale[None, :] + shift[None, :] <= 0), acc, 0.0)
         tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
         store_tile_sums(grad, grad * yhat, row_mask, pid_m, cols, col_mask, C_in, part_first_ptr, part_second_ptr)
         finish_sums(part_first_ptr, part_second_ptr, counter_ptr + pid_n, row_tiles, cols, col_mask, C_in,

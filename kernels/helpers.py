@@ -70,7 +70,10 @@ def bn_backward(grad, x, mean_ptr, var_ptr, weight_ptr, sum_grad_ptr, sum_grad_x
     mean_grad = widen(tl.load(sum_grad_ptr + channels, mask=channel_mask, other=0.0)) / count
     mean_grad_xhat = widen(tl.load(sum_grad_xhat_ptr + channels, mask=channel_mask, other=0.0)) / count
     xhat = (widen(x) - mean[None, :]) * rstd[None, :]
-    dx = (weight * rstd)[None, :] * (widen(grad) - mean_grad[None, :] - xhat * mean_grad_xhat[None, :])
+    # A zero sum (eval: the statistics are constants) drops the xhat term, so a non-finite x gives
+    # a finite dx as in PyTorch's eval BN, instead of inf * 0 = NaN.
+    centring = tl.where(mean_grad_xhat[None, :] == 0.0, 0.0, xhat * mean_grad_xhat[None, :])
+    dx = (weight * rstd)[None, :] * (widen(grad) - mean_grad[None, :] - centring)
     return tl.where(mask, dx, 0.0)
 
 
@@ -101,8 +104,22 @@ def store_tile_moments(values, row_mask, tile, channels, channel_mask, num_chann
     s1 = tl.sum(centred, axis=0).to(tl.float64)
     s2 = tl.sum(centred * centred, axis=0).to(tl.float64)
     offsets = tile * num_channels + channels
-    tl.store(part_mean_ptr + offsets, rough_mean.to(tl.float64) + s1 / count, mask=channel_mask)
+    # An infinite tile mean stays infinite (its centred values are NaN), so the batch mean is +-inf
+    # as PyTorch's is; NaN - NaN != 0 keeps a NaN mean NaN.
+    finite = rough_mean - rough_mean == 0.0
+    tile_mean = tl.where(finite, rough_mean.to(tl.float64) + s1 / count, rough_mean.to(tl.float64))
+    tl.store(part_mean_ptr + offsets, tile_mean, mask=channel_mask)
     tl.store(part_m2_ptr + offsets, s2 - s1 * s1 / count, mask=channel_mask)
+
+
+@triton.jit
+def _narrow(x, ptr):
+    """fp64 ``x`` in the element type of ``ptr``, through fp32 unless that type is fp64."""
+    if ptr.dtype.element_ty == tl.float64:
+        result = x
+    else:
+        result = x.to(tl.float32).to(ptr.dtype.element_ty)
+    return result
 
 
 @triton.jit
@@ -144,12 +161,14 @@ def finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr, num_tiles, rows, TIL
         tl.store(mean_out_ptr + channels, mean.to(mean_out_ptr.dtype.element_ty), mask=channel_mask)
         tl.store(var_out_ptr + channels, (m2 / rows).to(var_out_ptr.dtype.element_ty), mask=channel_mask)
         if UPDATE_RUNNING:
-            running_mean = tl.load(running_mean_ptr + channels, mask=channel_mask).to(tl.float64)
-            running_var = tl.load(running_var_ptr + channels, mask=channel_mask).to(tl.float64)
+            # Through fp32 both ways: the interpreter converts bf16 <-> fp64 as integers (a bf16
+            # module's running statistics came back 0), and fp32 holds every bf16/fp16 value.
+            running_mean = widen(tl.load(running_mean_ptr + channels, mask=channel_mask)).to(tl.float64)
+            running_var = widen(tl.load(running_var_ptr + channels, mask=channel_mask)).to(tl.float64)
             running_mean += momentum * (mean - running_mean)
             running_var += momentum * (m2 / (rows - 1) - running_var)
-            tl.store(running_mean_ptr + channels, running_mean.to(running_mean_ptr.dtype.element_ty), mask=channel_mask)
-            tl.store(running_var_ptr + channels, running_var.to(running_var_ptr.dtype.element_ty), mask=channel_mask)
+            tl.store(running_mean_ptr + channels, _narrow(running_mean, running_mean_ptr), mask=channel_mask)
+            tl.store(running_var_ptr + channels, _narrow(running_var, running_var_ptr), mask=channel_mask)
         tl.store(counter_ptr, 0)
 
 

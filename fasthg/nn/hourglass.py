@@ -1,5 +1,6 @@
 """``fasthg.Hourglass``: the reference's hourglass built from fused Residuals and upsample_add."""
 from ..ops.upsample_add import upsample_add
+from ..ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
 from ..reference import model as reference
 from .pool import Pool
 from .residual import Residual
@@ -14,6 +15,23 @@ class Hourglass(reference.Hourglass):
     residual_class = Residual
     pool_class = Pool
 
+    def __init__(self, n, f, bn=None, increase=0):
+        check_size("n", n, 1)
+        check_size("f", f, 2)
+        check_size("increase", increase, 0)
+        super().__init__(n, f, bn=bn, increase=increase)
+
     def forward(self, x):
+        check_tensor("x", x, 4, layout="(N, C, H, W)")
+        if x.shape[1] != self.up1.bn1.num_features:
+            raise ValueError(f"x: expected {self.up1.bn1.num_features} channels (dim 1), got shape {tuple(x.shape)}")
+        if x.shape[2] % (1 << self.n) or x.shape[3] % (1 << self.n):
+            raise ValueError(f"x: expected height and width divisible by 2^n = {1 << self.n} (each level halves "
+                             f"them), got shape {tuple(x.shape)}")
+        check_nonempty("x", x)
+        check_dtype_like_parameters("x", x, self.up1.conv1.conv.weight)
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] < 2 << (2 * self.n):
+            raise ValueError(f"x: batch statistics of the innermost level need more than one value per channel "
+                             f"in training, got shape {tuple(x.shape)}")
         low3 = self.low3(self.low2(self.low1(self.pool1(x))))
         return upsample_add(low3, self.up1(x))

@@ -4,7 +4,8 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from ..ops.residual import residual
-from ..ops.validate import check_int32_addressable, check_same_device, check_tensor
+from ..ops.validate import (check_dtype_like_parameters, check_int32_addressable, check_nonempty, check_same_device,
+                            check_size, check_tensor)
 from ..reference import model as reference
 
 
@@ -33,6 +34,8 @@ class Residual(reference.Residual):
     """
 
     def __init__(self, inp_dim, out_dim):
+        check_size("inp_dim", inp_dim, 1)
+        check_size("out_dim", out_dim, 2)  # the bottleneck has out_dim // 2 channels
         super().__init__(inp_dim, out_dim)
         if not self.need_skip:
             # Kept for the state_dict, out of autograd: DDP then needs no find_unused_parameters
@@ -44,6 +47,8 @@ class Residual(reference.Residual):
         check_same_device(x=x, weight=self.conv1.conv.weight)
         if x.shape[1] != self.bn1.num_features:
             raise ValueError(f"x: expected {self.bn1.num_features} channels (dim 1), got shape {tuple(x.shape)}")
+        check_nonempty("x", x)
+        check_dtype_like_parameters("x", x, self.conv1.conv.weight)
         if x.shape[0] * x.shape[2] * x.shape[3] < 2 and self.training:
             raise ValueError(f"x: batch statistics need more than one value per channel, got shape {tuple(x.shape)}")
         n, _, h, w = x.shape

@@ -101,7 +101,8 @@ def head_backward(
     # dL/dfeature from both consumers in one dgrad over concatenated K, then the BN-ReLU backward.
     grad_cat, weight_cat = grad_preds, out_weight
     if merged:
-        grad_cat = torch.cat([grad_x_next, grad_preds], dim=1)
+        # channels_last again: cat gives NCHW when a part has one channel (both formats at once).
+        grad_cat = channels_last(torch.cat([grad_x_next, grad_preds], dim=1))
         weight_cat = torch.cat([merge_feature_weight, out_weight], dim=0)
     g = torch.empty_like(z)
     c = z.shape[1]

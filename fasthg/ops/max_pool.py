@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from .launch import channels_last, empty_nhwc, launch_pixel_tiles
-from .validate import check_int32_addressable, check_tensor
+from .validate import check_int32_addressable, check_nonempty, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 
@@ -63,5 +63,6 @@ def max_pool2x2(x):
     check_tensor("x", x, 4, layout="(N, C, H, W)")
     if x.shape[2] < 2 or x.shape[3] < 2:
         raise ValueError(f"x: expected height and width >= 2 to pool 2x2, got shape {tuple(x.shape)}")
+    check_nonempty("x", x)
     check_int32_addressable("x", x.shape)
     return _max_pool2x2(x) if dispatch.runs_fused(x) else F.max_pool2d(x, 2)

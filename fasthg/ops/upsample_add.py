@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from .launch import channels_last, empty_nhwc, launch_pixel_tiles
-from .validate import check_int32_addressable, check_same_device, check_same_dtype, check_tensor
+from .validate import check_int32_addressable, check_nonempty, check_same_device, check_same_dtype, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 
@@ -67,6 +67,7 @@ def upsample_add(low, skip):
     if tuple(skip.shape) != (n, c, 2 * h, 2 * w):
         raise ValueError(f"skip: expected shape (N, C, 2h, 2w) = {(n, c, 2 * h, 2 * w)} for low of shape "
                          f"{tuple(low.shape)}, got {tuple(skip.shape)}")
+    check_nonempty("low", low)
     check_int32_addressable("skip", skip.shape)
     if dispatch.runs_fused(skip):
         return _upsample_add(low, skip)

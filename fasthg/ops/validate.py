@@ -18,6 +18,8 @@ def check_tensor(name, value, ndim=None, dtypes=FLOAT_DTYPES, layout=None):
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if value.layout != torch.strided:
+        raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {value.layout}")
     ranks = (ndim,) if isinstance(ndim, int) else ndim
     if ranks is not None and value.dim() not in ranks:
         want = " or ".join(f"{r}-D" for r in ranks)
@@ -46,9 +48,29 @@ def check_same_dtype(**tensors):
 
 
 def check_nonempty(name, value):
-    """Checks that a tensor has at least one element."""
+    """Checks that a tensor has at least one element (an empty batch would launch an empty grid)."""
     if value.numel() == 0:
         raise ValueError(f"{name}: expected a non-empty tensor, got shape {tuple(value.shape)}")
+
+
+def check_dtype_like_parameters(name, value, parameter):
+    """Checks that ``value`` has the dtype of a module's parameters, as PyTorch's conv requires,
+    unless autocast (which casts both) is on for its device."""
+    device = value.device.type
+    if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):
+        return
+    if value.dtype != parameter.dtype:
+        raise TypeError(f"{name}: expected dtype {parameter.dtype} like the module's parameters (convert one of "
+                        f"them, or run under torch.autocast), got {value.dtype}")
+
+
+def check_size(name, value, minimum):
+    """Checks that a size argument is an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return value
 
 
 def check_choice(name, value, choices):

@@ -1,0 +1,205 @@
+"""The bad-input table: every public function and module with its wrong inputs and the error each gets.
+
+One list, two users: tests/test_bad_input.py runs every row, and ``python tests/bad_inputs.py``
+renders docs/bad_input.md from it (a test checks the file is up to date). A row's ``call`` builds
+its arguments and makes the call; the error must be ``error``, its message must start with
+``argument: `` and contain ``expect`` (what was expected), and no kernel may have been launched.
+"""
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import fasthg
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_input.md"
+
+
+@dataclass(frozen=True)
+class Row:
+    function: str       # as a user calls it
+    argument: str       # the argument the message names
+    wrong: str          # what kind of mistake: rank, shape, dtype, device, layout, value, type, option
+    given: str          # what was passed
+    error: type
+    expect: str         # what the message says is expected (a substring of it)
+    call: Callable[[], object]
+
+
+def t(*shape, dtype=torch.float32, device="cpu"):
+    return torch.randn(shape, device=device).to(dtype) if dtype.is_floating_point else torch.ones(shape, dtype=dtype)
+
+
+def sparse(*shape):
+    return torch.randn(shape).to_sparse()
+
+
+def meta(*shape):
+    return torch.empty(shape, device="meta")
+
+
+class ModuleCall:
+    """A call of a module built by ``make``: the test also checks the rejected call left its state alone."""
+
+    def __init__(self, make, *args):
+        self.make, self.args = make, args
+
+    def __call__(self):
+        return self.make()(*self.args)
+
+
+module_call = ModuleCall
+
+
+UPSAMPLE = "fasthg.ops.upsample_add(low, skip)"
+POOL = "fasthg.ops.max_pool2x2(x)"
+RESIDUAL = "fasthg.Residual(5, 8)(x)"
+HOURGLASS = "fasthg.Hourglass(2, 4)(x)"
+POSENET = "fasthg.PoseNet(1, 4, 2)(imgs)"
+STACKED = "fasthg.StackedHourglass(1, 4, 2)(x)"
+up, pool = fasthg.ops.upsample_add, fasthg.ops.max_pool2x2
+
+ROWS = [
+    Row(UPSAMPLE, "low", "type", "a list", TypeError, "a torch.Tensor, got list", lambda: up([1.0], t(2, 3, 8, 8))),
+    Row(UPSAMPLE, "low", "rank", "3-D (2, 3, 4)", ValueError, "a 4-D tensor (N, C, h, w), got shape (2, 3, 4)",
+        lambda: up(t(2, 3, 4), t(2, 3, 8, 8))),
+    Row(UPSAMPLE, "skip", "rank", "5-D", ValueError, "a 4-D tensor (N, C, 2h, 2w)", lambda: up(t(2, 3, 4, 4), t(1, 2, 3, 8, 8))),
+    Row(UPSAMPLE, "skip", "shape", "(2, 3, 8, 9) for low (2, 3, 4, 4)", ValueError, "shape (N, C, 2h, 2w) = (2, 3, 8, 8)",
+        lambda: up(t(2, 3, 4, 4), t(2, 3, 8, 9))),
+    Row(UPSAMPLE, "skip", "shape", "4 channels, low has 3", ValueError, "shape (N, C, 2h, 2w) = (2, 3, 8, 8)",
+        lambda: up(t(2, 3, 4, 4), t(2, 4, 8, 8))),
+    Row(UPSAMPLE, "low", "dtype", "int64", TypeError, "dtype in (float16, bfloat16, float32, float64), got torch.int64",
+        lambda: up(t(2, 3, 4, 4, dtype=torch.int64), t(2, 3, 8, 8, dtype=torch.int64))),
+    Row(UPSAMPLE, "low", "dtype", "float32 with a float64 skip", TypeError, "dtype torch.float64 like skip",
+        lambda: up(t(2, 3, 4, 4), t(2, 3, 8, 8, dtype=torch.float64))),
+    Row(UPSAMPLE, "low", "device", "meta with a cpu skip", ValueError, "a tensor on cpu like skip, got meta",
+        lambda: up(meta(2, 3, 4, 4), t(2, 3, 8, 8))),
+    Row(UPSAMPLE, "low", "layout", "sparse COO", TypeError, "a dense (strided) tensor, got layout torch.sparse_coo",
+        lambda: up(sparse(1, 3, 2, 2), t(1, 3, 4, 4))),
+    Row(UPSAMPLE, "low", "value", "an empty batch (0, 3, 2, 2)", ValueError, "a non-empty tensor, got shape (0, 3, 2, 2)",
+        lambda: up(t(0, 3, 2, 2), t(0, 3, 4, 4))),
+    Row(UPSAMPLE, "skip", "value", "2^31 elements or more", ValueError, "fewer than 2^31 elements",
+        lambda: up(meta(2**14, 64, 32, 32), meta(2**14, 64, 64, 64))),
+
+    Row(POOL, "x", "type", "a numpy array", TypeError, "a torch.Tensor, got ndarray", lambda: pool(t(1, 3, 4, 4).numpy())),
+    Row(POOL, "x", "rank", "5-D", ValueError, "a 4-D tensor (N, C, H, W), got shape (1, 1, 3, 4, 4)", lambda: pool(t(1, 1, 3, 4, 4))),
+    Row(POOL, "x", "shape", "height 1", ValueError, "height and width >= 2 to pool 2x2", lambda: pool(t(1, 3, 1, 4))),
+    Row(POOL, "x", "dtype", "bool", TypeError, "dtype in (float16, bfloat16, float32, float64), got torch.bool",
+        lambda: pool(t(1, 3, 4, 4, dtype=torch.bool))),
+    Row(POOL, "x", "dtype", "complex64", TypeError, "got torch.complex64", lambda: pool(torch.ones(1, 3, 4, 4, dtype=torch.complex64))),
+    Row(POOL, "x", "layout", "sparse COO", TypeError, "a dense (strided) tensor", lambda: pool(sparse(1, 3, 4, 4))),
+    Row(POOL, "x", "value", "no channels (2, 0, 4, 4)", ValueError, "a non-empty tensor, got shape (2, 0, 4, 4)",
+        lambda: pool(t(2, 0, 4, 4))),
+    Row(POOL, "x", "value", "2^31 elements or more", ValueError, "fewer than 2^31 elements", lambda: pool(meta(2**15, 64, 32, 32))),
+
+    Row("fasthg.Residual(inp_dim, out_dim)", "out_dim", "value", "out_dim=1 (a bottleneck of 0 channels)", ValueError,
+        "an int >= 2, got 1", lambda: fasthg.Residual(4, 1)),
+    Row("fasthg.Residual(inp_dim, out_dim)", "inp_dim", "value", "inp_dim=0", ValueError, "an int >= 1, got 0",
+        lambda: fasthg.Residual(0, 4)),
+    Row("fasthg.Residual(inp_dim, out_dim)", "out_dim", "type", "out_dim=8.0", TypeError, "an int, got float",
+        lambda: fasthg.Residual(4, 8.0)),
+    Row(RESIDUAL, "x", "type", "a str", TypeError, "a torch.Tensor, got str", module_call(lambda: fasthg.Residual(5, 8), "x")),
+    Row(RESIDUAL, "x", "rank", "3-D (2, 5, 4)", ValueError, "a 4-D tensor (N, C, H, W), got shape (2, 5, 4)",
+        module_call(lambda: fasthg.Residual(5, 8), t(2, 5, 4))),
+    Row(RESIDUAL, "x", "shape", "4 channels for a Residual(5, 8)", ValueError, "5 channels (dim 1), got shape (2, 4, 4, 4)",
+        module_call(lambda: fasthg.Residual(5, 8), t(2, 4, 4, 4))),
+    Row(RESIDUAL, "x", "dtype", "int32", TypeError, "dtype in (float16, bfloat16, float32, float64)",
+        module_call(lambda: fasthg.Residual(5, 8), t(2, 5, 4, 4, dtype=torch.int32))),
+    Row(RESIDUAL, "x", "dtype", "float64 for float32 parameters, no autocast", TypeError,
+        "dtype torch.float32 like the module's parameters", module_call(lambda: fasthg.Residual(5, 8), t(2, 5, 4, 4, dtype=torch.float64))),
+    Row(RESIDUAL, "weight", "device", "x on cpu for a module on meta", ValueError, "a tensor on cpu like x, got meta",
+        module_call(lambda: fasthg.Residual(5, 8).to("meta"), t(2, 5, 4, 4))),
+    Row(RESIDUAL, "x", "layout", "sparse COO", TypeError, "a dense (strided) tensor",
+        module_call(lambda: fasthg.Residual(5, 8), sparse(2, 5, 4, 4))),
+    Row(RESIDUAL, "x", "value", "an empty batch", ValueError, "a non-empty tensor, got shape (0, 5, 4, 4)",
+        module_call(lambda: fasthg.Residual(5, 8), t(0, 5, 4, 4))),
+    Row(RESIDUAL, "x", "value", "one value per channel in training (1, 5, 1, 1)", ValueError,
+        "batch statistics need more than one value per channel", module_call(lambda: fasthg.Residual(5, 8), t(1, 5, 1, 1))),
+    Row(RESIDUAL, "x", "value", "2^31 elements or more", ValueError, "fewer than 2^31 elements",
+        module_call(lambda: fasthg.Residual(64, 128).to("meta"), meta(2**15, 64, 32, 32))),
+
+    Row("fasthg.Hourglass(n, f)", "n", "value", "n=0", ValueError, "an int >= 1, got 0", lambda: fasthg.Hourglass(0, 4)),
+    Row("fasthg.Hourglass(n, f)", "f", "value", "f=1", ValueError, "an int >= 2, got 1", lambda: fasthg.Hourglass(2, 1)),
+    Row("fasthg.Hourglass(n, f, increase)", "increase", "value", "increase=-1", ValueError, "an int >= 0, got -1",
+        lambda: fasthg.Hourglass(2, 4, increase=-1)),
+    Row(HOURGLASS, "x", "rank", "3-D", ValueError, "a 4-D tensor (N, C, H, W)", module_call(lambda: fasthg.Hourglass(2, 4), t(4, 8, 8))),
+    Row(HOURGLASS, "x", "shape", "3 channels for f=4", ValueError, "4 channels (dim 1), got shape (2, 3, 8, 8)",
+        module_call(lambda: fasthg.Hourglass(2, 4), t(2, 3, 8, 8))),
+    Row(HOURGLASS, "x", "shape", "6x8 for n=2", ValueError, "height and width divisible by 2^n = 4",
+        module_call(lambda: fasthg.Hourglass(2, 4), t(2, 4, 6, 8))),
+    Row(HOURGLASS, "x", "value", "an empty batch", ValueError, "a non-empty tensor", module_call(lambda: fasthg.Hourglass(2, 4), t(0, 4, 8, 8))),
+    Row(HOURGLASS, "x", "value", "batch 1 of 4x4 in training (innermost level 1x1)", ValueError,
+        "batch statistics of the innermost level", module_call(lambda: fasthg.Hourglass(2, 4), t(1, 4, 4, 4))),
+    Row(HOURGLASS, "x", "dtype", "bfloat16 for float32 parameters, no autocast", TypeError, "like the module's parameters",
+        module_call(lambda: fasthg.Hourglass(2, 4), t(2, 4, 8, 8, dtype=torch.bfloat16))),
+
+    Row("fasthg.nn.Pool(kernel_size, stride)", "kernel_size, stride", "option", "(3, 2)", ValueError, "(2, 2), got (3, 2)",
+        lambda: fasthg.nn.Pool(3, 2)),
+
+    Row("fasthg.PoseNet(nstack, inp_dim, oup_dim)", "nstack", "value", "nstack=0", ValueError, "an int >= 1, got 0",
+        lambda: fasthg.PoseNet(0, 16, 4)),
+    Row("fasthg.PoseNet(nstack, inp_dim, oup_dim)", "inp_dim", "value", "inp_dim=1", ValueError, "an int >= 2, got 1",
+        lambda: fasthg.PoseNet(1, 1, 4)),
+    Row("fasthg.PoseNet(nstack, inp_dim, oup_dim)", "oup_dim", "type", "oup_dim='16'", TypeError, "an int, got str",
+        lambda: fasthg.PoseNet(1, 16, "16")),
+    Row(POSENET, "imgs", "rank", "3-D (64, 64, 3)", ValueError, "a 4-D tensor (N, H, W, 3)", module_call(lambda: fasthg.PoseNet(1, 4, 2), t(64, 64, 3))),
+    Row(POSENET, "imgs", "shape", "an NCHW batch (1, 3, 64, 64)", ValueError, "3 colour channels in dim 3",
+        module_call(lambda: fasthg.PoseNet(1, 4, 2), t(1, 3, 64, 64))),
+    Row(POSENET, "imgs", "shape", "4 channels", ValueError, "3 colour channels in dim 3", module_call(lambda: fasthg.PoseNet(1, 4, 2), t(1, 64, 64, 4))),
+    Row(POSENET, "imgs", "shape", "96x64", ValueError, "height and width divisible by 64", module_call(lambda: fasthg.PoseNet(1, 4, 2), t(1, 96, 64, 3))),
+    Row(POSENET, "imgs", "dtype", "uint8 pixels", TypeError, "dtype in (float16, bfloat16, float32, float64), got torch.uint8",
+        module_call(lambda: fasthg.PoseNet(1, 4, 2), t(1, 64, 64, 3, dtype=torch.uint8))),
+    Row(POSENET, "imgs", "dtype", "float64 for float32 parameters, no autocast", TypeError, "like the module's parameters",
+        module_call(lambda: fasthg.PoseNet(1, 4, 2), t(2, 64, 64, 3, dtype=torch.float64))),
+    Row(POSENET, "imgs", "value", "an empty batch", ValueError, "a non-empty tensor, got shape (0, 64, 64, 3)",
+        module_call(lambda: fasthg.PoseNet(1, 4, 2), t(0, 64, 64, 3))),
+    Row(POSENET, "imgs", "value", "batch 1 of 64x64 in training", ValueError, "batch statistics of the innermost hourglass level",
+        module_call(lambda: fasthg.PoseNet(1, 4, 2), t(1, 64, 64, 3))),
+    Row(STACKED, "x", "shape", "an NHWC batch (1, 64, 64, 3)", ValueError, "3 colour channels in dim 1",
+        module_call(lambda: fasthg.StackedHourglass(1, 4, 2), t(1, 64, 64, 3))),
+
+    Row("fasthg.set_backend(name)", "backend", "option", "'cuda'", ValueError, "one of 'auto', 'triton', 'torch', got 'cuda'",
+        lambda: fasthg.set_backend("cuda")),
+    Row("fasthg.backend(name)", "backend", "option", "'gpu'", ValueError, "one of 'auto', 'triton', 'torch', got 'gpu'",
+        lambda: fasthg.backend("gpu")),
+    Row("fasthg.load_state_dict_compat(src, model)", "src", "type", "an int", TypeError,
+        "a state_dict, a checkpoint dict, a path or a file object, got int", lambda: fasthg.load_state_dict_compat(42)),
+    Row("fasthg.load_state_dict_compat(src, model)", "src", "value", "another model's state_dict", ValueError,
+        "does not fit Residual: missing keys", lambda: fasthg.load_state_dict_compat({"w": torch.zeros(1)}, fasthg.Residual(4, 8))),
+]
+
+
+def row_id(row):
+    return f"{row.function.split('(')[0]}-{row.argument}-{row.wrong}-{row.given}"
+
+
+def render():
+    """docs/bad_input.md, as generated from ROWS."""
+    lines = [
+        "# Bad input: what each public function says",
+        "",
+        "Every public function and module of fasthg checks its arguments before any kernel launch and",
+        "rejects a wrong one with a `ValueError` (wrong value, shape, rank, device) or `TypeError` (wrong",
+        "type, dtype, layout) whose message starts with the argument's name and says what was expected.",
+        "A module whose call is rejected is left as it was (running statistics, batch counters).",
+        "",
+        "Generated by `python tests/bad_inputs.py` from the table that `tests/test_bad_input.py` runs row by",
+        "row; a test fails when this file is out of date. The heatmap ops and `fasthg.metrics.pckh` get",
+        "their rows with their entries.",
+        "",
+        "| function | argument | wrong | given | error | message (excerpt) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in ROWS:
+        cells = [f"`{row.function}`", f"`{row.argument}`", row.wrong, row.given, row.error.__name__,
+                 f"`{row.argument}: ...{row.expect}`"]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(render())
+    print(f"wrote {DOC} ({len(ROWS)} rows)", file=sys.stderr)

@@ -1,0 +1,480 @@
+"""The test suite's op registry, in the spirit of PyTorch's OpInfo: one entry per public op or module.
+
+An :class:`OpInfo` says how to call an op and its plain-PyTorch reference, how to draw its sizes
+(a hypothesis strategy) and build inputs from them, which dtypes run on which backend, which
+memory layouts its inputs may take, and how its results are judged. Every reliability test
+iterates over :data:`OPS`:
+
+* ``test_properties.py``   forward and backward parity with the reference over drawn shapes, dtypes,
+                           layouts, values and kernel tiles (interpreter and torch path)
+* ``test_gradcheck.py``    ``torch.autograd.gradcheck`` in fp64; ``torch.library.opcheck`` of every
+                           ``fasthg::`` custom op (it fails while a registered op has no sample here)
+* ``test_numerics.py``     NaN/inf propagation, large-mean batch statistics, values near the fp16 range
+* ``test_determinism.py``  bit-identical results under any program schedule
+* ``test_memory_safety.py`` NaN guard memory and a bounds-checking interpreter
+
+Adding an op is one entry in ``OPS``. For the heatmap ops (fasthg/ops/heatmap*.py), e.g.::
+
+    OpInfo(
+        name="heatmap_loss",
+        op=fasthg.ops.heatmap_loss,
+        reference=fasthg.reference.heatmap_loss,
+        sizes=st.fixed_dictionaries({"n": st.integers(1, 3), "stacks": st.integers(1, 2),
+                                     "joints": st.integers(1, 17), "h": st.integers(1, 9), "w": st.integers(1, 9)}),
+        example={"n": 2, "stacks": 2, "joints": 3, "h": 8, "w": 6},
+        inputs=lambda s, g: Sample({"preds": normal((s["n"], s["stacks"], s["joints"], s["h"], s["w"]), g),
+                                    "keypoints": uniform((s["n"], s["joints"], 2), g, high=s["w"])},
+                                   options={"sigma": 1.0}, constant=("keypoints",)),
+        value_kinds=("normal", "large"),
+        custom_ops={"fasthg::heatmap_loss": lambda: (...the custom op's arguments...)},
+    )
+
+with an opcheck sample in ``custom_ops`` for each ``fasthg::`` op it registers; then remove those
+ops from ``AWAITING_ENTRIES`` in tests/test_gradcheck.py, which fails while a registered op has
+no sample (and while an op listed there has one).
+
+``relu_masks`` marks ops with ReLUs (see tests/parity.py for how their fp16/bf16 gradients are
+judged); ``constant`` names inputs that get no gradient and keep their values (keypoints, masks);
+``differentiable=False`` marks an op with no backward (render, decode); ``batch_statistics``
+adds the large-mean checks. Integer inputs keep their dtype; float inputs take the drawn one.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from hypothesis import strategies as st
+from torch import nn
+
+import fasthg
+from fasthg import reference
+from fasthg.dispatch import runs_fused
+from fasthg.ops.head import head
+from harness import EAGER_FACTOR
+
+ALL_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+
+# ----------------------------------------------------------------------------------------- inputs
+
+@dataclass
+class Sample:
+    """One set of arguments: tensors (fp64 for float ones) by argument name, in call order, and options."""
+    tensors: dict
+    options: dict = field(default_factory=dict)
+    constant: tuple = ()  # tensors that get no gradient and keep their values
+
+
+def normal(shape, generator, mean=0.0, std=1.0):
+    return torch.randn(shape, generator=generator, dtype=torch.float64) * std + mean
+
+
+def uniform(shape, generator, low=0.0, high=1.0):
+    return torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low) + low
+
+
+VALUE_KINDS = {
+    "normal": lambda t: t,
+    "ties": lambda t: (2 * t).round().clamp(-3, 3),  # small integers: exact in every dtype, many ties
+    "large": lambda t: 100 * t + 10,
+}
+
+
+# ---------------------------------------------------------------------------------------- layouts
+
+def guarded(t, strides, fill=float("nan"), margin=5):
+    """A differentiable view with ``t``'s values and the given strides, inside a buffer filled with
+    ``fill`` that leaves ``margin`` elements before and after it (and in every gap of the strides)."""
+    span = 1 + sum((size - 1) * stride for size, stride in zip(t.shape, strides)) if t.numel() else 0
+    buffer = torch.full((span + 2 * margin,), fill, dtype=t.dtype)
+    view = buffer.as_strided(t.shape, strides, margin)
+    view.copy_(t)
+    return view
+
+
+def _dense_strides(t, memory_format):
+    return torch.empty(t.shape, dtype=t.dtype, device="meta").to(memory_format=memory_format).stride()
+
+
+def _channels_last_format(t):
+    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim(), torch.contiguous_format)
+
+
+def _gapped_strides(t):
+    """Every other element of a contiguous layout, plus an empty slot per row: no two rows adjacent."""
+    strides, step = [], 2
+    for size in reversed(t.shape):
+        strides.append(step)
+        step *= size + 1
+    return tuple(reversed(strides))
+
+
+LAYOUTS = {  # name: tensor -> a differentiable view of its values in that layout, NaN all around
+    "contiguous": lambda t: guarded(t, _dense_strides(t, torch.contiguous_format)),
+    "channels_last": lambda t: guarded(t, _dense_strides(t, _channels_last_format(t))),
+    "strided": lambda t: guarded(t, _gapped_strides(t)),
+}
+
+
+# --------------------------------------------------------------------------------------- registry
+
+@dataclass(frozen=True)
+class OpInfo:
+    name: str
+    sizes: object                                   # hypothesis strategy of a dict of sizes and flags
+    example: dict                                   # one small fixed draw, for the non-hypothesis tests
+    inputs: Callable[[dict, torch.Generator], Sample]
+    op: Optional[Callable] = None                   # a functional op: op(*tensors, **options)
+    reference: Optional[Callable] = None
+    modules: Optional[Callable[[dict], tuple]] = None  # sizes -> (fused, reference) fp64 modules, same state
+    public: bool = True
+    interpreter_dtypes: tuple = ALL_DTYPES
+    torch_dtypes: tuple = (torch.float64,)          # dtypes run on the torch path
+    layouts: tuple = tuple(LAYOUTS)
+    value_kinds: tuple = tuple(VALUE_KINDS)
+    differentiable: bool = True
+    batch_statistics: bool = False                  # normalises with batch statistics in training
+    batch_first: bool = True                        # dim 0 of every input and output is the batch
+    relu_masks: bool = False                        # has ReLUs after convs: see tests/parity.py on mask flips
+    fp64_tolerance: float = 1e-9                    # rtol and atol (on the scale of the tensor set) in fp64
+    eager_factor: float = EAGER_FACTOR
+    cost: int = 1                                   # a property draws max_examples // cost examples (at least 1)
+    gradcheck: dict = field(default_factory=lambda: {"interpreter": "full", "torch": "full"})  # backend: mode
+    gradcheck_parameters: bool = True               # gradcheck a module's parameters too, not only its inputs
+    custom_ops: dict = field(default_factory=dict)  # "fasthg::name" -> () -> opcheck args, per op it launches
+
+    def __str__(self):
+        return self.name
+
+
+# ------------------------------------------------------------------------------- module builders
+
+def randomize(module, generator):
+    """Non-trivial parameters and running statistics, drawn from ``generator`` (fp64)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(uniform(m.weight.shape, generator, 0.5, 1.5))
+                m.bias.copy_(normal(m.bias.shape, generator, std=0.2))
+                m.running_mean.copy_(normal(m.running_mean.shape, generator, std=0.2))
+                m.running_var.copy_(uniform(m.running_var.shape, generator, 0.5, 2.0))
+            elif isinstance(m, nn.Conv2d):
+                fan_in = max(1, m.in_channels * m.weight[0, 0].numel()) if m.weight.numel() else 1
+                m.weight.copy_(normal(m.weight.shape, generator, std=fan_in ** -0.5))
+                m.bias.copy_(normal(m.bias.shape, generator, std=0.2))
+    return module
+
+
+def pair(make_fused, make_reference, seed=0):
+    """(fused, reference) fp64 modules with one set of random parameters and statistics."""
+    ref = randomize(make_reference().double(), torch.Generator().manual_seed(seed))
+    fused = make_fused().double()
+    fused.load_state_dict(ref.state_dict())
+    return fused, ref
+
+
+class StackHead(nn.Module):
+    """A stack's head as fasthg.models composes it (features conv-BN-ReLU, heatmaps, merges), in plain PyTorch."""
+
+    def __init__(self, f, oup, merged):
+        super().__init__()
+        self.features = reference.Conv(f, f, 1, bn=True, relu=True)
+        self.outs = reference.Conv(f, oup, 1, relu=False)
+        self.merge_features = reference.Merge(f, f) if merged else None
+        self.merge_preds = reference.Merge(oup, f) if merged else None
+
+    def forward(self, h, x):
+        feature = self.features(h)
+        preds = self.outs(feature)
+        if self.merge_features is None:
+            return preds
+        return preds, x + self.merge_preds(preds) + self.merge_features(feature)
+
+
+class FusedStackHead(StackHead):
+    """The same head run by ``fasthg.ops.head`` (internal: PoseNet's only path to it)."""
+
+    def forward(self, h, x):
+        if not runs_fused(h):
+            return super().forward(h, x)
+        bn = self.features.bn
+        if self.training:
+            bn.num_batches_tracked.add_(1)
+        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+        merged = self.merge_features is not None
+        preds, x_next = head(h, x, self.features.conv, bn, self.outs.conv,
+                             self.merge_features.conv.conv if merged else None,
+                             self.merge_preds.conv.conv if merged else None, self.training, momentum, h.dtype)
+        return (preds, x_next) if merged else preds
+
+
+# ------------------------------------------------------------------------------- opcheck samples
+
+def _residual_forward_args(module, x, training):
+    bns = (module.bn1, module.bn2, module.bn3)
+    convs = (module.conv1.conv, module.conv2.conv, module.conv3.conv)
+    skip = module.skip_layer.conv
+    running = [t.clone() for bn in bns for t in (bn.running_mean, bn.running_var)]
+    return (x, [bn.weight.detach() for bn in bns], [bn.bias.detach() for bn in bns], *running,
+            [c.weight.detach() for c in convs], [c.bias.detach() for c in convs],
+            skip.weight.detach() if module.need_skip else None, skip.bias.detach() if module.need_skip else None,
+            training, 0.1, 1e-5)
+
+
+def _residual_forward_sample():
+    fused, _ = pair(lambda: fasthg.Residual(3, 4), lambda: reference.Residual(3, 4))
+    with torch.no_grad():
+        return _residual_forward_args(fused.float(), torch.randn(2, 3, 4, 5), True)
+
+
+def _residual_backward_sample():
+    forward = _residual_forward_sample()
+    with torch.no_grad():
+        out, y1, y2, stats = torch.ops.fasthg.residual_forward(*forward)
+    return (torch.randn_like(out), forward[0], y1, y2, stats, forward[1], forward[2], forward[9], forward[11], True, 1e-5)
+
+
+def _head_forward_sample():
+    fused, _ = pair(lambda: FusedStackHead(5, 3, True), lambda: StackHead(5, 3, True))
+    fused = fused.float()
+    conv, bn, outs = fused.features.conv, fused.features.bn, fused.outs.conv
+    mf, mp = fused.merge_features.conv.conv, fused.merge_preds.conv.conv
+    with torch.no_grad():
+        return (torch.randn(2, 5, 3, 4), torch.randn(2, 5, 3, 4), conv.weight.detach(), conv.bias.detach(),
+                bn.weight.detach(), bn.bias.detach(), bn.running_mean.clone(), bn.running_var.clone(),
+                outs.weight.detach(), outs.bias.detach(), mf.weight.detach(), mf.bias.detach(), mp.weight.detach(),
+                mp.bias.detach(), True, 0.1, 1e-5)
+
+
+def _head_backward_sample():
+    forward = _head_forward_sample()
+    with torch.no_grad():
+        preds, _, z, stats = torch.ops.fasthg.head_forward(*forward)
+    h, x = forward[0], forward[1]
+    return (torch.randn_like(preds), torch.randn_like(x), h, z, preds, stats, forward[2], forward[4], forward[5],
+            forward[8], forward[10], forward[12], True, 1e-5)
+
+
+# ------------------------------------------------------------------------------------ strategies
+
+MIN_BN_VALUES = 4
+
+
+def _batch(training, *spatial):
+    """Batch sizes that give train-mode BN at least MIN_BN_VALUES values per channel. PyTorch needs 2;
+    over 2 or 3 the BN backward's centring cancels nearly all of the gradient, and eager fp32's
+    own error there is luck, no bar to judge by (DESIGN.md §5); test_numerics checks 2 in fp64."""
+    pixels = 1
+    for size in spatial:
+        pixels *= size
+    low = -(-MIN_BN_VALUES // pixels) if training else 1
+    return st.integers(low, max(low, 3))
+
+
+CHANNELS = st.one_of(st.integers(1, 9), st.sampled_from([64, 67]))  # odd, tiny, and past a 64-wide block
+
+
+@st.composite
+def _residual_sizes(draw):
+    training, h, w = draw(st.booleans()), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    inp = draw(st.integers(1, 7))  # out >= 2: the bottleneck has out // 2 channels
+    out = inp if inp >= 2 and draw(st.booleans()) else draw(st.one_of(st.integers(2, 9), st.just(18)))
+    return {"inp": inp, "out": out, "n": draw(_batch(training, h, w)), "h": h, "w": w, "training": training}
+
+
+@st.composite
+def _hourglass_sizes(draw):
+    depth, training = draw(st.integers(1, 2)), draw(st.booleans())
+    kh, kw = draw(st.integers(1, 2)), draw(st.integers(1, 2))  # innermost level: kh x kw
+    return {"depth": depth, "f": draw(st.integers(2, 4)), "increase": draw(st.integers(0, 1)),
+            "n": draw(_batch(training, kh, kw)), "h": kh << depth, "w": kw << depth, "training": training}
+
+
+@st.composite
+def _head_sizes(draw):
+    training, h, w = draw(st.booleans()), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    return {"f": draw(st.integers(1, 9)), "oup": draw(st.integers(1, 5)), "merged": draw(st.booleans()),
+            "n": draw(_batch(training, h, w)), "h": h, "w": w, "training": training}
+
+
+# -------------------------------------------------------------------------------------- entries
+
+OPS = [
+    OpInfo(
+        name="upsample_add",
+        op=fasthg.ops.upsample_add,
+        reference=reference.upsample_add,
+        sizes=st.fixed_dictionaries({"n": st.integers(1, 3), "c": CHANNELS, "h": st.integers(1, 6), "w": st.integers(1, 7)}),
+        example={"n": 1, "c": 3, "h": 2, "w": 3},
+        inputs=lambda s, g: Sample({"low": normal((s["n"], s["c"], s["h"], s["w"]), g),
+                                    "skip": normal((s["n"], s["c"], 2 * s["h"], 2 * s["w"]), g)}),
+        custom_ops={"fasthg::upsample_add": lambda: (torch.randn(2, 3, 4, 5), torch.randn(2, 3, 8, 10)),
+                    "fasthg::upsample_add_backward": lambda: (torch.randn(2, 3, 8, 10),)},
+    ),
+    OpInfo(
+        name="max_pool2x2",
+        op=fasthg.ops.max_pool2x2,
+        reference=lambda x: torch.nn.functional.max_pool2d(x, 2),
+        sizes=st.fixed_dictionaries({"n": st.integers(1, 3), "c": CHANNELS, "h": st.integers(2, 9), "w": st.integers(2, 9)}),
+        example={"n": 1, "c": 3, "h": 3, "w": 5},
+        inputs=lambda s, g: Sample({"x": normal((s["n"], s["c"], s["h"], s["w"]), g)}),
+        custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5),),
+                    "fasthg::max_pool2x2_backward": lambda: (torch.randn(2, 3, 3, 2), torch.randn(2, 3, 6, 5))},
+    ),
+    OpInfo(
+        name="Residual",
+        modules=lambda s: pair(lambda: fasthg.Residual(s["inp"], s["out"]), lambda: reference.Residual(s["inp"], s["out"])),
+        sizes=_residual_sizes(),
+        example={"inp": 3, "out": 4, "n": 2, "h": 2, "w": 3, "training": True},
+        inputs=lambda s, g: Sample({"x": normal((s["n"], s["inp"], s["h"], s["w"]), g, mean=0.5, std=2.0)}),
+        batch_statistics=True,
+        relu_masks=True,
+        cost=2,
+        gradcheck={"interpreter": "fast", "torch": "fast"},
+        custom_ops={"fasthg::residual_forward": _residual_forward_sample,
+                    "fasthg::residual_backward": _residual_backward_sample},
+    ),
+    OpInfo(
+        name="stack_head",
+        public=False,
+        modules=lambda s: pair(lambda: FusedStackHead(s["f"], s["oup"], s["merged"]), lambda: StackHead(s["f"], s["oup"], s["merged"])),
+        sizes=_head_sizes(),
+        example={"f": 5, "oup": 3, "merged": True, "n": 2, "h": 3, "w": 4, "training": True},
+        inputs=lambda s, g: Sample({"h": normal((s["n"], s["f"], s["h"], s["w"]), g),
+                                    "x": normal((s["n"], s["f"], s["h"], s["w"]), g)}),
+        torch_dtypes=(),  # the torch path of the models is the reference itself
+        batch_statistics=True,
+        relu_masks=True,
+        cost=2,
+        gradcheck={"interpreter": "fast"},
+        custom_ops={"fasthg::head_forward": _head_forward_sample, "fasthg::head_backward": _head_backward_sample},
+    ),
+    OpInfo(
+        name="Hourglass",
+        modules=lambda s: pair(lambda: fasthg.Hourglass(s["depth"], s["f"], increase=s["increase"]),
+                               lambda: reference.Hourglass(s["depth"], s["f"], increase=s["increase"])),
+        sizes=_hourglass_sizes(),
+        example={"depth": 1, "f": 2, "increase": 1, "n": 2, "h": 2, "w": 4, "training": True},
+        inputs=lambda s, g: Sample({"x": normal((s["n"], s["f"], s["h"], s["w"]), g)}),
+        batch_statistics=True,
+        relu_masks=True,
+        cost=6,
+        # The interpreter's gradcheck (40 s) would repeat its parts' (Residual, max_pool2x2,
+        # upsample_add); its fp64 parity with the reference's autograd is in test_properties.
+        gradcheck={"torch": "fast"},
+        gradcheck_parameters=False,  # the Residual entry checks its blocks' parameters
+    ),
+    OpInfo(
+        name="PoseNet",
+        modules=lambda s: pair(lambda: fasthg.PoseNet(1, 4, 2), lambda: reference.PoseNet(1, 4, 2)),
+        sizes=st.fixed_dictionaries({"training": st.booleans()}),
+        example={"training": False},
+        inputs=lambda s, g: Sample({"imgs": uniform((2, 64, 64, 3), g)}),
+        interpreter_dtypes=(torch.float64,),  # whole models are compared in fp64 (DESIGN.md §5)
+        value_kinds=("normal",),               # images in [0, 1]
+        cost=50,                               # ~20 s an example in the interpreter: one per CI run
+        gradcheck={"torch": "fast"},
+        gradcheck_parameters=False,
+    ),
+]
+
+
+def draw_sample(info, sizes, values="normal", seed=0):
+    """The entry's inputs at ``sizes``, with values of the given kind (constant inputs as drawn)."""
+    sample = info.inputs(sizes, torch.Generator().manual_seed(seed))
+    transform = VALUE_KINDS[values]
+    sample.tensors = {name: transform(t) if t.is_floating_point() and name not in sample.constant else t
+                      for name, t in sample.tensors.items()}
+    return sample
+
+
+def case_strategy(info, dtypes, tiles):
+    """Hypothesis strategy of one call: sizes, dtype, input layout, kind of values, seed, kernel tiles."""
+    return st.fixed_dictionaries({
+        "sizes": info.sizes, "dtype": st.sampled_from(dtypes), "layout": st.sampled_from(info.layouts),
+        "values": st.sampled_from(info.value_kinds), "seed": st.integers(0, 2**31 - 1), "tiles": st.sampled_from(tiles),
+    })
+
+
+def entry(name):
+    return next(info for info in OPS if info.name == name)
+
+
+# ---------------------------------------------------------------------------------------- calling
+
+@dataclass
+class Bound:
+    """An entry ready to call in one dtype: ``fn(*tensors)`` and the named parameters that get gradients."""
+    fn: Callable
+    params: dict
+    module: Optional[nn.Module] = None
+
+    def buffers(self):
+        return dict(self.module.named_buffers()) if self.module is not None else {}
+
+
+def _round_to(dtype):
+    """A forward hook giving a conv's output the value it has when stored in ``dtype``, gradient unchanged."""
+    return lambda module, inputs, out: out + (out.to(dtype).to(out.dtype) - out).detach()
+
+
+def bind(info, sizes, kind, dtype, options=None, storage=None):
+    """The ``kind`` ("fused" or "reference") implementation of ``info`` at ``sizes`` in ``dtype``.
+
+    ``storage``: every conv output of a module is rounded to that dtype, as an implementation
+    computing in it stores them (the reference then decides each ReLU on the same value).
+    """
+    options = options or {}
+    if info.modules is None:
+        fn = info.op if kind == "fused" else info.reference
+        return Bound(lambda *tensors: fn(*tensors, **options), {})
+    fused, ref = info.modules(sizes)
+    module = copy.deepcopy(fused if kind == "fused" else ref).to(dtype).train(sizes.get("training", True))
+    if storage is not None:
+        for conv in module.modules():
+            if isinstance(conv, nn.Conv2d):
+                conv.register_forward_hook(_round_to(storage))
+    params = {name: p for name, p in module.named_parameters() if p.requires_grad}
+    return Bound(lambda *tensors: module(*tensors, **options), params, module)
+
+
+def as_tuple(out):
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def leaves(sample, dtype, differentiable=True):
+    """The sample's tensors as leaves in ``dtype`` (float ones), requiring grad unless constant."""
+    result = {}
+    for name, t in sample.tensors.items():
+        t = t.to(dtype) if t.is_floating_point() else t
+        wants_grad = differentiable and t.is_floating_point() and name not in sample.constant
+        result[name] = t.detach().clone().requires_grad_(wants_grad)
+    return result
+
+
+def grad_outputs(outputs, seed=0):
+    """A fixed random output gradient per output, drawn in fp64 and cast to the output's dtype."""
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(normal(o.shape, generator).to(o.dtype) for o in outputs)
+
+
+@dataclass
+class Result:
+    outputs: tuple
+    grads: dict   # input and parameter name -> gradient (None entries dropped)
+    buffers: dict
+
+
+def run(bound, inputs, layout="contiguous", backward=True, grads_out=None):
+    """Forward (inputs viewed in ``layout``) and, for differentiable inputs, backward with ``grads_out``."""
+    views = [LAYOUTS[layout](t) if t.is_floating_point() else t for t in inputs.values()]
+    outputs = as_tuple(bound.fn(*views))
+    tracked = {name: t for name, t in inputs.items() if t.requires_grad}
+    tracked.update(bound.params)
+    grads = {}
+    if backward and tracked:
+        grads_out = grad_outputs(outputs) if grads_out is None else grads_out
+        live = [(o, g) for o, g in zip(outputs, grads_out) if o.requires_grad]
+        found = torch.autograd.grad([o for o, _ in live], list(tracked.values()), [g for _, g in live], allow_unused=True)
+        grads = {name: g for name, g in zip(tracked, found) if g is not None}
+    return Result(tuple(o.detach() for o in outputs), grads, {k: v.clone() for k, v in bound.buffers().items()})
