@@ -39,7 +39,9 @@ def _check_arguments(pred, gt, annotated, normalize, threshold, convention):
     if not np.all(np.isfinite(normalize) & (normalize > 0)):
         raise ValueError("normalize: expected finite head sizes > 0, got "
                          f"{normalize[~(np.isfinite(normalize) & (normalize > 0))][:5].tolist()}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < math.inf:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"threshold: expected a number, got {type(threshold).__name__}")
+    if not 0 < threshold < math.inf:
         raise ValueError(f"threshold: expected a finite number > 0, got {threshold!r}")
     if convention not in CONVENTIONS:
         raise ValueError(f"convention: expected one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}")

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 import fasthg
+import fasthg.metrics
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_input.md"
 
@@ -59,7 +60,20 @@ RESIDUAL = "fasthg.Residual(5, 8)(x)"
 HOURGLASS = "fasthg.Hourglass(2, 4)(x)"
 POSENET = "fasthg.PoseNet(1, 4, 2)(imgs)"
 STACKED = "fasthg.StackedHourglass(1, 4, 2)(x)"
+RENDER = "fasthg.ops.render_heatmaps(keypoints, visible, size, sigma, style)"
+LOSS = "fasthg.ops.heatmap_loss(preds, keypoints, visible, sigma, style, weighted)"
+DECODE = "fasthg.ops.decode_heatmaps(heatmaps, style)"
+PCKH = "fasthg.metrics.pckh(pred, gt, annotated, normalize, threshold, convention)"
 up, pool = fasthg.ops.upsample_add, fasthg.ops.max_pool2x2
+render_heatmaps, heatmap_loss, decode_heatmaps = fasthg.ops.render_heatmaps, fasthg.ops.heatmap_loss, fasthg.ops.decode_heatmaps
+
+
+def pckh(pred=None, gt=None, annotated=None, normalize=None, **options):
+    """fasthg.metrics.pckh of 4 people with the given arguments, good ones for the rest."""
+    return fasthg.metrics.pckh(t(4, 16, 2) if pred is None else pred, t(4, 16, 2) if gt is None else gt,
+                               t(4, 16, dtype=torch.bool) if annotated is None else annotated,
+                               torch.ones(4) if normalize is None else normalize, **options)
+
 
 ROWS = [
     Row(UPSAMPLE, "low", "type", "a list", TypeError, "a torch.Tensor, got list", lambda: up([1.0], t(2, 3, 8, 8))),
@@ -160,6 +174,94 @@ ROWS = [
     Row(STACKED, "x", "shape", "an NHWC batch (1, 64, 64, 3)", ValueError, "3 colour channels in dim 1",
         module_call(lambda: fasthg.StackedHourglass(1, 4, 2), t(1, 64, 64, 3))),
 
+    Row(RENDER, "keypoints", "type", "a list", TypeError, "a torch.Tensor, got list", lambda: render_heatmaps([[1.0, 2.0]])),
+    Row(RENDER, "keypoints", "rank", "2-D (3, 2)", ValueError, "a 3-D tensor (B, K, 2) x, y in heatmap pixels, got shape (3, 2)",
+        lambda: render_heatmaps(t(3, 2))),
+    Row(RENDER, "keypoints", "shape", "(2, 3, 3): not x, y", ValueError, "shape (B, K, 2) x, y in heatmap pixels, got (2, 3, 3)",
+        lambda: render_heatmaps(t(2, 3, 3))),
+    Row(RENDER, "keypoints", "dtype", "int64", TypeError, "dtype in (float16, bfloat16, float32, float64), got torch.int64",
+        lambda: render_heatmaps(t(2, 3, 2, dtype=torch.int64))),
+    Row(RENDER, "keypoints", "value", "an empty batch (0, 3, 2)", ValueError, "a non-empty tensor, got shape (0, 3, 2)",
+        lambda: render_heatmaps(t(0, 3, 2))),
+    Row(RENDER, "visible", "rank", "3-D (2, 3, 1)", ValueError, "a 2-D tensor (B, K), got shape (2, 3, 1)",
+        lambda: render_heatmaps(t(2, 3, 2), t(2, 3, 1, dtype=torch.bool))),
+    Row(RENDER, "visible", "shape", "(2, 4) for keypoints (2, 3, 2)", ValueError, "shape (B, K) = (2, 3) like keypoints, got (2, 4)",
+        lambda: render_heatmaps(t(2, 3, 2), t(2, 4, dtype=torch.bool))),
+    Row(RENDER, "visible", "dtype", "complex64", TypeError, "got torch.complex64",
+        lambda: render_heatmaps(t(2, 3, 2), torch.ones(2, 3, dtype=torch.complex64))),
+    Row(RENDER, "visible", "device", "meta with cpu keypoints", ValueError, "a tensor on cpu like keypoints, got meta",
+        lambda: render_heatmaps(t(2, 3, 2), meta(2, 3))),
+    Row(RENDER, "size", "type", "(64,)", TypeError, "a pair (H, W) of ints, got (64,)", lambda: render_heatmaps(t(2, 3, 2), None, (64,))),
+    Row(RENDER, "size", "type", "(64.0, 64)", TypeError, "a pair (H, W) of ints, got (64.0, 64)",
+        lambda: render_heatmaps(t(2, 3, 2), None, (64.0, 64))),
+    Row(RENDER, "size", "value", "(0, 64)", ValueError, "H and W >= 1, got (0, 64)", lambda: render_heatmaps(t(2, 3, 2), None, (0, 64))),
+    Row(RENDER, "sigma", "value", "0.0", ValueError, "a finite number > 0, got 0.0", lambda: render_heatmaps(t(2, 3, 2), sigma=0.0)),
+    Row(RENDER, "sigma", "value", "-1.0", ValueError, "a finite number > 0, got -1.0", lambda: render_heatmaps(t(2, 3, 2), sigma=-1.0)),
+    Row(RENDER, "sigma", "value", "NaN", ValueError, "a finite number > 0, got nan", lambda: render_heatmaps(t(2, 3, 2), sigma=float("nan"))),
+    Row(RENDER, "sigma", "type", "'1'", TypeError, "a number, got str", lambda: render_heatmaps(t(2, 3, 2), sigma="1")),
+    Row(RENDER, "style", "option", "'gaussian'", ValueError, "one of 'princeton', 'bearpaw', 'mmpose', 'unbiased', got 'gaussian'",
+        lambda: render_heatmaps(t(2, 3, 2), style="gaussian")),
+
+    Row(LOSS, "preds", "type", "a list", TypeError, "a torch.Tensor, got list", lambda: heatmap_loss([0.0], t(2, 3, 2))),
+    Row(LOSS, "preds", "rank", "4-D (2, 3, 4, 4): one stack's heatmaps", ValueError,
+        "a 5-D tensor (B, S, K, H, W), got shape (2, 3, 4, 4)", lambda: heatmap_loss(t(2, 3, 4, 4), t(2, 3, 2))),
+    Row(LOSS, "preds", "shape", "batch 3 for keypoints (2, 3, 2)", ValueError,
+        "shape (B, S, K, H, W) with (B, K) = (2, 3) like keypoints, got (3, 1, 3, 4, 4)", lambda: heatmap_loss(t(3, 1, 3, 4, 4), t(2, 3, 2))),
+    Row(LOSS, "preds", "shape", "4 joints for keypoints (2, 3, 2)", ValueError, "with (B, K) = (2, 3) like keypoints, got (2, 1, 4, 4, 4)",
+        lambda: heatmap_loss(t(2, 1, 4, 4, 4), t(2, 3, 2))),
+    Row(LOSS, "preds", "dtype", "int32", TypeError, "dtype in (float16, bfloat16, float32, float64), got torch.int32",
+        lambda: heatmap_loss(t(2, 1, 3, 4, 4, dtype=torch.int32), t(2, 3, 2))),
+    Row(LOSS, "preds", "layout", "sparse COO", TypeError, "a dense (strided) tensor, got layout torch.sparse_coo",
+        lambda: heatmap_loss(sparse(2, 1, 3, 4, 4), t(2, 3, 2))),
+    Row(LOSS, "preds", "value", "no stacks (2, 0, 3, 4, 4)", ValueError, "a non-empty tensor, got shape (2, 0, 3, 4, 4)",
+        lambda: heatmap_loss(t(2, 0, 3, 4, 4), t(2, 3, 2))),
+    Row(LOSS, "preds", "value", "2^31 elements or more", ValueError, "fewer than 2^31 elements",
+        lambda: heatmap_loss(meta(2**13, 8, 16, 64, 64), meta(2**13, 16, 2))),
+    Row(LOSS, "keypoints", "rank", "2-D (2, 3)", ValueError, "a 3-D tensor (B, K, 2)", lambda: heatmap_loss(t(2, 1, 3, 4, 4), t(2, 3))),
+    Row(LOSS, "keypoints", "shape", "(2, 3, 3): not x, y", ValueError, "shape (B, K, 2) x, y in heatmap pixels, got (2, 3, 3)",
+        lambda: heatmap_loss(t(2, 1, 3, 4, 4), t(2, 3, 3))),
+    Row(LOSS, "keypoints", "device", "meta with cpu preds", ValueError, "a tensor on cpu like preds, got meta",
+        lambda: heatmap_loss(t(2, 1, 3, 4, 4), meta(2, 3, 2))),
+    Row(LOSS, "visible", "shape", "(3, 2) for keypoints (2, 3, 2)", ValueError, "shape (B, K) = (2, 3) like keypoints, got (3, 2)",
+        lambda: heatmap_loss(t(2, 1, 3, 4, 4), t(2, 3, 2), t(3, 2))),
+    Row(LOSS, "sigma", "value", "0", ValueError, "a finite number > 0, got 0", lambda: heatmap_loss(t(2, 1, 3, 4, 4), t(2, 3, 2), sigma=0)),
+    Row(LOSS, "style", "option", "'msra'", ValueError, "one of 'princeton', 'bearpaw', 'mmpose', 'unbiased', got 'msra'",
+        lambda: heatmap_loss(t(2, 1, 3, 4, 4), t(2, 3, 2), style="msra")),
+    Row(LOSS, "weighted", "type", "1", TypeError, "a bool, got int", lambda: heatmap_loss(t(2, 1, 3, 4, 4), t(2, 3, 2), weighted=1)),
+
+    Row(DECODE, "heatmaps", "type", "a numpy array", TypeError, "a torch.Tensor, got ndarray", lambda: decode_heatmaps(t(1, 2, 4, 4).numpy())),
+    Row(DECODE, "heatmaps", "rank", "3-D (2, 4, 4)", ValueError, "a 4-D tensor (B, K, H, W), got shape (2, 4, 4)",
+        lambda: decode_heatmaps(t(2, 4, 4))),
+    Row(DECODE, "heatmaps", "dtype", "int64", TypeError, "dtype in (float16, bfloat16, float32, float64), got torch.int64",
+        lambda: decode_heatmaps(t(1, 2, 4, 4, dtype=torch.int64))),
+    Row(DECODE, "heatmaps", "layout", "sparse COO", TypeError, "a dense (strided) tensor", lambda: decode_heatmaps(sparse(1, 2, 4, 4))),
+    Row(DECODE, "heatmaps", "value", "no joints (1, 0, 4, 4)", ValueError, "a non-empty tensor, got shape (1, 0, 4, 4)",
+        lambda: decode_heatmaps(t(1, 0, 4, 4))),
+    Row(DECODE, "heatmaps", "value", "2^31 elements or more", ValueError, "fewer than 2^31 elements",
+        lambda: decode_heatmaps(meta(2**15, 16, 64, 64))),
+    Row(DECODE, "style", "option", "'unbiased' (a target style, no decoding)", ValueError,
+        "one of 'princeton', 'bearpaw', 'mmpose', got 'unbiased'", lambda: decode_heatmaps(t(1, 2, 4, 4), "unbiased")),
+
+    Row(PCKH, "pred", "type", "an object", TypeError, "an array or tensor (N, 16, 2), got object", lambda: pckh(pred=object())),
+    Row(PCKH, "pred", "rank", "2-D (4, 16)", ValueError, "shape (N, 16, 2), got (4, 16)", lambda: pckh(pred=t(4, 16))),
+    Row(PCKH, "gt", "shape", "15 joints", ValueError, "shape (N, 16, 2) in MPII joint order, got (4, 15, 2)",
+        lambda: pckh(t(4, 15, 2), t(4, 15, 2), t(4, 15, dtype=torch.bool))),
+    Row(PCKH, "pred", "shape", "3 people, gt has 4", ValueError, "the shape of gt (4, 16, 2), got (3, 16, 2)",
+        lambda: pckh(pred=t(3, 16, 2))),
+    Row(PCKH, "annotated", "shape", "(4, 14)", ValueError, "shape (4, 16), got (4, 14)", lambda: pckh(annotated=t(4, 14))),
+    Row(PCKH, "normalize", "shape", "3 head sizes for 4 people", ValueError, "shape (4,), got (3,)",
+        lambda: pckh(normalize=torch.ones(3))),
+    Row(PCKH, "normalize", "value", "a head size of 0", ValueError, "finite head sizes > 0, got [0.0]",
+        lambda: pckh(normalize=torch.tensor([1.0, 0.0, 1.0, 1.0]))),
+    Row(PCKH, "normalize", "value", "a NaN head size", ValueError, "finite head sizes > 0, got [nan]",
+        lambda: pckh(normalize=torch.tensor([1.0, float("nan"), 1.0, 1.0]))),
+    Row(PCKH, "threshold", "type", "'0.5'", TypeError, "a number, got str", lambda: pckh(threshold="0.5")),
+    Row(PCKH, "threshold", "type", "True", TypeError, "a number, got bool", lambda: pckh(threshold=True)),
+    Row(PCKH, "threshold", "value", "0", ValueError, "a finite number > 0, got 0", lambda: pckh(threshold=0)),
+    Row(PCKH, "threshold", "value", "-0.5", ValueError, "a finite number > 0, got -0.5", lambda: pckh(threshold=-0.5)),
+    Row(PCKH, "threshold", "value", "inf", ValueError, "a finite number > 0, got inf", lambda: pckh(threshold=float("inf"))),
+    Row(PCKH, "convention", "option", "'lsp'", ValueError, "one of 'mpii', 'all16', got 'lsp'", lambda: pckh(convention="lsp")),
+
     Row("fasthg.set_backend(name)", "backend", "option", "'cuda'", ValueError, "one of 'auto', 'triton', 'torch', got 'cuda'",
         lambda: fasthg.set_backend("cuda")),
     Row("fasthg.backend(name)", "backend", "option", "'gpu'", ValueError, "one of 'auto', 'triton', 'torch', got 'gpu'",
@@ -186,8 +288,7 @@ def render():
         "A module whose call is rejected is left as it was (running statistics, batch counters).",
         "",
         "Generated by `python tests/bad_inputs.py` from the table that `tests/test_bad_input.py` runs row by",
-        "row; a test fails when this file is out of date. The heatmap ops and `fasthg.metrics.pckh` get",
-        "their rows with their entries.",
+        "row; a test fails when this file is out of date.",
         "",
         "| function | argument | wrong | given | error | message (excerpt) |",
         "|---|---|---|---|---|---|",

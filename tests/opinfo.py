@@ -13,30 +13,17 @@ iterates over :data:`OPS`:
 * ``test_determinism.py``  bit-identical results under any program schedule
 * ``test_memory_safety.py`` NaN guard memory and a bounds-checking interpreter
 
-Adding an op is one entry in ``OPS``. For the heatmap ops (fasthg/ops/heatmap*.py), e.g.::
-
-    OpInfo(
-        name="heatmap_loss",
-        op=fasthg.ops.heatmap_loss,
-        reference=fasthg.reference.heatmap_loss,
-        sizes=st.fixed_dictionaries({"n": st.integers(1, 3), "stacks": st.integers(1, 2),
-                                     "joints": st.integers(1, 17), "h": st.integers(1, 9), "w": st.integers(1, 9)}),
-        example={"n": 2, "stacks": 2, "joints": 3, "h": 8, "w": 6},
-        inputs=lambda s, g: Sample({"preds": normal((s["n"], s["stacks"], s["joints"], s["h"], s["w"]), g),
-                                    "keypoints": uniform((s["n"], s["joints"], 2), g, high=s["w"])},
-                                   options={"sigma": 1.0}, constant=("keypoints",)),
-        value_kinds=("normal", "large"),
-        custom_ops={"fasthg::heatmap_loss": lambda: (...the custom op's arguments...)},
-    )
-
-with an opcheck sample in ``custom_ops`` for each ``fasthg::`` op it registers; then remove those
-ops from ``AWAITING_ENTRIES`` in tests/test_gradcheck.py, which fails while a registered op has
-no sample (and while an op listed there has one).
+Adding an op is one entry in ``OPS`` (the heatmap_loss entry below is a functional op with
+constant inputs and options drawn with its sizes), with an opcheck sample in ``custom_ops`` for
+each ``fasthg::`` op it registers: tests/test_gradcheck.py fails while a registered op has none.
 
 ``relu_masks`` marks ops with ReLUs (see tests/parity.py for how their fp16/bf16 gradients are
 judged); ``constant`` names inputs that get no gradient and keep their values (keypoints, masks);
-``differentiable=False`` marks an op with no backward (render, decode); ``batch_statistics``
-adds the large-mean checks. Integer inputs keep their dtype; float inputs take the drawn one.
+``differentiable=False`` marks an op with no backward (render, decode: no gradcheck);
+``batch_first=False`` an op whose outputs are not per sample (the loss); ``batch_statistics``
+adds the large-mean checks; ``sums`` and ``propagates_nan=False`` drop the numerics checks of
+bit-equality with eager fp16 and of a NaN reaching an output. Integer inputs keep their dtype;
+float inputs take the drawn one.
 """
 import copy
 from dataclasses import dataclass, field
@@ -50,6 +37,7 @@ import fasthg
 from fasthg import reference
 from fasthg.dispatch import runs_fused
 from fasthg.ops.head import head
+from fasthg.ops.launch import accumulation_dtype
 from harness import EAGER_FACTOR
 
 ALL_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
@@ -134,6 +122,8 @@ class OpInfo:
     value_kinds: tuple = tuple(VALUE_KINDS)
     differentiable: bool = True
     batch_statistics: bool = False                  # normalises with batch statistics in training
+    sums: bool = False                              # a sum in its own order: no bit-equality with eager's (the loss)
+    propagates_nan: bool = True                     # a NaN input reaches an output (render drops a NaN joint instead)
     batch_first: bool = True                        # dim 0 of every input and output is the batch
     relu_masks: bool = False                        # has ReLUs after convs: see tests/parity.py on mask flips
     fp64_tolerance: float = 1e-9                    # rtol and atol (on the scale of the tensor set) in fp64
@@ -255,6 +245,12 @@ def _head_backward_sample():
             forward[8], forward[10], forward[12], True, 1e-5)
 
 
+def _heatmap_loss_sample():
+    preds = torch.rand(1, 2, 3, 3, 4).requires_grad_()
+    keypoints = torch.tensor([[[1.5, 0.5], [float("nan"), 2.0], [2.0, 9.0]]])
+    return preds, keypoints, torch.tensor([[True, True, False]]), 1.0, "princeton", True, True
+
+
 # ------------------------------------------------------------------------------------ strategies
 
 MIN_BN_VALUES = 4
@@ -297,6 +293,35 @@ def _head_sizes(draw):
             "n": draw(_batch(training, h, w)), "h": h, "w": w, "training": training}
 
 
+HEATMAP_SIZES = {"n": st.integers(1, 3), "joints": st.integers(1, 5), "h": st.integers(1, 9), "w": st.integers(1, 9)}
+TARGET_OPTIONS = {"sigma": st.sampled_from([0.5, 1.0, 2.0]), "style": st.sampled_from(reference.heatmaps.STYLES)}
+
+
+def _keypoints(s, g):
+    """(n, joints, 2) x, y uniform over the map and one pixel around it (some joints off the map,
+    dropped), but the first joint at the map's centre: kept in every style, so neither the maps nor
+    the weighted loss's gradient are all zero (parity judges low precision relative to their scale)."""
+    keypoints = uniform((s["n"], s["joints"], 2), g) * torch.tensor([s["w"] + 2.0, s["h"] + 2.0]) - 1
+    keypoints[:1, :1] = torch.tensor([s["w"] / 2, s["h"] / 2])  # (none in an empty batch)
+    return keypoints
+
+
+def _visible(s, g):
+    """(n, joints) bool, a quarter invisible; the first joint visible (see _keypoints)."""
+    visible = uniform((s["n"], s["joints"]), g) > 0.25
+    visible[:1, :1] = True
+    return visible
+
+
+def _in_accumulation_dtype(fn):
+    """A reference run on its first argument cast to the dtype the op computes and returns in
+    (float32, float64 for float64), its outputs in that dtype."""
+    def wrapped(x, *args, **kwargs):
+        dtype = accumulation_dtype(x.dtype)
+        return tuple(out.to(dtype) for out in as_tuple(fn(x.to(dtype), *args, **kwargs)))
+    return wrapped
+
+
 # -------------------------------------------------------------------------------------- entries
 
 OPS = [
@@ -320,6 +345,48 @@ OPS = [
         inputs=lambda s, g: Sample({"x": normal((s["n"], s["c"], s["h"], s["w"]), g)}),
         custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5),),
                     "fasthg::max_pool2x2_backward": lambda: (torch.randn(2, 3, 3, 2), torch.randn(2, 3, 6, 5))},
+    ),
+    OpInfo(
+        name="render_heatmaps",
+        op=fasthg.ops.render_heatmaps,
+        reference=reference.render_heatmaps,
+        sizes=st.fixed_dictionaries({**HEATMAP_SIZES, **TARGET_OPTIONS}),
+        example={"n": 2, "joints": 3, "h": 5, "w": 6, "sigma": 1.0, "style": "bearpaw"},
+        inputs=lambda s, g: Sample({"keypoints": _keypoints(s, g), "visible": _visible(s, g)},
+                                   options={"size": (s["h"], s["w"]), "sigma": s["sigma"], "style": s["style"]}),
+        value_kinds=("normal", "ties"),  # ties: keypoints on integers, where the styles' boxes and centres switch
+        differentiable=False,
+        propagates_nan=False,            # a NaN keypoint's joint is dropped: an all-zero map, as in the reference
+        fp64_tolerance=3e-7,             # heatmaps are float32 for every keypoint dtype: 2.5 ulps of the peak 1
+        custom_ops={"fasthg::render_heatmaps": lambda: (torch.tensor([[[4.5, 3.5], [9.0, 2.0]]]),
+                                                        torch.tensor([[True, False]]), 6, 7, 1.0, "princeton")},
+    ),
+    OpInfo(
+        name="heatmap_loss",
+        op=fasthg.ops.heatmap_loss,
+        reference=_in_accumulation_dtype(reference.heatmap_loss),  # summed in fp32, the gradient in preds' dtype
+        sizes=st.fixed_dictionaries({**HEATMAP_SIZES, **TARGET_OPTIONS, "stacks": st.integers(1, 3),
+                                     "weighted": st.booleans()}),
+        example={"n": 1, "stacks": 2, "joints": 3, "h": 3, "w": 4, "sigma": 1.0, "style": "mmpose", "weighted": False},
+        inputs=lambda s, g: Sample({"preds": uniform((s["n"], s["stacks"], s["joints"], s["h"], s["w"]), g),
+                                    "keypoints": _keypoints(s, g), "visible": _visible(s, g)},
+                                   options={"sigma": s["sigma"], "style": s["style"], "weighted": s["weighted"],
+                                            "per_stack": True},
+                                   constant=("keypoints", "visible")),
+        batch_first=False,  # the losses are per stack
+        sums=True,
+        custom_ops={"fasthg::heatmap_loss": _heatmap_loss_sample},
+    ),
+    OpInfo(
+        name="decode_heatmaps",
+        op=fasthg.ops.decode_heatmaps,
+        reference=_in_accumulation_dtype(reference.decode_heatmaps),  # coords and peaks in fp32 (the reference's fp64)
+        sizes=st.fixed_dictionaries({**HEATMAP_SIZES, "style": st.sampled_from(reference.heatmaps.DECODE_STYLES)}),
+        example={"n": 2, "joints": 3, "h": 4, "w": 5, "style": "princeton"},
+        inputs=lambda s, g: Sample({"heatmaps": normal((s["n"], s["joints"], s["h"], s["w"]), g)},
+                                   options={"style": s["style"]}),
+        differentiable=False,
+        custom_ops={"fasthg::decode_heatmaps": lambda: (torch.randn(2, 3, 4, 5), "bearpaw")},
     ),
     OpInfo(
         name="Residual",

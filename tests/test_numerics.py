@@ -48,7 +48,7 @@ def test_non_finite_inputs_propagate_like_the_reference(triton_backend, info, tr
     sample = _with_first(draw_sample(info, sizes), _put(value))
     ours = run(bind(info, sizes, "fused", torch.float64), leaves(sample, torch.float64), "channels_last")
     theirs = run(bind(info, sizes, "reference", torch.float64), leaves(sample, torch.float64))
-    if value != value:  # NaN reaches an output in every op (an inf may lose to a max or be normalised away)
+    if value != value and info.propagates_nan:  # NaN reaches an output (an inf may lose to a max or be normalised away)
         assert any(o.isnan().any() for o in theirs.outputs), "the reference should propagate NaN"
     compare_exact(info, ours, theirs)
 
@@ -95,7 +95,7 @@ def test_values_near_the_fp16_range(triton_backend, info):
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # the interpreter's, meant here
-@pytest.mark.parametrize("info", [info for info in AFFORDABLE if not info.batch_statistics], ids=str)
+@pytest.mark.parametrize("info", [info for info in AFFORDABLE if not (info.batch_statistics or info.sums)], ids=str)
 def test_overflow_in_fp16_matches_the_reference(triton_backend, info):
     # Inputs at 6e4: where eager fp16 overflows to inf the op must too, and be bit-equal elsewhere.
     sample = draw_sample(info, info.example)

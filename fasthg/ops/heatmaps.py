@@ -44,7 +44,7 @@ def render_heatmaps(keypoints, visible=None, size=(64, 64), sigma=1.0, style="pr
     """
     height, width = check_size(size)
     keypoints, visible, sigma = check_targets(keypoints, visible, sigma, style)
-    check_int32_addressable("heatmaps", (*keypoints.shape[:2], height, width))
+    check_int32_addressable("size", (*keypoints.shape[:2], height, width))
     if dispatch.runs_fused(keypoints):
         return _render_heatmaps(keypoints, visible, height, width, sigma, style)
     return gaussian_targets(keypoints, visible, (height, width), sigma, style)[0]
