@@ -81,10 +81,11 @@ def head_backward(
     (d merge_feature_weight, d merge_feature_bias, d merge_pred_weight, d merge_pred_bias)]."""
     acc = stats.dtype
     mean, var = stats.chunk(2)
-    bn = BatchNormState(mean, var, bn_weight.to(acc), bn_bias.to(acc))
+    bn = BatchNormState(mean, var, bn_weight, bn_bias)  # the kernels widen BN parameters as they load them
     grad_preds, h = channels_last(grad_preds), channels_last(h)
     merged = merge_feature_weight is not None
-    bias_grad = lambda weight: torch.empty(weight.shape[0], dtype=acc, device=h.device)  # noqa: E731
+    # Bias gradients are written in the weights' dtype by the kernels (one rounding of an fp32 sum).
+    bias_grad = lambda weight: weight.new_empty(weight.shape[0])  # noqa: E731
     merge_grads = []
     if merged:
         grad_x_next = channels_last(grad_x_next)
@@ -94,7 +95,7 @@ def head_backward(
                       dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp)
         grad_preds = grad_preds + through_merge
         # x_next = ... + conv_mf + conv_mp: both biases receive sum(dL/dx_next).
-        merge_grads = [d_mf, d_mf_bias.to(merge_feature_weight.dtype), d_mp, d_mf_bias.to(merge_pred_weight.dtype, copy=True)]
+        merge_grads = [d_mf, d_mf_bias, d_mp, d_mf_bias.clone()]  # outputs may not alias
     d_out, d_out_bias = torch.empty_like(out_weight), bias_grad(out_weight)
     conv_backward(grad_preds, eps, y=z, bn=bn, dweight=d_out, dbias=d_out_bias)
 
@@ -113,8 +114,8 @@ def head_backward(
     d_conv, d_conv_bias, d_h = torch.empty_like(conv_weight), bias_grad(conv_weight), torch.empty_like(h)
     conv_backward(g, eps, grad_bn=(z, bn, centring), y=h, weight=conv_weight, dgrad_out=d_h,
                   dweight=d_conv, dbias=d_conv_bias)
-    return [d_h, d_conv, d_conv_bias.to(conv_weight.dtype), sums.grad_xhat.to(bn_weight.dtype),
-            sums.grad.to(bn_bias.dtype), d_out, d_out_bias.to(out_weight.dtype), *merge_grads]
+    return [d_h, d_conv, d_conv_bias, sums.grad_xhat.to(bn_weight.dtype), sums.grad.to(bn_bias.dtype), d_out, d_out_bias,
+            *merge_grads]
 
 
 @head_backward.register_fake

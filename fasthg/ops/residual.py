@@ -99,13 +99,13 @@ def residual_backward(
     mid = y1.shape[1]
     acc = stats.dtype
     per_bn = _split_stats(stats, c_in, mid)
-    bns = [BatchNormState(*per_bn[i], bn_weights[i].to(acc), bn_biases[i].to(acc)) for i in range(3)]
+    bns = [BatchNormState(*per_bn[i], bn_weights[i], bn_biases[i]) for i in range(3)]  # widened as loaded
     sums = [BackwardSums(torch.empty(c, dtype=acc, device=x.device), torch.empty(c, dtype=acc, device=x.device))
             for c in (c_in, mid, mid)]
     # In eval, BN's statistics are constants: g passes through scaled, without the centring sums.
     centring = sums if training else [BackwardSums(torch.zeros_like(s.grad), torch.zeros_like(s.grad)) for s in sums]
     dweights = [torch.empty_like(wt) for wt in conv_weights]
-    dbiases = [torch.empty(wt.shape[0], dtype=acc, device=x.device) for wt in conv_weights]
+    dbiases = [wt.new_empty(wt.shape[0]) for wt in conv_weights]  # stored in the weights' dtype by the kernels
     skip_dweight = torch.empty_like(skip_weight) if skip_weight is not None else None
 
     g3 = empty_nhwc(n, mid, h, w, x)
@@ -131,10 +131,10 @@ def residual_backward(
     grads += [s.grad_xhat.to(param_dtype) for s in sums]
     grads += [s.grad.to(param_dtype) for s in sums]
     grads += dweights
-    grads += [b.to(conv_weights[0].dtype) for b in dbiases]
+    grads += dbiases
     if skip_weight is not None:
         # out = conv3 + skip: both biases receive sum(dL/dout); a copy, as outputs may not alias.
-        grads += [skip_dweight, dbiases[2].to(skip_weight.dtype, copy=True)]
+        grads += [skip_dweight, dbiases[2].clone()]
     return grads
 
 
