@@ -93,15 +93,22 @@ def residual_backward(
     bn_weights: List[torch.Tensor], bn_biases: List[torch.Tensor], conv_weights: List[torch.Tensor],
     skip_weight: Optional[torch.Tensor], training: bool, eps: float,
 ) -> List[torch.Tensor]:
-    """Returns [dx, d bn_weight x3, d bn_bias x3, d conv_weight x3, d conv_bias x3, (d skip_weight, d skip_bias)]."""
+    """Returns [dx, bn_grads, d conv_weight x3, d conv_bias x3, (d skip_weight, d skip_bias)].
+
+    bn_grads: the six BN parameter gradients (d weight of bn1..3, then d bias of bn1..3) end to end
+    in one tensor of the accumulation dtype, so that a model in another dtype converts them with
+    one copy (:class:`ResidualFunction` splits it; custom op outputs may not alias each other).
+    """
     grad, x = channels_last(grad), channels_last(x)
     n, c_in, h, w = x.shape
     mid = y1.shape[1]
     acc = stats.dtype
     per_bn = _split_stats(stats, c_in, mid)
     bns = [BatchNormState(*per_bn[i], bn_weights[i], bn_biases[i]) for i in range(3)]  # widened as loaded
-    sums = [BackwardSums(torch.empty(c, dtype=acc, device=x.device), torch.empty(c, dtype=acc, device=x.device))
-            for c in (c_in, mid, mid)]
+    channels = (c_in, mid, mid)
+    bn_grads = torch.empty(2 * sum(channels), dtype=acc, device=x.device)
+    weight_grads, bias_grads = bn_grads.split(sum(channels))  # sum(g * xhat) and sum(g) per channel
+    sums = [BackwardSums(*pair) for pair in zip(bias_grads.split(channels), weight_grads.split(channels))]
     # In eval, BN's statistics are constants: g passes through scaled, without the centring sums.
     centring = sums if training else [BackwardSums(torch.zeros_like(s.grad), torch.zeros_like(s.grad)) for s in sums]
     dweights = [torch.empty_like(wt) for wt in conv_weights]
@@ -126,10 +133,7 @@ def residual_backward(
 
     dx = empty_nhwc(n, c_in, h, w, x)
     bn_backward_apply(g1, x, bns[0], centring[0], dx, eps, extra=skip_grad)
-    param_dtype = bn_weights[0].dtype
-    grads = [dx]
-    grads += [s.grad_xhat.to(param_dtype) for s in sums]
-    grads += [s.grad.to(param_dtype) for s in sums]
+    grads = [dx, bn_grads]
     grads += dweights
     grads += dbiases
     if skip_weight is not None:
@@ -140,8 +144,8 @@ def residual_backward(
 
 @residual_backward.register_fake
 def _(grad, x, y1, y2, stats, bn_weights, bn_biases, conv_weights, skip_weight, training, eps):
-    grads = [torch.empty_like(x, memory_format=torch.channels_last)]
-    grads += [torch.empty_like(t) for t in bn_weights] + [torch.empty_like(t) for t in bn_biases]
+    bn_numel = 2 * sum(t.shape[0] for t in bn_weights)
+    grads = [torch.empty_like(x, memory_format=torch.channels_last), x.new_empty(bn_numel, dtype=stats.dtype)]
     grads += [torch.empty_like(t) for t in conv_weights] + [t.new_empty(t.shape[0]) for t in conv_weights]
     if skip_weight is not None:
         grads += [torch.empty_like(skip_weight), skip_weight.new_empty(skip_weight.shape[0])]
@@ -170,9 +174,11 @@ class ResidualFunction(torch.autograd.Function):
         skip_weight = params[9] if ctx.has_skip else None
         grads = residual_backward(grad_out, x, y1, y2, stats, bn_weights, bn_biases, conv_weights, skip_weight,
                                   ctx.training, ctx.eps)
-        dx, params_grads = grads[0], grads[1:13]
-        d_skip_w, d_skip_b = (grads[13], grads[14]) if ctx.has_skip else (None, None)
-        return (dx, None, None, None, d_skip_w, d_skip_b, None, None, *params_grads)
+        dx, bn_grads, conv_grads = grads[0], grads[1], grads[2:8]
+        channels = [t.shape[0] for t in bn_weights]
+        bn_param_grads = bn_grads.to(bn_weights[0].dtype).split(channels + channels)
+        d_skip_w, d_skip_b = (grads[8], grads[9]) if ctx.has_skip else (None, None)
+        return (dx, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads, *conv_grads)
 
 
 def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases,
