@@ -145,7 +145,7 @@ def markdown(results):
               "fasthg's `auto` backend runs PyTorch's own kernels on CPU tensors (the fused Triton kernels need a GPU; "
               "in eval mode with bn2 and bn3 folded into conv1 and conv2): these timings compare that CPU path, not "
               "the fused kernels. Two CPU cores shared with other work: compare medians and minima, not single runs.",
-              "Heatmap rendering against a per-joint NumPy loop: not measured, `fasthg.ops.render_heatmaps` does not exist yet.",
+              "Heatmap rendering against a per-joint NumPy loop: `python -m pytest bench/test_heatmap_render.py` (pytest-benchmark, both side by side; results/heatmap_render.json).",
               "## 4. GPU timings"]
     gpu = results["gpu_timings"]
     parts += [gpu["skipped"]] if "skipped" in gpu else [timings_table(section) for section in gpu["sections"]]
