@@ -36,7 +36,7 @@ output is rounded to the weights' dtype before the product, as in an unfused net
 import triton
 import triton.language as tl
 
-from .helpers import (bn_backward, bn_relu, bn_scale_shift, dot_accumulate, finish_moments, finish_sums,
+from .helpers import (accumulator, bn_backward, bn_relu, bn_scale_shift, dot_accumulate, finish_moments, finish_sums,
                       store_tile_moments, store_tile_sums, widen)
 
 
@@ -53,12 +53,6 @@ def _output_tile(pid_m, pid_n, M, C, H, W, BLOCK_M: tl.constexpr, BLOCK_N: tl.co
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n, h, w = _pixel_coordinates(rows, H, W)
     return rows, rows < M, cols, cols < C, n, h, w
-
-
-@triton.jit
-def _accumulator(ptr, ROWS: tl.constexpr, COLS: tl.constexpr):
-    """A zero [ROWS, COLS] accumulator: fp64 for fp64 tensors, fp32 otherwise."""
-    return tl.zeros((ROWS, COLS), dtype=tl.float64 if ptr.dtype.element_ty == tl.float64 else tl.float32)
 
 
 @triton.jit
@@ -91,7 +85,7 @@ def conv_forward_kernel(
     pid_n = tl.program_id(1)
     M = N * H * W
     rows, row_mask, cols, col_mask, n, h, w = _output_tile(pid_m, pid_n, M, C_out, H, W, BLOCK_M, BLOCK_N)
-    acc = _accumulator(y_ptr, BLOCK_M, BLOCK_N)
+    acc = accumulator(y_ptr, (BLOCK_M, BLOCK_N))
 
     for tap in range(KSIZE * KSIZE):
         source, inside = _shifted_rows(n, h, w, row_mask, tap, KSIZE, 1, H, W)
@@ -162,7 +156,7 @@ def _dgrad_program(
     pid_m = pid % row_tiles
     pid_n = pid // row_tiles
     rows, row_mask, cols, col_mask, n, h, w = _output_tile(pid_m, pid_n, M, C_in, H, W, BLOCK_M, BLOCK_N)
-    acc = _accumulator(grad_ptr, BLOCK_M, BLOCK_N)
+    acc = accumulator(grad_ptr, (BLOCK_M, BLOCK_N))
 
     for tap in range(KSIZE * KSIZE):
         # Input pixel p fed output pixel p - shift(tap) through this tap.
@@ -239,7 +233,7 @@ def _wgrad_program(
     co = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     co_mask = co < C_out
     k_blocks = tl.cdiv(C_in, BLOCK_K)
-    acc = _accumulator(y_ptr, BLOCK_N, BLOCK_K)
+    acc = accumulator(y_ptr, (BLOCK_N, BLOCK_K))
     bias_acc = tl.zeros((BLOCK_N,), dtype=acc.dtype)
     if HAS_SKIP and pid_k >= KSIZE * KSIZE * k_blocks:
         ci = (pid_k - KSIZE * KSIZE * k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)

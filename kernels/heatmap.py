@@ -39,19 +39,10 @@ with 1 < col < W - 1 and 1 < row < H - 1, no offset; -1 when the peak is <= 0).
 import triton
 import triton.language as tl
 
-from .helpers import widen
+from .helpers import accumulator, widen
 
 STYLES = ("princeton", "bearpaw", "mmpose", "unbiased")  # the STYLE constexpr is an index into this
 PRINCETON, BEARPAW, MMPOSE, UNBIASED = (tl.constexpr(index) for index in range(len(STYLES)))
-
-
-@triton.jit
-def _accumulator(ptr, BLOCK: tl.constexpr):
-    """A zero [BLOCK] vector in the accumulation type of ``ptr``'s elements: fp64 for fp64, else fp32."""
-    if ptr.dtype.element_ty == tl.float64:
-        return tl.zeros([BLOCK], tl.float64)
-    else:
-        return tl.zeros([BLOCK], tl.float32)
 
 
 @triton.jit
@@ -152,7 +143,7 @@ def heatmap_loss_kernel(
     base = ((batch * stacks + stack) * joints + joint % joints) * hw
     box = joint_box(keypoints_ptr, visible_ptr, has_visible, joint, height, width, sigma, STYLE)
     offsets = tl.arange(0, BLOCK_HW)
-    total = _accumulator(preds_ptr, BLOCK_HW)
+    total = accumulator(preds_ptr, (BLOCK_HW,))
     two_sigma_sq = (2 * tl.cast(sigma, tl.float64) * sigma).to(total.dtype)
     weight = tl.where((weighted != 0) & (~box[6]), 0.0, 1.0).to(total.dtype)
     count = tl.cast(tl.num_programs(0) * hw, total.dtype)  # N = B K H W
@@ -182,7 +173,7 @@ def decode_heatmaps_kernel(
     hw = height * width
     base = joint * hw
     offsets = tl.arange(0, BLOCK_HW)
-    best_value = tl.full([], float("-inf"), _accumulator(heatmaps_ptr, 1).dtype)
+    best_value = tl.full([], float("-inf"), accumulator(heatmaps_ptr, (1,)).dtype)
     best_index = tl.full([], 0, tl.int32)
     best_nan = tl.full([], 0, tl.int1)
     for start in range(0, hw, BLOCK_HW):

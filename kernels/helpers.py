@@ -23,6 +23,12 @@ def widen(x):
 
 
 @triton.jit
+def accumulator(ptr, SHAPE: tl.constexpr):
+    """A zero tile of SHAPE in the accumulation type of ``ptr``'s elements, as :func:`widen` gives it."""
+    return tl.zeros(SHAPE, dtype=tl.float64 if ptr.dtype.element_ty == tl.float64 else tl.float32)
+
+
+@triton.jit
 def dot_accumulate(a, b, acc, INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr):
     """acc + a @ b with ``a`` rounded to ``b``'s (the weights') type, as a conv on that dtype does.
 
