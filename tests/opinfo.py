@@ -200,7 +200,8 @@ class FusedStackHead(StackHead):
 
 # ------------------------------------------------------------------------------- opcheck samples
 
-def _residual_forward_args(module, x, training):
+def residual_forward_args(module, x, training):
+    """The arguments of fasthg::residual_forward for a fasthg.Residual ``module`` and input ``x``."""
     bns = (module.bn1, module.bn2, module.bn3)
     convs = (module.conv1.conv, module.conv2.conv, module.conv3.conv)
     skip = module.skip_layer.conv
@@ -214,7 +215,7 @@ def _residual_forward_args(module, x, training):
 def _residual_forward_sample():
     fused, _ = pair(lambda: fasthg.Residual(3, 4), lambda: reference.Residual(3, 4))
     with torch.no_grad():
-        return _residual_forward_args(fused.float(), torch.randn(2, 3, 4, 5), True)
+        return residual_forward_args(fused.float(), torch.randn(2, 3, 4, 5), True)
 
 
 def _residual_backward_sample():

@@ -7,6 +7,7 @@ from fasthg import reference
 from fasthg.kernels import registry
 from fasthg.ops import residual_kernels
 from harness import assert_as_accurate_as_eager, assert_close, relative_error
+from opinfo import residual_forward_args
 
 # (in, out, N, H, W): in == out and in != out, odd channel counts, batch 1, tiny and non-square maps.
 SHAPES = [(6, 6, 2, 5, 7), (5, 8, 1, 3, 4), (3, 10, 2, 1, 6)]
@@ -156,20 +157,10 @@ def test_gradcheck(triton_backend, training):
     assert torch.autograd.gradcheck(fused, (x,), fast_mode=True)
 
 
-def _forward_args(module, x, training=True):
-    bns = (module.bn1, module.bn2, module.bn3)
-    convs = (module.conv1.conv, module.conv2.conv, module.conv3.conv)
-    skip = module.skip_layer.conv
-    running = [t.clone() for b in bns for t in (b.running_mean, b.running_var)]
-    return (x, [b.weight.detach() for b in bns], [b.bias.detach() for b in bns], *running,
-            [c.weight.detach() for c in convs], [c.bias.detach() for c in convs],
-            skip.weight.detach(), skip.bias.detach(), training, 0.1, 1e-5)
-
-
 def test_opcheck_forward(triton_backend):
     _, fused = make_pair(3, 4, torch.float32)
     with torch.no_grad():
-        args = _forward_args(fused, torch.randn(2, 3, 4, 4))
+        args = residual_forward_args(fused, torch.randn(2, 3, 4, 4), True)
     # Autograd comes from ResidualFunction (the op mutates running stats): opcheck sees no-grad inputs.
     torch.library.opcheck(torch.ops.fasthg.residual_forward.default, args)
 
@@ -178,7 +169,7 @@ def test_opcheck_backward(triton_backend):
     _, fused = make_pair(3, 4, torch.float32)
     with torch.no_grad():
         x = torch.randn(2, 3, 4, 4)
-        forward_args = _forward_args(fused, x)
+        forward_args = residual_forward_args(fused, x, True)
         out, y1, y2, stats = torch.ops.fasthg.residual_forward(*forward_args)
         args = (torch.randn_like(out), x, y1, y2, stats, forward_args[1], forward_args[2], forward_args[9],
                 forward_args[11], True, 1e-5)
