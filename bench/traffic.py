@@ -40,9 +40,9 @@ TRITON_TRAFFIC = {
         (_Y_BN, 1, ("PROLOGUE", "EPILOGUE_BN")),
         (("w_ptr", "out_ptr"), 1, ("DGRAD",)),
         (("part_first_ptr", "part_second_ptr"), 2, ("EPILOGUE_BN",)),
-        (("sum_grad_ptr", "sum_grad_xhat_ptr"), 1, ("EPILOGUE_BN",)),
+        (("sum_grad_ptr", "sum_grad_xhat_ptr", "bn_dbias_ptr", "bn_dweight_ptr"), 1, ("EPILOGUE_BN",)),
         (("dw_ptr", "dbias_ptr"), 1, ("WGRAD",)),
-        (("skip_x_ptr", "skip_dw_ptr"), 1, ("HAS_SKIP",)),
+        (("skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr"), 1, ("HAS_SKIP",)),
     ],
     "channel_stats_kernel": [
         (("x_ptr", "mean_ptr", "var_ptr"), 1, ALWAYS),

@@ -24,9 +24,11 @@ turned into dz in the prologue by :func:`helpers.bn_backward` from z and two cha
 
 * dgrad: da[m, c] = sum_{tap, o} dz[m - shift(tap), o] * w[o, c, tap]; EPILOGUE_BN turns it
   into g[m, c] = da * !(bn(y) <= 0) and reduces sum(g) and sum(g * yhat) per channel: BN's
-  backward sums, which are also dL/dbeta and dL/dgamma.
+  backward sums (in the accumulation type), which are also dL/dbeta and dL/dgamma (written a
+  second time in the BN parameters' dtype).
 * wgrad: dw[o, c, tap] = sum_m dz[m, o] * a[m + shift(tap), c] with ``a`` recomputed from y in
-  the prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip conv's dw over the raw x.
+  the prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip conv's dw over the raw x
+  and writes dbias again as the skip conv's bias gradient.
 
 :func:`conv_backward_kernel` runs either or both (DGRAD, WGRAD) in one launch.
 
@@ -145,7 +147,7 @@ def _dgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     w_ptr, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-    N, H, W, C_out, C_in, eps,
+    bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_in, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, EPILOGUE_BN: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -184,7 +186,7 @@ def _dgrad_program(
         tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
         store_tile_sums(grad, grad * yhat, row_mask, pid_m, cols, col_mask, C_in, part_first_ptr, part_second_ptr)
         finish_sums(part_first_ptr, part_second_ptr, counter_ptr + pid_n, row_tiles, cols, col_mask, C_in,
-                    sum_grad_ptr, sum_grad_xhat_ptr)
+                    sum_grad_ptr, sum_grad_xhat_ptr, bn_dbias_ptr, bn_dweight_ptr)
     else:
         tl.store(out_ptr + offsets, acc.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -218,7 +220,7 @@ def _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad
 @triton.jit
 def _wgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-    y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr,
+    y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
     N, H, W, C_out, C_in, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
@@ -256,6 +258,8 @@ def _wgrad_program(
                  acc.to(dw_ptr.dtype.element_ty), mask=co_mask[:, None] & ci_mask[None, :])
         if pid_k == 0:
             tl.store(dbias_ptr + co, bias_acc.to(dbias_ptr.dtype.element_ty), mask=co_mask)
+            if HAS_SKIP:  # z = conv + skip conv: both biases receive sum_m dz
+                tl.store(skip_dbias_ptr + co, bias_acc.to(skip_dbias_ptr.dtype.element_ty), mask=co_mask)
 
 
 @triton.jit
@@ -263,7 +267,7 @@ def conv_backward_kernel(
     grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     w_ptr, out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-    skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr,
+    bn_dbias_ptr, bn_dweight_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
     N, H, W, C_out, C_dgrad, C_wgrad, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
     WGRAD: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
@@ -284,11 +288,11 @@ def conv_backward_kernel(
     if pid < wgrad_programs:
         _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
                        y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr,
-                       N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
+                       skip_dbias_ptr, N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
                        INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
     elif DGRAD:
         _dgrad_program(pid - wgrad_programs, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
                        z_sum_grad_xhat_ptr, w_ptr, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
                        out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-                       N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
+                       bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
                        INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)

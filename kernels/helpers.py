@@ -188,9 +188,12 @@ def store_tile_sums(first, second, row_mask, tile, channels, channel_mask, num_c
 
 @triton.jit
 def finish_sums(part_first_ptr, part_second_ptr, counter_ptr, num_tiles, channels, channel_mask, num_channels,
-                first_out_ptr, second_out_ptr, FINISH_TILES: tl.constexpr = 8):
+                first_out_ptr, second_out_ptr, first_copy_ptr, second_copy_ptr, FINISH_TILES: tl.constexpr = 8):
     """In the last program of a column block: adds the tiles' partial sums in fp64, FINISH_TILES
-    tiles per step, in a fixed order."""
+    tiles per step, in a fixed order. The sums go to ``*_out_ptr`` and again to ``*_copy_ptr``,
+    each rounded to its own element type (a copy in the parameters' dtype, when they are the
+    BN's parameter gradients, saves the caller a conversion launch; the same pointers twice
+    store the same values twice)."""
     if _last_to_arrive(counter_ptr, num_tiles):
         steps = tl.arange(0, FINISH_TILES)
         first = tl.zeros_like(channels).to(tl.float64)
@@ -201,6 +204,8 @@ def finish_sums(part_first_ptr, part_second_ptr, counter_ptr, num_tiles, channel
             offsets = tiles[:, None] * num_channels + channels[None, :]
             first += tl.sum(tl.load(part_first_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
             second += tl.sum(tl.load(part_second_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
-        tl.store(first_out_ptr + channels, first.to(first_out_ptr.dtype.element_ty), mask=channel_mask)
-        tl.store(second_out_ptr + channels, second.to(second_out_ptr.dtype.element_ty), mask=channel_mask)
+        tl.store(first_out_ptr + channels, _narrow(first, first_out_ptr), mask=channel_mask)
+        tl.store(second_out_ptr + channels, _narrow(second, second_out_ptr), mask=channel_mask)
+        tl.store(first_copy_ptr + channels, _narrow(first, first_copy_ptr), mask=channel_mask)
+        tl.store(second_copy_ptr + channels, _narrow(second, second_copy_ptr), mask=channel_mask)
         tl.store(counter_ptr, 0)

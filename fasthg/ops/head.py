@@ -89,13 +89,14 @@ def head_backward(
     merge_grads = []
     if merged:
         grad_x_next = channels_last(grad_x_next)
-        d_mf, d_mf_bias, d_mp = torch.empty_like(merge_feature_weight), bias_grad(merge_feature_weight), torch.empty_like(merge_pred_weight)
+        d_mf, d_mf_bias = torch.empty_like(merge_feature_weight), bias_grad(merge_feature_weight)
+        d_mp, d_mp_bias = torch.empty_like(merge_pred_weight), bias_grad(merge_pred_weight)
         through_merge = torch.empty_like(grad_preds)
+        # x_next = ... + conv_mf + conv_mp: the kernel writes sum(dL/dx_next) as both biases' gradient.
         conv_backward(grad_x_next, eps, y=z, bn=bn, weight=merge_pred_weight, dgrad_out=through_merge,
-                      dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp)
+                      dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp, skip_dbias=d_mp_bias)
         grad_preds = grad_preds + through_merge
-        # x_next = ... + conv_mf + conv_mp: both biases receive sum(dL/dx_next).
-        merge_grads = [d_mf, d_mf_bias, d_mp, d_mf_bias.clone()]  # outputs may not alias
+        merge_grads = [d_mf, d_mf_bias, d_mp, d_mp_bias]
     d_out, d_out_bias = torch.empty_like(out_weight), bias_grad(out_weight)
     conv_backward(grad_preds, eps, y=z, bn=bn, dweight=d_out, dbias=d_out_bias)
 
@@ -106,16 +107,16 @@ def head_backward(
         grad_cat = channels_last(torch.cat([grad_x_next, grad_preds], dim=1))
         weight_cat = torch.cat([merge_feature_weight, out_weight], dim=0)
     g = torch.empty_like(z)
-    c = z.shape[1]
-    sums = BackwardSums(torch.empty(c, dtype=acc, device=h.device), torch.empty(c, dtype=acc, device=h.device))
-    conv_backward(grad_cat, eps, y=z, bn=bn, weight=weight_cat, dgrad_out=g, sums_out=sums)
+    # BN's backward sums in the accumulation dtype, and again in the parameters' (their gradients).
+    bn_grads = BackwardSums(torch.empty_like(bn_bias), torch.empty_like(bn_weight))
+    sums = bn_grads if bn_weight.dtype == acc else BackwardSums(*(torch.empty_like(t, dtype=acc) for t in bn_grads))
+    conv_backward(grad_cat, eps, y=z, bn=bn, weight=weight_cat, dgrad_out=g, sums_out=sums, bn_grads_out=bn_grads)
     centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
 
     d_conv, d_conv_bias, d_h = torch.empty_like(conv_weight), bias_grad(conv_weight), torch.empty_like(h)
     conv_backward(g, eps, grad_bn=(z, bn, centring), y=h, weight=conv_weight, dgrad_out=d_h,
                   dweight=d_conv, dbias=d_conv_bias)
-    return [d_h, d_conv, d_conv_bias, sums.grad_xhat.to(bn_weight.dtype), sums.grad.to(bn_bias.dtype), d_out, d_out_bias,
-            *merge_grads]
+    return [d_h, d_conv, d_conv_bias, bn_grads.grad_xhat, bn_grads.grad, d_out, d_out_bias, *merge_grads]
 
 
 @head_backward.register_fake

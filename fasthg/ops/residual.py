@@ -33,6 +33,12 @@ def _split_stats(stats, c_in, mid):
     return (mean1, var1), (mean2, var2), (mean3, var3)
 
 
+def _backward_sums(buffer, channels):
+    """Per BN, views (sum(g), sum(g * xhat)) into ``buffer``: all sum(g * xhat) first, then all sum(g)."""
+    weight_grads, bias_grads = buffer.split(sum(channels))
+    return [BackwardSums(*pair) for pair in zip(bias_grads.split(channels), weight_grads.split(channels))]
+
+
 def _stats_numel(c_in, mid):
     return 2 * c_in + 4 * mid
 
@@ -96,8 +102,9 @@ def residual_backward(
     """Returns [dx, bn_grads, d conv_weight x3, d conv_bias x3, (d skip_weight, d skip_bias)].
 
     bn_grads: the six BN parameter gradients (d weight of bn1..3, then d bias of bn1..3) end to end
-    in one tensor of the accumulation dtype, so that a model in another dtype converts them with
-    one copy (:class:`ResidualFunction` splits it; custom op outputs may not alias each other).
+    in one tensor of the BN parameters' dtype (:class:`ResidualFunction` splits it into views; custom
+    op outputs may not alias each other). The dgrad epilogues write them there as they write the
+    accumulation-dtype sums the next kernels centre with: no conversion launch.
     """
     grad, x = channels_last(grad), channels_last(x)
     n, c_in, h, w = x.shape
@@ -106,19 +113,21 @@ def residual_backward(
     per_bn = _split_stats(stats, c_in, mid)
     bns = [BatchNormState(*per_bn[i], bn_weights[i], bn_biases[i]) for i in range(3)]  # widened as loaded
     channels = (c_in, mid, mid)
-    bn_grads = torch.empty(2 * sum(channels), dtype=acc, device=x.device)
-    weight_grads, bias_grads = bn_grads.split(sum(channels))  # sum(g * xhat) and sum(g) per channel
-    sums = [BackwardSums(*pair) for pair in zip(bias_grads.split(channels), weight_grads.split(channels))]
+    bn_grads = torch.empty(2 * sum(channels), dtype=bn_weights[0].dtype, device=x.device)
+    sums = _backward_sums(bn_grads if bn_grads.dtype == acc else torch.empty_like(bn_grads, dtype=acc), channels)
+    bn_param_grads = _backward_sums(bn_grads, channels)
     # In eval, BN's statistics are constants: g passes through scaled, without the centring sums.
     centring = sums if training else [BackwardSums(torch.zeros_like(s.grad), torch.zeros_like(s.grad)) for s in sums]
     dweights = [torch.empty_like(wt) for wt in conv_weights]
     dbiases = [wt.new_empty(wt.shape[0]) for wt in conv_weights]  # stored in the weights' dtype by the kernels
-    skip_dweight = torch.empty_like(skip_weight) if skip_weight is not None else None
+    skip_dweight, skip_dbias = (torch.empty_like(skip_weight), skip_weight.new_empty(skip_weight.shape[0])) \
+        if skip_weight is not None else (None, None)
 
     g3 = empty_nhwc(n, mid, h, w, x)
     conv_backward(grad, eps, y=y2, bn=bns[2], weight=conv_weights[2], dgrad_out=g3, sums_out=sums[2],
-                  dweight=dweights[2], dbias=dbiases[2], skip_x=x if skip_weight is not None else None,
-                  skip_dweight=skip_dweight)
+                  bn_grads_out=bn_param_grads[2], dweight=dweights[2], dbias=dbiases[2],
+                  skip_x=x if skip_weight is not None else None, skip_dweight=skip_dweight,
+                  skip_dbias=skip_dbias)
     skip_grad = grad
     if skip_weight is not None:
         skip_grad = empty_nhwc(n, c_in, h, w, x)
@@ -126,10 +135,12 @@ def residual_backward(
 
     g2 = empty_nhwc(n, mid, h, w, x)
     conv_backward(g3, eps, grad_bn=(y2, bns[2], centring[2]), y=y1, bn=bns[1], weight=conv_weights[1],
-                  dgrad_out=g2, sums_out=sums[1], dweight=dweights[1], dbias=dbiases[1])
+                  dgrad_out=g2, sums_out=sums[1], bn_grads_out=bn_param_grads[1], dweight=dweights[1],
+                  dbias=dbiases[1])
     g1 = empty_nhwc(n, c_in, h, w, x)
     conv_backward(g2, eps, grad_bn=(y1, bns[1], centring[1]), y=x, bn=bns[0], weight=conv_weights[0],
-                  dgrad_out=g1, sums_out=sums[0], dweight=dweights[0], dbias=dbiases[0])
+                  dgrad_out=g1, sums_out=sums[0], bn_grads_out=bn_param_grads[0], dweight=dweights[0],
+                  dbias=dbiases[0])
 
     dx = empty_nhwc(n, c_in, h, w, x)
     bn_backward_apply(g1, x, bns[0], centring[0], dx, eps, extra=skip_grad)
@@ -137,15 +148,14 @@ def residual_backward(
     grads += dweights
     grads += dbiases
     if skip_weight is not None:
-        # out = conv3 + skip: both biases receive sum(dL/dout); a copy, as outputs may not alias.
-        grads += [skip_dweight, dbiases[2].clone()]
+        grads += [skip_dweight, skip_dbias]
     return grads
 
 
 @residual_backward.register_fake
 def _(grad, x, y1, y2, stats, bn_weights, bn_biases, conv_weights, skip_weight, training, eps):
     bn_numel = 2 * sum(t.shape[0] for t in bn_weights)
-    grads = [torch.empty_like(x, memory_format=torch.channels_last), x.new_empty(bn_numel, dtype=stats.dtype)]
+    grads = [torch.empty_like(x, memory_format=torch.channels_last), bn_weights[0].new_empty(bn_numel)]
     grads += [torch.empty_like(t) for t in conv_weights] + [t.new_empty(t.shape[0]) for t in conv_weights]
     if skip_weight is not None:
         grads += [torch.empty_like(skip_weight), skip_weight.new_empty(skip_weight.shape[0])]
@@ -176,7 +186,7 @@ class ResidualFunction(torch.autograd.Function):
                                   ctx.training, ctx.eps)
         dx, bn_grads, conv_grads = grads[0], grads[1], grads[2:8]
         channels = [t.shape[0] for t in bn_weights]
-        bn_param_grads = bn_grads.to(bn_weights[0].dtype).split(channels + channels)
+        bn_param_grads = bn_grads.split(channels + channels)
         d_skip_w, d_skip_b = (grads[8], grads[9]) if ctx.has_skip else (None, None)
         return (dx, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads, *conv_grads)
 

@@ -85,14 +85,17 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
 
 def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormState] = None,
                   weight=None, dgrad_out=None, sums_out: Optional[BackwardSums] = None,
-                  dweight=None, dbias=None, skip_x=None, skip_dweight=None):
+                  bn_grads_out: Optional[BackwardSums] = None, dweight=None, dbias=None, skip_x=None,
+                  skip_dweight=None, skip_dbias=None):
     """One launch of dgrad and/or wgrad of z = conv(relu(bn(y))) + bias (y as it is with ``bn`` None).
 
     dz is ``grad``, or with ``grad_bn`` = (z, BatchNormState, BackwardSums) rebuilt from the next
     BN's g. dgrad (``dgrad_out`` given) writes dL/da with ``weight``; with ``sums_out`` its
-    epilogue applies the ReLU mask of relu(bn(y)) and reduces BN's backward sums. wgrad
+    epilogue applies the ReLU mask of relu(bn(y)) and reduces BN's backward sums, which are also
+    written to ``bn_grads_out`` (d bias, d weight of that BN, in its parameters' dtype). wgrad
     (``dweight`` given) writes dL/dw and dL/dbias with relu(bn(y)) recomputed; ``skip_x`` adds
-    the weight gradient of a 1x1 skip conv over it (into ``skip_dweight``).
+    the weight gradient of a 1x1 skip conv over it (into ``skip_dweight``), and its bias gradient,
+    equal to dL/dbias, into ``skip_dbias``.
     """
     n, c_out, h, w = grad.shape
     dgrad, wgrad = dgrad_out is not None, dweight is not None
@@ -115,14 +118,16 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     y_args = (y, *bn) if bn is not None else (y if y is not None else grad,) * 5
     if sums_out is not None:
         part_first, part_second = partials(rows, block_m, c_dgrad, grad.device)
-        sums_args = (part_first, part_second, counters(grad.device, triton.cdiv(c_dgrad, block_n)), *sums_out)
+        copies = bn_grads_out if bn_grads_out is not None else sums_out
+        sums_args = (part_first, part_second, counters(grad.device, triton.cdiv(c_dgrad, block_n)), *sums_out, *copies)
     else:
-        sums_args = (grad,) * 5
+        sums_args = (grad,) * 7
     unused = grad
     _launch(config, constexprs, (programs,), grad, *z_args, *y_args,
             weight if dgrad else unused, dgrad_out if dgrad else unused, *sums_args,
             skip_x if skip_x is not None else unused, dweight if wgrad else unused,
             dbias if wgrad else unused, skip_dweight if skip_dweight is not None else unused,
+            skip_dbias if skip_dbias is not None else unused,
             n, h, w, c_out, c_dgrad, c_wgrad, c_skip, eps)
 
 
