@@ -13,6 +13,7 @@ from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
 from .dispatch import runs_fused
 from .nn.residual import compute_dtype
+from .nn.step_counting import forward_counting_steps, running_stats_momentum
 from .ops.head import head
 
 
@@ -51,19 +52,24 @@ class StackedHourglass(reference.StackedHourglass):
         _check_images(x, 1, self.pre[0].conv.weight, self.training)
         if not runs_fused(x):
             return super().forward(x)
+        return forward_counting_steps(self, True, self._fused_forward, x)
+
+    def fused_batch_norms(self):
+        """The stack heads' BNs, whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
+        return [features.bn for _, features in self.features]
+
+    def _fused_forward(self, x):
         x = self.pre(x)
         stack_preds = []
         for i in range(self.nstack):
             residual, features = self.features[i]
             h = residual(self.hgs[i](x))
             last = i == self.nstack - 1
-            if self.training:
-                features.bn.num_batches_tracked.add_(1)
             preds, x = head(h, x, features.conv, features.bn, self.outs[i].conv,
                             None if last else self.merge_features[i].conv.conv,
                             None if last else self.merge_preds[i].conv.conv,
-                            self.training, features.bn.momentum if features.bn.momentum is not None
-                            else 1.0 / float(features.bn.num_batches_tracked), compute_dtype(h))
+                            self.training, running_stats_momentum(features.bn) if self.training else 0.0,
+                            compute_dtype(h))
             stack_preds.append(preds)
         return torch.stack(stack_preds, 1)
 

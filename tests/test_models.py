@@ -10,6 +10,7 @@ import torch
 import fasthg
 from fasthg import reference
 from harness import assert_as_accurate_as_eager, assert_close
+from launch_counter import LaunchCounter
 
 
 def make_pair(dtype=torch.float64, nstack=2, inp_dim=16, oup_dim=4, seed=0):
@@ -48,6 +49,24 @@ def test_fp64_whole_model_parity(triton_backend, training):
         assert_close(got, ref_grads[name], f"grad {name}", rtol=1e-9, atol=1e-9, scale=scale)
     for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
         assert_close(buffer, ref_buffer, name, rtol=1e-10, atol=1e-10)
+
+
+def test_one_launch_counts_the_training_step_of_every_fused_batch_norm(triton_backend):
+    ref, fused = make_pair()
+    for model in (ref, fused):
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = None  # a cumulative average: the step counters drive the running statistics
+    for step in range(2):
+        images = torch.rand(2, 64, 64, 3, dtype=torch.float64) + step
+        ref(images)
+        with LaunchCounter() as ops:
+            fused(images)
+    # One _foreach_add_ for the BNs of every Residual and head; the stem's nn.BatchNorm2d counts itself.
+    assert ops.ops.count("_foreach_add_") == 1 and ops.ops.count("add_") == 1, ops.ops
+    for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
+        assert_close(buffer, ref_buffer, name, rtol=1e-10, atol=1e-10)
+    assert all(int(t) == 2 for name, t in fused.named_buffers() if name.endswith("num_batches_tracked"))
 
 
 def test_fp32_eval_as_accurate_as_eager(triton_backend):

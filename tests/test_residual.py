@@ -7,6 +7,7 @@ from fasthg import reference
 from fasthg.kernels import registry
 from fasthg.ops import residual_kernels
 from harness import assert_as_accurate_as_eager, assert_close, relative_error
+from launch_counter import LaunchCounter
 from opinfo import residual_forward_args
 
 # (in, out, N, H, W): in == out and in != out, odd channel counts, batch 1, tiny and non-square maps.
@@ -198,23 +199,6 @@ def test_saves_at_most_055_of_the_reference_activations(inp, out):
         x = torch.empty(16, inp, 64, 64, requires_grad=True)
     ratio = saved_activation_bytes(fused, x) / saved_activation_bytes(ref, x)
     assert ratio <= 0.55, f"fused Residual saves {ratio:.3f}x the reference's activations"
-
-
-class LaunchCounter(torch.utils._python_dispatch.TorchDispatchMode):
-    """Counts aten ops that would launch a GPU kernel (allocation and view ops launch none)."""
-    FREE = {"empty", "empty_strided", "empty_like", "view", "_unsafe_view", "split", "split_with_sizes",
-            "permute", "as_strided", "detach", "alias", "t", "transpose", "unsqueeze", "squeeze", "expand",
-            "new_empty", "new_empty_strided", "clone_noop"}
-
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        if name not in self.FREE and func.namespace != "fasthg":  # fasthg ops: their Triton launches count
-            self.ops.append(name)
-        return func(*args, **(kwargs or {}))
 
 
 def test_launches_per_training_forward(triton_backend, monkeypatch):

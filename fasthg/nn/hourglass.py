@@ -1,9 +1,11 @@
 """``fasthg.Hourglass``: the reference's hourglass built from fused Residuals and upsample_add."""
+from ..dispatch import runs_fused
 from ..ops.upsample_add import upsample_add
 from ..ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
 from ..reference import model as reference
 from .pool import Pool
 from .residual import Residual
+from .step_counting import forward_counting_steps
 
 
 class Hourglass(reference.Hourglass):
@@ -33,5 +35,8 @@ class Hourglass(reference.Hourglass):
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] < 2 << (2 * self.n):
             raise ValueError(f"x: batch statistics of the innermost level need more than one value per channel "
                              f"in training, got shape {tuple(x.shape)}")
+        return forward_counting_steps(self, runs_fused(x), self._forward, x)
+
+    def _forward(self, x):
         low3 = self.low3(self.low2(self.low1(self.pool1(x))))
         return upsample_add(low3, self.up1(x))

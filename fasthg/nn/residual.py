@@ -7,6 +7,7 @@ from ..ops.residual import residual
 from ..ops.validate import (check_dtype_like_parameters, check_int32_addressable, check_nonempty, check_same_device,
                             check_size, check_tensor)
 from ..reference import model as reference
+from .step_counting import forward_counting_steps, running_stats_momentum
 
 
 def compute_dtype(x):
@@ -55,10 +56,17 @@ class Residual(reference.Residual):
         check_int32_addressable("x", (n, max(x.shape[1], self.conv3.conv.out_channels), h, w))
         if not dispatch.runs_fused(x):
             return super().forward(x) if self.training else self._folded_forward(x)
-        bns = (self.bn1, self.bn2, self.bn3)
+        return forward_counting_steps(self, True, self._fused_forward, x)
+
+    def fused_batch_norms(self):
+        """The BNs whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
+        return (self.bn1, self.bn2, self.bn3)
+
+    def _fused_forward(self, x):
+        bns = self.fused_batch_norms()
         convs = (self.conv1.conv, self.conv2.conv, self.conv3.conv)
         training = self.training or any(not bn.track_running_stats for bn in bns)
-        momentum = self._momentum() if self.training else 0.0
+        momentum = running_stats_momentum(self.bn1) if self.training else 0.0
         dtype = compute_dtype(x)
         x = x.to(dtype)
         skip = self.skip_layer.conv if self.need_skip else None
@@ -78,9 +86,3 @@ class Residual(reference.Residual):
         out = F.conv2d(self.relu(out), *_fold(self.conv2.conv, self.bn3), padding=1)
         return self.conv3(self.relu(out)) + residual
 
-    def _momentum(self):
-        """The running-statistics factor nn.BatchNorm2d would use this step (counting the step)."""
-        torch._foreach_add_([bn.num_batches_tracked for bn in (self.bn1, self.bn2, self.bn3)], 1)  # one launch
-        if self.bn1.momentum is None:
-            return 1.0 / float(self.bn1.num_batches_tracked)
-        return self.bn1.momentum
