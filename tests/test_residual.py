@@ -247,6 +247,35 @@ def test_launches_per_training_forward(triton_backend, monkeypatch):
     assert len(triton_launches) + len(torch_ops.ops) <= 5
 
 
+def test_inference_forward_is_three_launches_and_nothing_else(triton_backend, monkeypatch):
+    _, fused = make_pair(5, 8, torch.float32)
+    fused.eval()
+    x = torch.randn(2, 5, 4, 4).to(memory_format=torch.channels_last)
+    triton_launches = []
+    original = residual_kernels._launch
+    monkeypatch.setattr(residual_kernels, "_launch", lambda *a: (triton_launches.append(a[0].name), original(*a)))
+    with torch.no_grad(), LaunchCounter() as torch_ops:
+        fused(x)
+    assert triton_launches == ["conv_forward"] * 3 and torch_ops.ops == [], (triton_launches, torch_ops.ops)
+
+
+def test_eval_backward_after_several_eval_forwards(triton_backend):
+    """Eval under autograd keeps a copy of the running statistics for the backward: a second
+    forward (which may update the buffers, as far as autograd knows) must not spoil the first's."""
+    ref, fused = make_pair(5, 8)
+    ref.eval(), fused.eval()
+    xs = [torch.randn(2, 5, 3, 4, dtype=torch.float64) for _ in range(2)]
+    inputs = {}
+    for name, module in (("ref", ref), ("fused", fused)):
+        inputs[name] = [x.clone().requires_grad_() for x in xs]
+        sum(module(x).square().sum() for x in inputs[name]).backward()
+    for got, expected in zip(inputs["fused"], inputs["ref"]):
+        assert_close(got.grad, expected.grad, "dx", rtol=1e-10, atol=1e-10)
+    for (name, p), (_, ref_p) in zip(fused.named_parameters(), ref.named_parameters()):
+        if ref_p.grad is not None:
+            assert_close(p.grad, ref_p.grad, f"grad {name}", rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("x, error, match", [
     (torch.randn(2, 5, 4), ValueError, r"x: expected a 4-D tensor \(N, C, H, W\), got shape \(2, 5, 4\)"),
     (torch.randn(2, 4, 4, 4), ValueError, r"x: expected 5 channels \(dim 1\), got shape \(2, 4, 4, 4\)"),

@@ -21,7 +21,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from .launch import accumulation_dtype, channels_last, empty_nhwc
+from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
 from .residual_kernels import BackwardSums, BatchNormState, BatchStatistics, conv_backward, conv_forward
 
 KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 4, "backward_last": 3}
@@ -46,9 +46,9 @@ def head_forward(
         mean, var = stats.chunk(2)
         conv_forward(h, None, conv_weight, conv_bias, z, eps, out_stats=BatchStatistics(mean, var, running_mean, running_var),
                      momentum=momentum)
-    else:
-        stats = torch.cat([running_mean, running_var]).to(accumulation_dtype(h.dtype))
-        mean, var = stats.chunk(2)
+    else:  # the prologues read the running statistics; stats stays empty
+        stats = h.new_empty(0, dtype=accumulation_dtype(h.dtype))
+        mean, var = running_mean, running_var
         conv_forward(h, None, conv_weight, conv_bias, z, eps)
     bn = BatchNormState(mean, var, bn_weight, bn_bias)
     conv_forward(z, bn, out_weight, out_bias, preds, eps)
@@ -67,7 +67,7 @@ def _(h, x, conv_weight, conv_bias, bn_weight, bn_bias, running_mean, running_va
     x_next = empty_nhwc(*x.shape, like=h) if merge_feature_weight is not None else h.new_empty(0)
     return (empty_nhwc(n, out_weight.shape[0], height, width, h), x_next,
             empty_nhwc(n, conv_weight.shape[0], height, width, h),
-            h.new_empty(2 * conv_weight.shape[0], dtype=accumulation_dtype(h.dtype)))
+            h.new_empty(2 * conv_weight.shape[0] if training else 0, dtype=accumulation_dtype(h.dtype)))
 
 
 @torch.library.custom_op("fasthg::head_backward", mutates_args=())
@@ -136,10 +136,12 @@ class HeadFunction(torch.autograd.Function):
     """Autograd for the fused head (the forward op mutates running statistics)."""
 
     @staticmethod
-    def forward(ctx, h, x, training, momentum, eps, running_mean, running_var, *params):
+    def forward(ctx, h, x, training, recording, momentum, eps, running_mean, running_var, *params):
         preds, x_next, z, stats = head_forward(h, x, *params[:4], running_mean, running_var, *params[4:],
                                                training, momentum, eps)
         conv_weight, _, bn_weight, bn_bias, out_weight, _, mf_weight, _, mp_weight, _ = params
+        if not training and recording:
+            stats = eval_statistics([running_mean, running_var], stats.dtype)
         ctx.save_for_backward(h, z, preds, stats, conv_weight, bn_weight, bn_bias, out_weight, mf_weight, mp_weight)
         ctx.training, ctx.eps, ctx.merged = training, eps, mf_weight is not None
         return preds, x_next
@@ -152,7 +154,7 @@ class HeadFunction(torch.autograd.Function):
         d_h, d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias = grads[:7]
         merge = grads[7:] if ctx.merged else [None] * 4
         d_x = grad_x_next if ctx.merged else None  # x_next = x + ...
-        return (d_h, d_x, None, None, None, None, None,
+        return (d_h, d_x, None, None, None, None, None, None,
                 d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias, *merge)
 
 
@@ -163,6 +165,6 @@ def head(h, x, conv, bn, out, merge_feature, merge_pred, training, momentum, dty
     """
     merged = merge_feature is not None
     merge = [merge_feature.weight.to(dtype), merge_feature.bias, merge_pred.weight.to(dtype), merge_pred.bias] if merged else [None] * 4
-    return HeadFunction.apply(h.to(dtype), x.to(dtype) if merged else None, training, momentum, bn.eps,
-                              bn.running_mean, bn.running_var, conv.weight.to(dtype), conv.bias, bn.weight, bn.bias,
+    return HeadFunction.apply(h.to(dtype), x.to(dtype) if merged else None, training, torch.is_grad_enabled(),
+                              momentum, bn.eps, bn.running_mean, bn.running_var, conv.weight.to(dtype), conv.bias, bn.weight, bn.bias,
                               out.weight.to(dtype), out.bias, *merge)

@@ -21,6 +21,14 @@ def accumulation_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def eval_statistics(running, dtype):
+    """The running statistics (mean, var, ...) end to end in ``dtype``: what an eval-mode forward
+    normalised with, copied for its backward while autograd records. (Saving the buffers themselves
+    would not do: ops that may update them count as modifying them, and autograd's version check
+    would then refuse a backward after a second eval forward.)"""
+    return torch.cat(list(running)).to(dtype)
+
+
 def dot_flags(dtype):
     """(INPUT_PRECISION, UPCAST) constexprs of helpers.dot_accumulate for tensors of ``dtype``.
 

@@ -4,8 +4,10 @@ out = conv3(relu(bn3(y2))) + skip(x),  y2 = conv2(relu(bn2(y1))),  y1 = conv1(re
 
 Forward in training: x's statistics (1 launch), conv1 with bn1-ReLU prologue and y1's statistics
 in its epilogue, conv2 likewise, conv3 joined with the skip conv (or adding x): 4 launches, and
-no BN or ReLU output is ever stored. In eval, running statistics feed the prologues: 3 launches.
-Saved for backward: x, y1, y2 and the statistics (``stats``: mean and biased var of x, y1, y2).
+no BN or ReLU output is ever stored. In eval, the prologues read the running statistics: 3
+launches and nothing else (the op's ``stats`` is then empty).
+Saved for backward: x, y1, y2 and the statistics (``stats``: mean and biased var of x, y1, y2;
+in eval a copy of the running statistics, made only while autograd records).
 
 Backward (BatchNorm's gradient needs two channel sums of g = dL/d bn(.) after the ReLU mask;
 each dgrad produces them in its epilogue and the next kernels apply them in their prologues):
@@ -20,7 +22,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from .launch import accumulation_dtype, channels_last, empty_nhwc
+from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
 from .residual_kernels import (BackwardSums, BatchNormState, BatchStatistics, bn_backward_apply, channel_stats,
                                conv_backward, conv_forward)
 
@@ -71,8 +73,8 @@ def residual_forward(
         batch = [BatchStatistics(*per_bn[i], running_means[i], running_vars[i]) for i in range(3)]
         channel_stats(x, batch[0], momentum)
     else:
-        stats = torch.cat([t for i in range(3) for t in (running_means[i], running_vars[i])]).to(stats_dtype)
-        per_bn = _split_stats(stats, c_in, mid)
+        stats = x.new_empty(0, dtype=stats_dtype)
+        per_bn = list(zip(running_means, running_vars))  # the kernels widen them as they load them
         batch = [None, None, None]
     bns = [BatchNormState(*per_bn[i], bn_weights[i], bn_biases[i]) for i in range(3)]
     conv_forward(x, bns[0], conv_weights[0], conv_biases[0], y1, eps, out_stats=batch[1], momentum=momentum)
@@ -89,7 +91,7 @@ def _(x, bn_weights, bn_biases, rm1, rv1, rm2, rv2, rm3, rv3, conv_weights, conv
       training, momentum, eps):
     n, c_in, h, w = x.shape
     mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
-    stats = x.new_empty(_stats_numel(c_in, mid), dtype=accumulation_dtype(x.dtype))
+    stats = x.new_empty(_stats_numel(c_in, mid) if training else 0, dtype=accumulation_dtype(x.dtype))
     return empty_nhwc(n, c_out, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), stats
 
 
@@ -167,11 +169,14 @@ class ResidualFunction(torch.autograd.Function):
     torch.library's register_autograd does not allow, so the pairing of the two ops lives here."""
 
     @staticmethod
-    def forward(ctx, x, training, momentum, eps, skip_weight, skip_bias, running_means, running_vars, *params):
+    def forward(ctx, x, training, recording, momentum, eps, skip_weight, skip_bias, running_means, running_vars,
+                *params):
         bn_weights, bn_biases, conv_weights, conv_biases = params[0:3], params[3:6], params[6:9], params[9:12]
         running = [t for pair in zip(running_means, running_vars) for t in pair]
         out, y1, y2, stats = residual_forward(x, bn_weights, bn_biases, *running, conv_weights,
                                               conv_biases, skip_weight, skip_bias, training, momentum, eps)
+        if not training and recording:
+            stats = eval_statistics(running, stats.dtype)
         ctx.save_for_backward(x, y1, y2, stats, *bn_weights, *bn_biases, *conv_weights,
                               *([skip_weight] if skip_weight is not None else []))
         ctx.has_skip, ctx.training, ctx.eps = skip_weight is not None, training, eps
@@ -188,11 +193,12 @@ class ResidualFunction(torch.autograd.Function):
         channels = [t.shape[0] for t in bn_weights]
         bn_param_grads = bn_grads.split(channels + channels)
         d_skip_w, d_skip_b = (grads[8], grads[9]) if ctx.has_skip else (None, None)
-        return (dx, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads, *conv_grads)
+        return (dx, None, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads, *conv_grads)
 
 
 def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases,
              skip_weight, skip_bias, training, momentum, eps):
     """The fused bottleneck with autograd; see the module docstring. Returns out (NHWC)."""
-    return ResidualFunction.apply(x, training, momentum, eps, skip_weight, skip_bias, list(running_means),
+    return ResidualFunction.apply(x, training, torch.is_grad_enabled(), momentum, eps, skip_weight, skip_bias,
+                                  list(running_means),
                                   list(running_vars), *bn_weights, *bn_biases, *conv_weights, *conv_biases)
