@@ -36,6 +36,7 @@ from torch import nn
 import fasthg
 from fasthg import reference
 from fasthg.dispatch import runs_fused
+from fasthg.nn.step_counting import count_step, running_stats_momentum
 from fasthg.ops.head import head
 from fasthg.ops.launch import accumulation_dtype
 from harness import EAGER_FACTOR
@@ -189,8 +190,8 @@ class FusedStackHead(StackHead):
             return super().forward(h, x)
         bn = self.features.bn
         if self.training:
-            bn.num_batches_tracked.add_(1)
-        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            count_step([bn])
+        momentum = running_stats_momentum(bn) if self.training else 0.0
         merged = self.merge_features is not None
         preds, x_next = head(h, x, self.features.conv, bn, self.outs.conv,
                              self.merge_features.conv.conv if merged else None,
