@@ -30,6 +30,19 @@ def test_torch_compile_fullgraph_model(triton_backend):
         assert_close(compiled(x), expected, "output")
 
 
+def test_torch_compile_fullgraph_training_counts_steps_like_eager(triton_backend):
+    torch.manual_seed(0)
+    eager, model = fasthg.Hourglass(1, 4), fasthg.Hourglass(1, 4)
+    model.load_state_dict(eager.state_dict())
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    for step in range(2):
+        x = torch.randn(2, 4, 4, 4) + step
+        assert_close(compiled(x), eager(x), f"output of step {step}")
+    for (name, buffer), (_, expected) in zip(model.named_buffers(), eager.named_buffers()):
+        assert_close(buffer, expected, name)
+    assert int(model.up1.bn1.num_batches_tracked) == 2
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 def test_autocast_runs_the_kernels_in_the_autocast_dtype(triton_backend, dtype):
     exact_ref, _ = make_pair(5, 8, torch.float64)

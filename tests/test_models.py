@@ -69,6 +69,32 @@ def test_one_launch_counts_the_training_step_of_every_fused_batch_norm(triton_ba
     assert all(int(t) == 2 for name, t in fused.named_buffers() if name.endswith("num_batches_tracked"))
 
 
+def test_steps_are_counted_for_modules_in_training_mode_only(triton_backend):
+    torch.manual_seed(0)
+    ref, fused = reference.Hourglass(1, 4), fasthg.Hourglass(1, 4)
+    fused.load_state_dict(ref.state_dict())
+    for model in (ref, fused):
+        model.train()
+        model.low1.eval()  # frozen: running statistics used, no step counted
+    x = torch.randn(2, 4, 4, 4)
+    ref(x), fused(x)
+    for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
+        assert_close(buffer, ref_buffer, name, rtol=1e-6, atol=1e-6)
+    assert int(fused.low1.bn1.num_batches_tracked) == 0 and int(fused.up1.bn1.num_batches_tracked) == 1
+
+
+def test_a_model_run_inside_another_s_forward_counts_its_own_steps(triton_backend):
+    """The counted mark belongs to each module, not to the process (nn.DataParallel runs replicas in threads)."""
+    torch.manual_seed(0)
+    outer, inner = fasthg.Hourglass(1, 4), fasthg.Hourglass(1, 4)
+    x = torch.randn(2, 4, 4, 4)
+    outer.up1.register_forward_pre_hook(lambda module, args: inner(x))
+    outer(x)
+    for model in (outer, inner):
+        counts = {name: int(t) for name, t in model.named_buffers() if name.endswith("num_batches_tracked")}
+        assert set(counts.values()) == {1}, counts
+
+
 def test_fp32_eval_as_accurate_as_eager(triton_backend):
     exact_ref, _ = make_pair(torch.float64)
     eager_ref, fused = make_pair(torch.float32)

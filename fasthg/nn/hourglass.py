@@ -37,6 +37,10 @@ class Hourglass(reference.Hourglass):
                              f"in training, got shape {tuple(x.shape)}")
         return forward_counting_steps(self, runs_fused(x), self._forward, x)
 
+    def fused_batch_norms(self):
+        """None of its own: its Residuals list theirs (see :mod:`fasthg.nn.step_counting`)."""
+        return ()
+
     def _forward(self, x):
         low3 = self.low3(self.low2(self.low1(self.pool1(x))))
         return upsample_add(low3, self.up1(x))

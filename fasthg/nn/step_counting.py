@@ -1,20 +1,15 @@
 """One launch for the step counters of every fused BatchNorm in a model's training forward.
 
 nn.BatchNorm2d adds 1 to its ``num_batches_tracked`` in each training forward: a launch per BN,
-115 in the Residuals and heads of an 8-stack network. A fasthg container instead adds 1 to all
-the counters below it with one ``torch._foreach_add_`` and runs its forward with the steps
-marked as counted, so the fused modules inside skip their own counting. Only counters that fused
-code updates are gathered (modules list them in ``fused_batch_norms()``); a plain
-nn.BatchNorm2d, such as the stem's, still counts itself, so no step is counted twice.
+115 in the Residuals and heads of an 8-stack network. A fasthg module that takes part lists the
+BNs whose counters its fused code updates in ``fused_batch_norms()`` (a container with none of
+its own lists none). The outermost one to run adds 1 to the counters of every taking part module
+below it that is in training mode, with one ``torch._foreach_add_``, and marks those modules as
+counted until its forward returns, so they skip their own counting. The mark is an attribute of
+each module, not a global: models running in other threads (nn.DataParallel's replicas) are not
+affected. A plain nn.BatchNorm2d, such as the stem's, still counts itself.
 """
 import torch
-
-_counted = False
-
-
-def steps_counted():
-    """True inside a container's :func:`forward_counting_steps`: fused modules must not count again."""
-    return _counted
 
 
 def count_step(batch_norms):
@@ -28,19 +23,19 @@ def forward_counting_steps(module, fused, forward, *args):
     """``forward(*args)``, counting a training step first in every fused BN under ``module``.
 
     ``fused`` says whether the fused kernels will run (on PyTorch's path each nn.BatchNorm2d
-    counts itself). A plain global flag, not a context manager, so torch.compile traces it
-    without a graph break.
+    counts itself).
     """
-    global _counted
-    if not (module.training and fused) or _counted:
+    if not (module.training and fused) or getattr(module, "_steps_counted", False):
         return forward(*args)
-    count_step(bn for child in module.modules() if hasattr(child, "fused_batch_norms")
-               for bn in child.fused_batch_norms())
-    _counted = True
+    taking_part = [child for child in module.modules() if child.training and hasattr(child, "fused_batch_norms")]
+    count_step(bn for child in taking_part for bn in child.fused_batch_norms())
+    for child in taking_part:
+        child._steps_counted = True
     try:
         return forward(*args)
     finally:
-        _counted = False
+        for child in taking_part:
+            child._steps_counted = False
 
 
 def running_stats_momentum(bn):
