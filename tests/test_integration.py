@@ -43,6 +43,22 @@ def test_torch_compile_fullgraph_training_counts_steps_like_eager(triton_backend
     assert int(model.up1.bn1.num_batches_tracked) == 2
 
 
+@pytest.mark.parametrize("skip", ["identity", "conv"])
+def test_cpu_eval_path_under_autocast_keeps_the_reference_s_dtype(torch_backend, skip):
+    """The eval path adds the skip in place: not when autocast makes the sum wider than the conv."""
+    inp, out = (6, 6) if skip == "identity" else (5, 8)
+    exact_ref, _ = make_pair(inp, out, torch.float64)
+    eager_ref, fused = make_pair(inp, out, torch.float32)
+    for module in (exact_ref, eager_ref, fused):
+        module.eval()
+    x = torch.randn(2, inp, 4, 6)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got, eager = fused(x), eager_ref(x)
+    assert got.dtype == eager.dtype, (got.dtype, eager.dtype)
+    with torch.no_grad():
+        assert_as_accurate_as_eager(got, eager, exact_ref(x.double()), "output")
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 def test_autocast_runs_the_kernels_in_the_autocast_dtype(triton_backend, dtype):
     exact_ref, _ = make_pair(5, 8, torch.float64)

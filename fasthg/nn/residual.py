@@ -7,7 +7,6 @@ from ..ops.residual import residual
 from ..ops.validate import (check_dtype_like_parameters, check_int32_addressable, check_nonempty, check_same_device,
                             check_size, check_tensor)
 from ..reference import model as reference
-from .folding import FoldedConv
 from .step_counting import forward_counting_steps, running_stats_momentum
 
 
@@ -17,6 +16,12 @@ def compute_dtype(x):
     if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):
         return torch.get_autocast_dtype(device)
     return x.dtype
+
+
+def fold(conv, bn):
+    """(weight, bias) of bn(conv(x)) as one conv, with bn's running statistics."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return conv.weight * scale.view(-1, 1, 1, 1), (conv.bias - bn.running_mean) * scale + bn.bias
 
 
 class Residual(reference.Residual):
@@ -33,7 +38,6 @@ class Residual(reference.Residual):
         check_size("inp_dim", inp_dim, 1)
         check_size("out_dim", out_dim, 2)  # the bottleneck has out_dim // 2 channels
         super().__init__(inp_dim, out_dim)
-        self._folds = (FoldedConv(), FoldedConv())  # (conv1, bn2), (conv2, bn3) for eval on CPU
         if not self.need_skip:
             # Kept for the state_dict, out of autograd: DDP then needs no find_unused_parameters
             # and optimizers skip the parameters (their grad stays None).
@@ -51,7 +55,7 @@ class Residual(reference.Residual):
         n, _, h, w = x.shape
         check_int32_addressable("x", (n, max(x.shape[1], self.conv3.conv.out_channels), h, w))
         if not dispatch.runs_fused(x):
-            return self._torch_forward(x)
+            return super().forward(x) if self.training or not self._has_running_stats() else self._folded_forward(x)
         return forward_counting_steps(self, True, self._fused_forward, x)
 
     def fused_batch_norms(self):
@@ -74,24 +78,22 @@ class Residual(reference.Residual):
             training, momentum, self.bn1.eps,
         )
 
-    def train(self, mode=True):
-        if mode:
-            self._folds[0].clear(), self._folds[1].clear()
-        return super().train(mode)
+    def _has_running_stats(self):
+        return all(bn.track_running_stats for bn in self.fused_batch_norms())
 
-    def _torch_forward(self, x):
-        """The reference's math on PyTorch's kernels. ReLU and the skip add work in place on fresh
-        intermediates, which no backward needs (BN's reads its input, a conv's its input and
-        weight): three allocations fewer. In eval, bn2 and bn3 are affine maps right after conv1
-        and conv2 and fold into those convs' weights and biases (exact up to rounding, cached
-        between forwards): two passes fewer."""
-        residual = self.skip_layer(x) if self.need_skip else x
-        out = F.relu(self.bn1(x), inplace=True)
-        if self.training:
-            out = F.relu(self.bn2(self.conv1(out)), inplace=True)
-            out = F.relu(self.bn3(self.conv2(out)), inplace=True)
-        else:
-            out = F.relu(F.conv2d(out, *self._folds[0](self.conv1.conv, self.bn2)), inplace=True)
-            out = F.relu(F.conv2d(out, *self._folds[1](self.conv2.conv, self.bn3), padding=1), inplace=True)
-        return self.conv3(out).add_(residual)
+    def _folded_forward(self, x):
+        """Eval on PyTorch's kernels, with the running statistics. bn2 and bn3 are affine maps
+        right after conv1 and conv2, so they fold into those convs' weights and biases (exact up
+        to rounding): two passes fewer. Functional calls throughout (no submodule hooks fire, as
+        on the fused path), so ReLU and the skip add can work in place on fresh intermediates
+        (no backward needs them): three allocations fewer."""
+        bn1 = self.bn1
+        out = F.batch_norm(x, bn1.running_mean, bn1.running_var, bn1.weight, bn1.bias, False, 0.0, bn1.eps)
+        out = F.relu(F.conv2d(F.relu(out, inplace=True), *fold(self.conv1.conv, self.bn2)), inplace=True)
+        out = F.relu(F.conv2d(out, *fold(self.conv2.conv, self.bn3), padding=1), inplace=True)
+        out = F.conv2d(out, self.conv3.conv.weight, self.conv3.conv.bias)
+        skip = self.skip_layer.conv
+        residual = F.conv2d(x, skip.weight, skip.bias) if self.need_skip else x
+        # In place unless the sum must be of a wider type (autocast: a bf16 conv plus an fp32 x).
+        return out.add_(residual) if torch.result_type(out, residual) == out.dtype else out + residual
 

@@ -109,7 +109,7 @@ def head_backward(
     g = torch.empty_like(z)
     # BN's backward sums in the accumulation dtype, and again in the parameters' (their gradients).
     bn_grads = BackwardSums(torch.empty_like(bn_bias), torch.empty_like(bn_weight))
-    sums = bn_grads if bn_weight.dtype == acc else BackwardSums(*(torch.empty_like(t, dtype=acc) for t in bn_grads))
+    sums = bn_grads if bn_weight.dtype == bn_bias.dtype == acc else BackwardSums(*(torch.empty_like(t, dtype=acc) for t in bn_grads))
     conv_backward(grad_cat, eps, y=z, bn=bn, weight=weight_cat, dgrad_out=g, sums_out=sums, bn_grads_out=bn_grads)
     centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
 

@@ -97,6 +97,8 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     the weight gradient of a 1x1 skip conv over it (into ``skip_dweight``), and its bias gradient,
     equal to dL/dbias, into ``skip_dbias``.
     """
+    # The kernel writes the skip conv's gradients whenever skip_x is given (else into a placeholder).
+    assert (skip_x is None) == (skip_dweight is None) == (skip_dbias is None), "skip_x needs skip_dweight and skip_dbias"
     n, c_out, h, w = grad.shape
     dgrad, wgrad = dgrad_out is not None, dweight is not None
     ksize = (weight if dgrad else dweight).shape[-1]
