@@ -11,6 +11,7 @@ import fasthg
 from fasthg import reference
 from harness import assert_as_accurate_as_eager, assert_close
 from launch_counter import LaunchCounter
+from opinfo import FusedStackHead, StackHead, pair
 
 
 def make_pair(dtype=torch.float64, nstack=2, inp_dim=16, oup_dim=4, seed=0):
@@ -241,3 +242,16 @@ def test_opcheck_head(triton_backend, merged):
         backward_args = (torch.randn_like(preds), torch.randn_like(x) if merged else None, h, z, preds, stats,
                          args[2], args[4], args[5], args[8], merge_params[0], merge_params[2], True, 1e-5)
         torch.library.opcheck(torch.ops.fasthg.head_backward.default, backward_args)
+
+
+def test_head_eval_backward_after_two_eval_forwards(triton_backend):
+    """Gradients accumulated over two eval forwards (frozen-BN fine-tuning): the head's copy of
+    the running statistics must survive the second forward (test_residual checks the Residual's)."""
+    fused, ref = pair(lambda: FusedStackHead(5, 3, True), lambda: StackHead(5, 3, True))
+    inputs = [(torch.randn(2, 5, 4, 3, dtype=torch.float64), torch.randn(2, 5, 4, 3, dtype=torch.float64))
+              for _ in range(2)]
+    for model in (fused, ref):
+        model.eval()
+        sum(sum(out.square().sum() for out in model(h, x)) for h, x in inputs).backward()
+    for (name, p), (_, ref_p) in zip(fused.named_parameters(), ref.named_parameters()):
+        assert_close(p.grad, ref_p.grad, f"grad {name}", rtol=1e-10, atol=1e-10)
