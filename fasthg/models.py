@@ -13,7 +13,7 @@ from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
 from .dispatch import runs_fused
 from .nn.residual import compute_dtype
-from .nn.step_counting import forward_counting_steps, running_stats_momentum
+from .nn.step_counting import count_step_of, forward_counting_steps, running_stats_momentum
 from .ops.head import head
 
 
@@ -59,6 +59,7 @@ class StackedHourglass(reference.StackedHourglass):
         return [features.bn for _, features in self.features]
 
     def _fused_forward(self, x):
+        pending = count_step_of(self) if self.training else 0  # the heads' BNs
         x = self.pre(x)
         stack_preds = []
         for i in range(self.nstack):
@@ -68,7 +69,7 @@ class StackedHourglass(reference.StackedHourglass):
             preds, x = head(h, x, features.conv, features.bn, self.outs[i].conv,
                             None if last else self.merge_features[i].conv.conv,
                             None if last else self.merge_preds[i].conv.conv,
-                            self.training, running_stats_momentum(features.bn) if self.training else 0.0,
+                            self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
                             compute_dtype(h))
             stack_preds.append(preds)
         return torch.stack(stack_preds, 1)

@@ -191,7 +191,7 @@ class FusedStackHead(StackHead):
         bn = self.features.bn
         if self.training:
             count_step([bn])
-        momentum = running_stats_momentum(bn) if self.training else 0.0
+        momentum = running_stats_momentum(bn, 0) if self.training else 0.0
         merged = self.merge_features is not None
         preds, x_next = head(h, x, self.features.conv, bn, self.outs.conv,
                              self.merge_features.conv.conv if merged else None,

@@ -1,4 +1,5 @@
 """fasthg.PoseNet / StackedHourglass / Hourglass against fasthg.reference, whole-model."""
+import copy
 import os
 import subprocess
 import sys
@@ -94,6 +95,22 @@ def test_a_model_run_inside_another_s_forward_counts_its_own_steps(triton_backen
     for model in (outer, inner):
         counts = {name: int(t) for name, t in model.named_buffers() if name.endswith("num_batches_tracked")}
         assert set(counts.values()) == {1}, counts
+
+
+def test_a_shallow_copy_counts_its_own_modules_in_one_launch(triton_backend):
+    """nn.DataParallel runs shallow copies (replicas) of a model: the copy's members are its own,
+    not those the original gathered (else the copy's head BNs would count themselves)."""
+    torch.manual_seed(0)
+    model = fasthg.StackedHourglass(1, 8, 3)
+    x = torch.rand(2, 3, 64, 64)
+    model(x)  # the original gathers its members first
+    replica = copy.copy(model)
+    with LaunchCounter() as ops:
+        replica(x)
+    # One _foreach_add_ for the Residuals and the head; the stem's nn.BatchNorm2d counts itself.
+    assert ops.ops.count("_foreach_add_") == 1 and ops.ops.count("add_") == 1, ops.ops
+    counts = {name: int(t) for name, t in model.named_buffers() if name.endswith("num_batches_tracked")}
+    assert set(counts.values()) == {2}, counts  # the copy shares the original's buffers
 
 
 def test_fp32_eval_as_accurate_as_eager(triton_backend):

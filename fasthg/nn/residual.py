@@ -7,7 +7,7 @@ from ..ops.residual import residual
 from ..ops.validate import (check_dtype_like_parameters, check_int32_addressable, check_nonempty, check_same_device,
                             check_size, check_tensor)
 from ..reference import model as reference
-from .step_counting import forward_counting_steps, running_stats_momentum
+from .step_counting import count_step_of, forward_counting_steps, running_stats_momentum
 
 
 def compute_dtype(x):
@@ -66,7 +66,7 @@ class Residual(reference.Residual):
         bns = self.fused_batch_norms()
         convs = (self.conv1.conv, self.conv2.conv, self.conv3.conv)
         training = self.training or any(not bn.track_running_stats for bn in bns)
-        momentum = running_stats_momentum(self.bn1) if self.training else 0.0
+        momentum = running_stats_momentum(self.bn1, count_step_of(self)) if self.training else 0.0
         dtype = compute_dtype(x)
         x = x.to(dtype)
         skip = self.skip_layer.conv if self.need_skip else None
