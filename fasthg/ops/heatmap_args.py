@@ -9,6 +9,7 @@ import torch
 
 from ..kernels import registry
 from .heatmap_styles import STYLE_IDS, STYLES
+from .launch import launch_config
 from .validate import check_choice, check_nonempty, check_positive, check_same_device, check_tensor
 
 VISIBLE_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
@@ -57,5 +58,4 @@ def launch(name, style, dtype, grid, *args):
     """Launches kernel ``name`` in its registry configuration for ``dtype`` and ``style`` on
     ``args[0]``'s device; ``grid`` maps the configuration's constexprs to the launch grid."""
     config = registry.lookup(name, dtype, args[0].device, STYLE=STYLE_IDS[style])
-    config.kernel[grid(config.constexprs)](*args, **config.constexprs, num_warps=config.num_warps,
-                                           num_stages=config.num_stages)
+    launch_config(config, grid(config.constexprs), *args)

@@ -65,6 +65,13 @@ def partials(rows, block_rows, channels, device):
     return buffer[0], buffer[1]
 
 
+def launch_config(config, grid, *args, constexprs=None):
+    """Launches registry configuration ``config``'s kernel over ``grid`` with its warps and stages:
+    ``args``, then ``constexprs`` by keyword (the configuration's own by default)."""
+    config.kernel[grid](*args, **(config.constexprs if constexprs is None else constexprs),
+                        num_warps=config.num_warps, num_stages=config.num_stages)
+
+
 def launch_pixel_tiles(name, tensors, sizes, pixels):
     """Launches kernel ``name`` over (pixel, channel) tiles: ``pixels`` rows of C = sizes[1] channels.
 
@@ -72,4 +79,4 @@ def launch_pixel_tiles(name, tensors, sizes, pixels):
     """
     config = registry.lookup(name, tensors[0].dtype, tensors[0].device)
     grid = (triton.cdiv(pixels, config.constexprs["BLOCK_P"]), triton.cdiv(sizes[1], config.constexprs["BLOCK_C"]))
-    config.kernel[grid](*tensors, *sizes, **config.constexprs, num_warps=config.num_warps, num_stages=config.num_stages)
+    launch_config(config, grid, *tensors, *sizes)

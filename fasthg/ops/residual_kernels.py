@@ -10,7 +10,7 @@ import torch
 import triton
 
 from ..kernels import registry
-from .launch import counters, dot_flags, partials
+from .launch import counters, dot_flags, launch_config, partials
 
 
 class BatchNormState(NamedTuple):
@@ -43,7 +43,7 @@ def _config(name, dtype, device, variant):
 
 
 def _launch(config, constexprs, grid, *args):
-    config.kernel[grid](*args, **constexprs, num_warps=config.num_warps, num_stages=config.num_stages)
+    launch_config(config, grid, *args, constexprs=constexprs)
 
 
 def channel_stats(x, stats: BatchStatistics, momentum):
