@@ -16,7 +16,7 @@ VISIBLE_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32,
                   torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def check_size(size):
+def check_map_size(size):
     """(H, W) as two ints >= 1."""
     if not isinstance(size, (tuple, list)) or len(size) != 2:
         raise TypeError(f"size: expected a pair (H, W) of ints, got {size!r}")

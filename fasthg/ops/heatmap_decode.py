@@ -9,7 +9,7 @@ coordinate mapping are a few elementwise torch ops on every backend.
 import torch
 
 from .. import dispatch
-from .heatmap_args import check_size, launch
+from .heatmap_args import check_map_size, launch
 from .launch import accumulation_dtype
 from .validate import (
     check_choice, check_int32_addressable, check_nonempty, check_same_device, check_same_dtype, check_tensor,
@@ -103,7 +103,7 @@ def to_image_coordinates(coords, center, scale, size=(64, 64)):
     image: each heatmap covers a box of 200 * scale pixels around ``center`` (B, 2), so
     image = center + (coords - (W, H) / 2) * 200 * scale / (W, H). ``scale`` is (B,) or (B, 2)
     (per axis). No rounding to integers (princeton's and bearpaw's transform truncates)."""
-    height, width = check_size(size)
+    height, width = check_map_size(size)
     check_tensor("coords", coords, 3, layout="(B, K, 2)")
     check_tensor("center", center, 2, layout="(B, 2)")
     check_tensor("scale", scale, (1, 2), layout="(B,) or (B, 2)")

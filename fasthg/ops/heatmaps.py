@@ -10,7 +10,7 @@ import torch
 import triton
 
 from .. import dispatch
-from .heatmap_args import check_size, check_targets, launch, visible_arguments
+from .heatmap_args import check_map_size, check_targets, launch, visible_arguments
 from .heatmap_styles import gaussian_targets
 from .validate import check_int32_addressable
 
@@ -42,7 +42,7 @@ def render_heatmaps(keypoints, visible=None, size=(64, 64), sigma=1.0, style="pr
     and which joints are dropped, as each project computes them). Invisible, dropped and NaN or
     infinite joints get an all-zero map. ``sigma`` is rounded to float32.
     """
-    height, width = check_size(size)
+    height, width = check_map_size(size)
     keypoints, visible, sigma = check_targets(keypoints, visible, sigma, style)
     check_int32_addressable("size", (*keypoints.shape[:2], height, width))
     if dispatch.runs_fused(keypoints):
