@@ -87,8 +87,9 @@ _CONV_BACKWARD_SIGNATURE = {
     "y_ptr": "*{dtype}", **_pointers("*{acc}", "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr"),
     "w_ptr": "*{dtype}", "out_ptr": "*{dtype}", "part_first_ptr": "*fp64", "part_second_ptr": "*fp64",
     "counter_ptr": "*i32", "sum_grad_ptr": "*{acc}", "sum_grad_xhat_ptr": "*{acc}",
-    "bn_dbias_ptr": "*{acc}", "bn_dweight_ptr": "*{acc}", "skip_x_ptr": "*{dtype}", "dw_ptr": "*{dtype}", "dbias_ptr": "*{dtype}", "skip_dw_ptr": "*{dtype}",
-    "skip_dbias_ptr": "*{dtype}",
+    "bn_dbias_ptr": "*{acc}", "bn_dweight_ptr": "*{acc}",
+    "skip_x_ptr": "*{dtype}", "dw_ptr": "*{dtype}", "dbias_ptr": "*{dtype}",
+    "skip_dw_ptr": "*{dtype}", "skip_dbias_ptr": "*{dtype}",
     **_pointers("i32", "N", "H", "W", "C_out", "C_dgrad", "C_wgrad", "C_skip"), "eps": "fp32",
 }
 _CHANNEL_STATS_SIGNATURE = {

@@ -18,7 +18,7 @@ def compute_dtype(x):
     return x.dtype
 
 
-def fold(conv, bn):
+def _fold(conv, bn):
     """(weight, bias) of bn(conv(x)) as one conv, with bn's running statistics."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return conv.weight * scale.view(-1, 1, 1, 1), (conv.bias - bn.running_mean) * scale + bn.bias
@@ -65,7 +65,7 @@ class Residual(reference.Residual):
     def _fused_forward(self, x):
         bns = self.fused_batch_norms()
         convs = (self.conv1.conv, self.conv2.conv, self.conv3.conv)
-        training = self.training or any(not bn.track_running_stats for bn in bns)
+        training = self.training or not self._has_running_stats()  # normalise with batch statistics
         momentum = running_stats_momentum(self.bn1, count_step_of(self)) if self.training else 0.0
         dtype = compute_dtype(x)
         x = x.to(dtype)
@@ -79,6 +79,7 @@ class Residual(reference.Residual):
         )
 
     def _has_running_stats(self):
+        """Whether every BN keeps running statistics (else even eval normalises with the batch's)."""
         return all(bn.track_running_stats for bn in self.fused_batch_norms())
 
     def _folded_forward(self, x):
@@ -89,8 +90,8 @@ class Residual(reference.Residual):
         (no backward needs them): three allocations fewer."""
         bn1 = self.bn1
         out = F.batch_norm(x, bn1.running_mean, bn1.running_var, bn1.weight, bn1.bias, False, 0.0, bn1.eps)
-        out = F.relu(F.conv2d(F.relu(out, inplace=True), *fold(self.conv1.conv, self.bn2)), inplace=True)
-        out = F.relu(F.conv2d(out, *fold(self.conv2.conv, self.bn3), padding=1), inplace=True)
+        out = F.relu(F.conv2d(F.relu(out, inplace=True), *_fold(self.conv1.conv, self.bn2)), inplace=True)
+        out = F.relu(F.conv2d(out, *_fold(self.conv2.conv, self.bn3), padding=1), inplace=True)
         out = F.conv2d(out, self.conv3.conv.weight, self.conv3.conv.bias)
         skip = self.skip_layer.conv
         residual = F.conv2d(x, skip.weight, skip.bias) if self.need_skip else x

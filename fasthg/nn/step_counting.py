@@ -12,9 +12,9 @@ raises, as the BNs that ran would have counted).
 The list of members is gathered once per container (walking an 8-stack model's 1,700 modules
 takes milliseconds of Python; a shallow copy gathers its own) and never needs to be exact: a
 member added later holds no collector and counts itself; one removed never runs, so it puts
-nothing in. The collector is an
-attribute of each member, not a global: models in other threads (nn.DataParallel's replicas) or
-run from a hook count their own steps. A plain nn.BatchNorm2d, such as the stem's, counts itself.
+nothing in. The collector is an attribute of each member, not a global: models in other threads
+(nn.DataParallel's replicas) or run from a hook count their own steps. A plain nn.BatchNorm2d,
+such as the stem's, counts itself.
 """
 import torch
 

@@ -109,7 +109,8 @@ def head_backward(
     g = torch.empty_like(z)
     # BN's backward sums in the accumulation dtype, and again in the parameters' (their gradients).
     bn_grads = BackwardSums(torch.empty_like(bn_bias), torch.empty_like(bn_weight))
-    sums = bn_grads if bn_weight.dtype == bn_bias.dtype == acc else BackwardSums(*(torch.empty_like(t, dtype=acc) for t in bn_grads))
+    sums = bn_grads if bn_weight.dtype == bn_bias.dtype == acc else \
+        BackwardSums(*(torch.empty_like(t, dtype=acc) for t in bn_grads))
     conv_backward(grad_cat, eps, y=z, bn=bn, weight=weight_cat, dgrad_out=g, sums_out=sums, bn_grads_out=bn_grads)
     centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
 
@@ -166,5 +167,5 @@ def head(h, x, conv, bn, out, merge_feature, merge_pred, training, momentum, dty
     merged = merge_feature is not None
     merge = [merge_feature.weight.to(dtype), merge_feature.bias, merge_pred.weight.to(dtype), merge_pred.bias] if merged else [None] * 4
     return HeadFunction.apply(h.to(dtype), x.to(dtype) if merged else None, training, torch.is_grad_enabled(),
-                              momentum, bn.eps, bn.running_mean, bn.running_var, conv.weight.to(dtype), conv.bias, bn.weight, bn.bias,
-                              out.weight.to(dtype), out.bias, *merge)
+                              momentum, bn.eps, bn.running_mean, bn.running_var, conv.weight.to(dtype), conv.bias,
+                              bn.weight, bn.bias, out.weight.to(dtype), out.bias, *merge)

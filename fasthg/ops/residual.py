@@ -200,5 +200,5 @@ def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights
              skip_weight, skip_bias, training, momentum, eps):
     """The fused bottleneck with autograd; see the module docstring. Returns out (NHWC)."""
     return ResidualFunction.apply(x, training, torch.is_grad_enabled(), momentum, eps, skip_weight, skip_bias,
-                                  list(running_means),
-                                  list(running_vars), *bn_weights, *bn_biases, *conv_weights, *conv_biases)
+                                  list(running_means), list(running_vars),
+                                  *bn_weights, *bn_biases, *conv_weights, *conv_biases)

@@ -98,7 +98,8 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     equal to dL/dbias, into ``skip_dbias``.
     """
     # The kernel writes the skip conv's gradients whenever skip_x is given (else into a placeholder).
-    assert (skip_x is None) == (skip_dweight is None) == (skip_dbias is None), "skip_x needs skip_dweight and skip_dbias"
+    assert (skip_x is None) == (skip_dweight is None) == (skip_dbias is None), \
+        "skip_x needs skip_dweight and skip_dbias"
     n, c_out, h, w = grad.shape
     dgrad, wgrad = dgrad_out is not None, dweight is not None
     ksize = (weight if dgrad else dweight).shape[-1]
@@ -121,7 +122,8 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     if sums_out is not None:
         part_first, part_second = partials(rows, block_m, c_dgrad, grad.device)
         copies = bn_grads_out if bn_grads_out is not None else sums_out
-        sums_args = (part_first, part_second, counters(grad.device, triton.cdiv(c_dgrad, block_n)), *sums_out, *copies)
+        counter = counters(grad.device, triton.cdiv(c_dgrad, block_n))
+        sums_args = (part_first, part_second, counter, *sums_out, *copies)
     else:
         sums_args = (grad,) * 7
     unused = grad
