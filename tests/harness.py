@@ -57,6 +57,17 @@ def assert_close(actual, expected, name="tensor", dtype=None, rtol=None, atol=No
         )
 
 
+def assert_buffers_close(module, reference, rtol=None, atol=None):
+    """Every buffer of ``module`` (running statistics, step counters) against ``reference``'s, in order."""
+    for (name, buffer), (_, expected) in zip(module.named_buffers(), reference.named_buffers()):
+        assert_close(buffer, expected, name, rtol=rtol, atol=atol)
+
+
+def step_counts(module):
+    """{name: num_batches_tracked} of every BN in ``module``."""
+    return {name: int(t) for name, t in module.named_buffers() if name.endswith("num_batches_tracked")}
+
+
 def relative_error(actual, exact):
     """max |actual - exact| / max |exact|, in fp64."""
     a, e = actual.detach().double().cpu(), exact.detach().double().cpu()

@@ -10,7 +10,7 @@ import torch
 
 import fasthg
 from fasthg import reference
-from harness import assert_as_accurate_as_eager, assert_close
+from harness import assert_as_accurate_as_eager, assert_buffers_close, assert_close, step_counts
 from launch_counter import LaunchCounter
 from opinfo import FusedStackHead, StackHead, pair
 
@@ -49,8 +49,7 @@ def test_fp64_whole_model_parity(triton_backend, training):
     scale = max(float(g.abs().max()) for g in ref_grads.values())
     for name, got in grads.items():
         assert_close(got, ref_grads[name], f"grad {name}", rtol=1e-9, atol=1e-9, scale=scale)
-    for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
-        assert_close(buffer, ref_buffer, name, rtol=1e-10, atol=1e-10)
+    assert_buffers_close(fused, ref, rtol=1e-10, atol=1e-10)
 
 
 def test_one_launch_counts_the_training_step_of_every_fused_batch_norm(triton_backend):
@@ -66,9 +65,8 @@ def test_one_launch_counts_the_training_step_of_every_fused_batch_norm(triton_ba
             fused(images)
     # One _foreach_add_ for the BNs of every Residual and head; the stem's nn.BatchNorm2d counts itself.
     assert ops.ops.count("_foreach_add_") == 1 and ops.ops.count("add_") == 1, ops.ops
-    for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
-        assert_close(buffer, ref_buffer, name, rtol=1e-10, atol=1e-10)
-    assert all(int(t) == 2 for name, t in fused.named_buffers() if name.endswith("num_batches_tracked"))
+    assert_buffers_close(fused, ref, rtol=1e-10, atol=1e-10)
+    assert set(step_counts(fused).values()) == {2}
 
 
 def test_steps_are_counted_for_modules_in_training_mode_only(triton_backend):
@@ -80,8 +78,7 @@ def test_steps_are_counted_for_modules_in_training_mode_only(triton_backend):
         model.low1.eval()  # frozen: running statistics used, no step counted
     x = torch.randn(2, 4, 4, 4)
     ref(x), fused(x)
-    for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
-        assert_close(buffer, ref_buffer, name, rtol=1e-6, atol=1e-6)
+    assert_buffers_close(fused, ref, rtol=1e-6, atol=1e-6)
     assert int(fused.low1.bn1.num_batches_tracked) == 0 and int(fused.up1.bn1.num_batches_tracked) == 1
 
 
@@ -93,8 +90,7 @@ def test_a_model_run_inside_another_s_forward_counts_its_own_steps(triton_backen
     outer.up1.register_forward_pre_hook(lambda module, args: inner(x))
     outer(x)
     for model in (outer, inner):
-        counts = {name: int(t) for name, t in model.named_buffers() if name.endswith("num_batches_tracked")}
-        assert set(counts.values()) == {1}, counts
+        assert set(step_counts(model).values()) == {1}, step_counts(model)
 
 
 def test_a_shallow_copy_counts_its_own_modules_in_one_launch(triton_backend):
@@ -109,8 +105,7 @@ def test_a_shallow_copy_counts_its_own_modules_in_one_launch(triton_backend):
         replica(x)
     # One _foreach_add_ for the Residuals and the head; the stem's nn.BatchNorm2d counts itself.
     assert ops.ops.count("_foreach_add_") == 1 and ops.ops.count("add_") == 1, ops.ops
-    counts = {name: int(t) for name, t in model.named_buffers() if name.endswith("num_batches_tracked")}
-    assert set(counts.values()) == {2}, counts  # the copy shares the original's buffers
+    assert set(step_counts(model).values()) == {2}, step_counts(model)  # the copy shares the original's buffers
 
 
 def test_fp32_eval_as_accurate_as_eager(triton_backend):

@@ -6,7 +6,7 @@ import fasthg
 from fasthg import reference
 from fasthg.kernels import registry
 from fasthg.ops import residual_kernels
-from harness import assert_as_accurate_as_eager, assert_close, relative_error
+from harness import assert_as_accurate_as_eager, assert_buffers_close, assert_close, relative_error
 from launch_counter import LaunchCounter
 from opinfo import residual_forward_args
 
@@ -68,8 +68,7 @@ def test_fp64_matches_reference(triton_backend, tiles, shape, training, channels
             assert float(grads[name].abs().max()) <= 1e-9 * scale, f"grad {name} should be rounding noise"
             continue
         assert_close(grads[name], ref_grad, f"grad {name}", rtol=1e-9, atol=1e-9)
-    for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
-        assert_close(buffer, ref_buffer, name, rtol=1e-12, atol=1e-12)
+    assert_buffers_close(fused, ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
@@ -105,8 +104,7 @@ def test_running_statistics_update_like_batchnorm_over_steps(triton_backend):
     for step in range(3):
         x = torch.randn(2, 4, 3, 5, dtype=torch.float64) + step
         ref(x), fused(x)
-    for (name, buffer), (_, ref_buffer) in zip(fused.named_buffers(), ref.named_buffers()):
-        assert_close(buffer, ref_buffer, name, rtol=1e-12, atol=1e-12)
+    assert_buffers_close(fused, ref, rtol=1e-12, atol=1e-12)
     assert int(fused.bn3.num_batches_tracked) == 3
 
 
@@ -201,12 +199,18 @@ def test_saves_at_most_055_of_the_reference_activations(inp, out):
     assert ratio <= 0.55, f"fused Residual saves {ratio:.3f}x the reference's activations"
 
 
-def test_launches_per_training_forward(triton_backend, monkeypatch):
+@pytest.fixture
+def triton_launches(monkeypatch):
+    """The names of the kernels the Residual's launchers start, in order."""
+    names = []
+    original = residual_kernels._launch
+    monkeypatch.setattr(residual_kernels, "_launch", lambda *a: (names.append(a[0].name), original(*a)))
+    return names
+
+
+def test_launches_per_training_forward(triton_backend, triton_launches):
     _, fused = make_pair(5, 8, torch.float32)
     x = torch.randn(2, 5, 4, 4).to(memory_format=torch.channels_last)
-    triton_launches = []
-    original = residual_kernels._launch
-    monkeypatch.setattr(residual_kernels, "_launch", lambda *a: (triton_launches.append(a[0].name), original(*a)))
     with LaunchCounter() as torch_ops:
         fused(x)
     assert triton_launches == ["channel_stats", "conv_forward", "conv_forward", "conv_forward"]
@@ -214,13 +218,10 @@ def test_launches_per_training_forward(triton_backend, monkeypatch):
     assert len(triton_launches) + len(torch_ops.ops) <= 5
 
 
-def test_inference_forward_is_three_launches_and_nothing_else(triton_backend, monkeypatch):
+def test_inference_forward_is_three_launches_and_nothing_else(triton_backend, triton_launches):
     _, fused = make_pair(5, 8, torch.float32)
     fused.eval()
     x = torch.randn(2, 5, 4, 4).to(memory_format=torch.channels_last)
-    triton_launches = []
-    original = residual_kernels._launch
-    monkeypatch.setattr(residual_kernels, "_launch", lambda *a: (triton_launches.append(a[0].name), original(*a)))
     with torch.no_grad(), LaunchCounter() as torch_ops:
         fused(x)
     assert triton_launches == ["conv_forward"] * 3 and torch_ops.ops == [], (triton_launches, torch_ops.ops)
