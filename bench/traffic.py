@@ -9,8 +9,9 @@ elementwise work counts 0 (it is memory-bound), as in ``torch.utils.flop_counter
 A Triton kernel's pointer arguments that its constexpr flags compile away receive a placeholder
 tensor from the launcher, so which tensors count is decided here, per kernel and flag, from its code:
 :data:`TRITON_TRAFFIC` lists each pointer parameter with the passes over it and the flags under
-which it is touched (any of them; none: always). The fp64 per-tile partials of the statistics
-epilogues are written and read back by the last program (2 passes); running statistics are read
+which it is touched (any of them; none: always). The per-tile partials of the reductions that
+programs share (statistics, BN's backward sums, split-K weight gradients) are written and read
+back up their reduction tree (2 passes over the whole tree buffer); running statistics are read
 and written (2). Arrival counters (a few bytes per column tile) are left out.
 """
 import torch
@@ -43,6 +44,7 @@ TRITON_TRAFFIC = {
         (("sum_grad_ptr", "sum_grad_xhat_ptr", "bn_dbias_ptr", "bn_dweight_ptr"), 1, ("EPILOGUE_BN",)),
         (("dw_ptr", "dbias_ptr"), 1, ("WGRAD",)),
         (("skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr"), 1, ("HAS_SKIP",)),
+        (("part_dw_ptr", "part_dbias_ptr"), 2, ("WGRAD",)),
     ],
     "channel_stats_kernel": [
         (("x_ptr", "mean_ptr", "var_ptr"), 1, ALWAYS),
@@ -62,7 +64,7 @@ TRITON_TRAFFIC = {
     "heatmap_loss_kernel": [(("preds_ptr", "keypoints_ptr", "visible_ptr", "grad_ptr", "partial_ptr"), 1, ALWAYS)],
     "decode_heatmaps_kernel": [(("heatmaps_ptr", "coords_ptr", "peaks_ptr"), 1, ALWAYS)],
 }
-UNCOUNTED_POINTERS = {"counter_ptr"}
+UNCOUNTED_POINTERS = {"counter_ptr", "wgrad_counter_ptr"}
 
 
 def tensor_bytes(tensor):

@@ -4,8 +4,8 @@ Layout: NHWC activations addressed as [M, C] (M = N * H * W rows, row stride C).
 
 :func:`channel_stats_kernel` (forward, training): per channel, mean and biased variance of x
 over its M rows, and the running-statistics update of nn.BatchNorm2d. Each program reduces a
-[BLOCK_M, BLOCK_C] tile to fp64 centred moments; the last program of each channel block
-combines them (helpers.finish_moments). x is read once; nothing is written but 2C numbers.
+[BLOCK_M, BLOCK_C] tile to fp64 centred moments, combined up a reduction tree per channel block
+(helpers.reduce_moments). x is read once; nothing is written but 2C numbers and the partials.
 
 :func:`bn_backward_apply_kernel` (backward): the input gradient of the Residual,
 
@@ -18,7 +18,7 @@ otherwise), added here rather than in a separate pass.
 import triton
 import triton.language as tl
 
-from .helpers import bn_backward, finish_moments, store_tile_moments, widen
+from .helpers import bn_backward, reduce_moments, tree_counters, widen
 
 
 @triton.jit
@@ -26,7 +26,7 @@ def channel_stats_kernel(
     x_ptr, part_mean_ptr, part_m2_ptr, counter_ptr,
     mean_ptr, var_ptr, running_mean_ptr, running_var_ptr,
     M, C, momentum,
-    UPDATE_RUNNING: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+    UPDATE_RUNNING: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     pid_c = tl.program_id(1)
@@ -36,10 +36,10 @@ def channel_stats_kernel(
     channel_mask = channels < C
     x = tl.load(x_ptr + rows[:, None] * C + channels[None, :],
                 mask=row_mask[:, None] & channel_mask[None, :], other=0.0)
-    store_tile_moments(widen(x), row_mask, pid_m, channels, channel_mask, C, part_mean_ptr, part_m2_ptr)
-    finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr + pid_c, tl.num_programs(0), M, BLOCK_M,
-                   channels, channel_mask, C, mean_ptr, var_ptr, running_mean_ptr, running_var_ptr,
-                   momentum, UPDATE_RUNNING)
+    row_tiles = tl.num_programs(0)
+    reduce_moments(widen(x), row_mask, pid_m, row_tiles, M, BLOCK_M, channels, channel_mask, C,
+                   part_mean_ptr, part_m2_ptr, counter_ptr + pid_c * tree_counters(row_tiles, REDUCE_GROUP),
+                   mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum, UPDATE_RUNNING, REDUCE_GROUP)
 
 
 @triton.jit

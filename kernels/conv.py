@@ -16,8 +16,9 @@ Forward (:func:`conv_forward_kernel`), one program per [BLOCK_M, BLOCK_N] tile o
     and a = 0 where the tap falls outside the image (the conv pads *after* BN-ReLU).
 
 with batch (training) or running (eval) statistics in (mean, var); STATS reduces the
-per-channel mean and biased variance of z in the epilogue (fp64 partials, see helpers.py),
-for the next unit's prologue, and updates the running statistics.
+per-channel mean and biased variance of z in the epilogue (fp64 partials per row tile, combined
+up a reduction tree, see helpers.py), for the next unit's prologue, and updates the running
+statistics.
 
 Backward of a unit, given dz (or, GRAD_BN, the gradient g of the *next* unit's BN-ReLU output,
 turned into dz in the prologue by :func:`helpers.bn_backward` from z and two channel sums):
@@ -26,9 +27,15 @@ turned into dz in the prologue by :func:`helpers.bn_backward` from z and two cha
   into g[m, c] = da * !(bn(y) <= 0) and reduces sum(g) and sum(g * yhat) per channel: BN's
   backward sums (in the accumulation type), which are also dL/dbeta and dL/dgamma (written a
   second time in the BN parameters' dtype).
-* wgrad: dw[o, c, tap] = sum_m dz[m, o] * a[m + shift(tap), c] with ``a`` recomputed from y in
-  the prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip conv's dw over the raw x
-  and writes dbias again as the skip conv's bias gradient.
+* wgrad: one GEMM dw[o, j] = sum_m dz[m, o] * a[m + shift(tap), c] over the columns
+  j = c * K^2 + tap of PyTorch's own weight layout (so a program's dz tile serves every tap of
+  its channels, and its dw tile is stored contiguously), with ``a`` recomputed from y in the
+  prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip conv's dw over the raw x and
+  writes dbias again as the skip conv's bias gradient. Split-K: the M rows are cut into slices
+  of ``slice_rows`` (whole row tiles); each program reduces one slice of one [BLOCK_N, BLOCK_J]
+  tile, and the slices' partial tiles (in the accumulation type) are added up a reduction tree
+  (helpers.py) in a fixed order, so dw is bitwise reproducible and no program loops over all M
+  rows. Only the programs of the first column tile sum dbias.
 
 :func:`conv_backward_kernel` runs either or both (DGRAD, WGRAD) in one launch.
 
@@ -38,8 +45,8 @@ output is rounded to the weights' dtype before the product, as in an unfused net
 import triton
 import triton.language as tl
 
-from .helpers import (accumulator, bn_backward, bn_relu, bn_scale_shift, dot_accumulate, finish_moments, finish_sums,
-                      store_tile_moments, store_tile_sums, widen)
+from .helpers import (accumulator, bn_backward, bn_relu, bn_scale_shift, dot_accumulate, reduce_moments, reduce_sums,
+                      tree_counters, tree_parent, widen)
 
 
 @triton.jit
@@ -81,7 +88,7 @@ def conv_forward_kernel(
     KSIZE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     STATS: tl.constexpr, UPDATE_RUNNING: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -121,10 +128,11 @@ def conv_forward_kernel(
 
     if STATS:
         # Statistics of z as stored, i.e. of what the next unit's prologue will normalise.
-        store_tile_moments(widen(out), row_mask, pid_m, cols, col_mask, C_out, part_mean_ptr, part_m2_ptr)
-        finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr + pid_n, tl.num_programs(0), M, BLOCK_M,
-                       cols, col_mask, C_out, out_mean_ptr, out_var_ptr, running_mean_ptr, running_var_ptr,
-                       momentum, UPDATE_RUNNING)
+        row_tiles = tl.num_programs(0)
+        reduce_moments(widen(out), row_mask, pid_m, row_tiles, M, BLOCK_M, cols, col_mask, C_out,
+                       part_mean_ptr, part_m2_ptr, counter_ptr + pid_n * tree_counters(row_tiles, REDUCE_GROUP),
+                       out_mean_ptr, out_var_ptr, running_mean_ptr, running_var_ptr, momentum, UPDATE_RUNNING,
+                       REDUCE_GROUP)
 
 
 @triton.jit
@@ -150,7 +158,7 @@ def _dgrad_program(
     bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_in, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, EPILOGUE_BN: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
     """One [BLOCK_M, BLOCK_N] tile of da (and its epilogue); ``pid`` numbers (row tile, channel tile)."""
     M = N * H * W
@@ -184,82 +192,148 @@ def _dgrad_program(
         # ReLU's gradient passes unless bn(y) <= 0, as in torch's threshold_backward (NaN passes it).
         grad = tl.where(mask & ~(y * scale[None, :] + shift[None, :] <= 0), acc, 0.0)
         tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
-        store_tile_sums(grad, grad * yhat, row_mask, pid_m, cols, col_mask, C_in, part_first_ptr, part_second_ptr)
-        finish_sums(part_first_ptr, part_second_ptr, counter_ptr + pid_n, row_tiles, cols, col_mask, C_in,
-                    sum_grad_ptr, sum_grad_xhat_ptr, bn_dbias_ptr, bn_dweight_ptr)
+        reduce_sums(grad, grad * yhat, row_mask, pid_m, row_tiles, cols, col_mask, C_in, part_first_ptr,
+                    part_second_ptr, counter_ptr + pid_n * tree_counters(row_tiles, REDUCE_GROUP),
+                    sum_grad_ptr, sum_grad_xhat_ptr, bn_dbias_ptr, bn_dweight_ptr, REDUCE_GROUP)
     else:
         tl.store(out_ptr + offsets, acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-                a_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                co, co_mask, ci, ci_mask, tap, M, H, W, C_out, C_a, eps, acc, bias_acc,
-                KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr,
-                INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr):
-    """acc[o, c] + sum_m dz[m, o] a[m + shift(tap), c] over all rows, and bias_acc[o] + sum_m dz[m, o]."""
-    for m in range(0, M, BLOCK_M):
+def _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                 a_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                 co, co_mask, js, j_mask, row_start, row_end, sum_bias, M, H, W, C_out, C_a, eps,
+                 acc, bias_acc, KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr,
+                 INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr):
+    """acc[o, j] + sum_m dz[m, o] a[m + shift(tap_j), c_j] over rows [row_start, row_end), with
+    j = c * KSIZE^2 + tap (im2col columns in the weights' order); with ``sum_bias`` also
+    bias_acc[o] + sum_m dz[m, o]."""
+    channel = js // (KSIZE * KSIZE)
+    tap = js % (KSIZE * KSIZE)
+    dh = tap // KSIZE - KSIZE // 2
+    dw = tap % KSIZE - KSIZE // 2
+    column_offsets = (dh * W + dw) * C_a + channel
+    if PROLOGUE:
+        scale, shift = bn_scale_shift(mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, channel, j_mask, eps)
+    for m in range(row_start, row_end, BLOCK_M):
         rows = m + tl.arange(0, BLOCK_M)
-        row_mask = rows < M
+        row_mask = rows < row_end
         dz = _load_output_grad(grad_ptr, rows, row_mask, co, co_mask, C_out,
                                z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
                                M, eps, GRAD_BN)
-        bias_acc += tl.sum(dz, axis=0)
-        n, h, w = _pixel_coordinates(rows, H, W)
-        source, inside = _shifted_rows(n, h, w, row_mask, tap, KSIZE, 1, H, W)
-        a_mask = inside[:, None] & ci_mask[None, :]
-        a = tl.load(a_ptr + source[:, None] * C_a + ci[None, :], mask=a_mask, other=0.0)
+        if sum_bias:
+            bias_acc += tl.sum(dz, axis=0)
+        inside = row_mask[:, None] & j_mask[None, :]
+        if KSIZE > 1:
+            n, h, w = _pixel_coordinates(rows, H, W)
+            hh = h[:, None] + dh[None, :]
+            ww = w[:, None] + dw[None, :]
+            inside = inside & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
+        a = tl.load(a_ptr + rows[:, None] * C_a + column_offsets[None, :], mask=inside, other=0.0)
         if PROLOGUE:
-            scale, shift = bn_scale_shift(mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, ci, ci_mask, eps)
-            a = bn_relu(a, scale, shift, a_mask)
+            a = bn_relu(a, scale, shift, inside)
         # Round dz like a stored gradient would be, then accumulate dz^T a.
         acc = dot_accumulate(tl.trans(dz), a.to(a_ptr.dtype.element_ty), acc, INPUT_PRECISION, UPCAST)
     return acc, bias_acc
 
 
 @triton.jit
+def _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile, co_tiles,
+                   part_dw_ptr, part_dbias_ptr, counter_ptr,
+                   BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr, REDUCE_GROUP: tl.constexpr):
+    """Adds the ``slices`` partial [BLOCK_N, BLOCK_J] tiles of wgrad tile ``tile`` (and, ``has_bias``,
+    of its dbias) up the reduction tree, each group's children in index order. Returns whether
+    this program completed the root, and the totals there. Node p of tile t lives at
+    part_dw[(p * tiles + t) * BLOCK_N * BLOCK_J], its dbias at part_dbias[(p * co_tiles + co_tile) * BLOCK_N]."""
+    local = tl.arange(0, BLOCK_N)[:, None] * BLOCK_J + tl.arange(0, BLOCK_J)[None, :]
+    channels = tl.arange(0, BLOCK_N)
+    if slices > 1:
+        tl.store(part_dw_ptr + (slice_index * tiles + tile) * (BLOCK_N * BLOCK_J) + local, acc)
+        if has_bias:
+            tl.store(part_dbias_ptr + (slice_index * co_tiles + co_tile) * BLOCK_N + channels, bias_acc)
+    counter_ptr += tile * tree_counters(slices, REDUCE_GROUP)
+    node, count, level_start, counters_below = slice_index, slices, slice_index * 0, slice_index * 0
+    last = slices > 0
+    while last & (count > 1):
+        last, parent, first, children = tree_parent(counter_ptr, node, count, counters_below, REDUCE_GROUP)
+        if last:
+            acc = tl.zeros_like(acc)
+            bias_acc = tl.zeros_like(bias_acc)
+            for child in range(level_start + first, level_start + first + children):
+                acc += tl.load(part_dw_ptr + (child * tiles + tile) * (BLOCK_N * BLOCK_J) + local, volatile=True)
+                if has_bias:
+                    bias_acc += tl.load(part_dbias_ptr + (child * co_tiles + co_tile) * BLOCK_N + channels,
+                                        volatile=True)
+            parent_node = level_start + count + parent
+            tl.store(part_dw_ptr + (parent_node * tiles + tile) * (BLOCK_N * BLOCK_J) + local, acc)
+            if has_bias:
+                tl.store(part_dbias_ptr + (parent_node * co_tiles + co_tile) * BLOCK_N + channels, bias_acc)
+        level_start += count
+        counters_below += tl.cdiv(count, REDUCE_GROUP)
+        node, count = parent, tl.cdiv(count, REDUCE_GROUP)
+    return last, acc, bias_acc
+
+
+@triton.jit
 def _wgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
+    part_dw_ptr, part_dbias_ptr, counter_ptr, slice_rows,
     N, H, W, C_out, C_in, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
-    """One [BLOCK_N, BLOCK_K] tile of dw; ``pid`` numbers (o block, j): j < K*K*ceil(C_in/BLOCK_K)
-    is (tap, c block) of the main conv, the rest (HAS_SKIP) are c blocks of the skip conv."""
+    """One row slice of one [BLOCK_N, BLOCK_J] tile of dw. ``pid`` numbers (slice, j tile, o tile),
+    the o tile fastest and the slice slowest (programs that run together share a slice's rows);
+    j tiles below ceil(C_in K^2 / BLOCK_J) cover the main conv, the rest (HAS_SKIP) the skip conv."""
     M = N * H * W
     co_tiles = tl.cdiv(C_out, BLOCK_N)
-    pid_n = pid % co_tiles
-    pid_k = pid // co_tiles
-    co = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    main_tiles = tl.cdiv(C_in * KSIZE * KSIZE, BLOCK_J)
+    tiles = co_tiles * main_tiles
+    if HAS_SKIP:
+        tiles += co_tiles * tl.cdiv(C_skip, BLOCK_J)
+    slices = tl.cdiv(M, slice_rows)
+    slice_index = pid // tiles
+    tile = pid % tiles
+    co_tile = tile % co_tiles
+    j_tile = tile // co_tiles
+    co = co_tile * BLOCK_N + tl.arange(0, BLOCK_N)
     co_mask = co < C_out
-    k_blocks = tl.cdiv(C_in, BLOCK_K)
-    acc = accumulator(y_ptr, (BLOCK_N, BLOCK_K))
+    row_start = slice_index * slice_rows
+    row_end = tl.minimum(row_start + slice_rows, M)
+    acc = accumulator(y_ptr, (BLOCK_N, BLOCK_J))
     bias_acc = tl.zeros((BLOCK_N,), dtype=acc.dtype)
-    if HAS_SKIP and pid_k >= KSIZE * KSIZE * k_blocks:
-        ci = (pid_k - KSIZE * KSIZE * k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
-        ci_mask = ci < C_skip
-        acc, bias_acc = _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                                    z_sum_grad_xhat_ptr, skip_x_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                                    co, co_mask, ci, ci_mask, 0, M, H, W, C_out, C_skip, eps, acc, bias_acc,
-                                    1, GRAD_BN, False, INPUT_PRECISION, UPCAST, BLOCK_M)
-        tl.store(skip_dw_ptr + co[:, None] * C_skip + ci[None, :], acc.to(skip_dw_ptr.dtype.element_ty),
-                 mask=co_mask[:, None] & ci_mask[None, :])
+    if HAS_SKIP and j_tile >= main_tiles:
+        js = (j_tile - main_tiles) * BLOCK_J + tl.arange(0, BLOCK_J)
+        j_mask = js < C_skip
+        acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                                     z_sum_grad_xhat_ptr, skip_x_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                                     co, co_mask, js, j_mask, row_start, row_end, False, M, H, W, C_out, C_skip, eps,
+                                     acc, bias_acc, 1, GRAD_BN, False, INPUT_PRECISION, UPCAST, BLOCK_M)
+        last, acc, bias_acc = _reduce_slices(acc, bias_acc, False, slice_index, slices, tile, tiles, co_tile, co_tiles,
+                                             part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N, BLOCK_J, REDUCE_GROUP)
+        if last:
+            tl.store(skip_dw_ptr + co[:, None] * C_skip + js[None, :], acc.to(skip_dw_ptr.dtype.element_ty),
+                     mask=co_mask[:, None] & j_mask[None, :])
     else:
-        tap = pid_k // k_blocks
-        ci = (pid_k % k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
-        ci_mask = ci < C_in
-        acc, bias_acc = _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                                    z_sum_grad_xhat_ptr, y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                                    co, co_mask, ci, ci_mask, tap, M, H, W, C_out, C_in, eps, acc, bias_acc,
-                                    KSIZE, GRAD_BN, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
-        tl.store(dw_ptr + co[:, None] * (C_in * KSIZE * KSIZE) + ci[None, :] * (KSIZE * KSIZE) + tap,
-                 acc.to(dw_ptr.dtype.element_ty), mask=co_mask[:, None] & ci_mask[None, :])
-        if pid_k == 0:
-            tl.store(dbias_ptr + co, bias_acc.to(dbias_ptr.dtype.element_ty), mask=co_mask)
-            if HAS_SKIP:  # z = conv + skip conv: both biases receive sum_m dz
-                tl.store(skip_dbias_ptr + co, bias_acc.to(skip_dbias_ptr.dtype.element_ty), mask=co_mask)
+        js = j_tile * BLOCK_J + tl.arange(0, BLOCK_J)
+        j_mask = js < C_in * KSIZE * KSIZE
+        has_bias = j_tile == 0
+        acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                                     z_sum_grad_xhat_ptr, y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                                     co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_in, eps,
+                                     acc, bias_acc, KSIZE, GRAD_BN, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
+        last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile,
+                                             co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N, BLOCK_J,
+                                             REDUCE_GROUP)
+        if last:
+            tl.store(dw_ptr + co[:, None] * (C_in * KSIZE * KSIZE) + js[None, :], acc.to(dw_ptr.dtype.element_ty),
+                     mask=co_mask[:, None] & j_mask[None, :])
+            if has_bias:
+                tl.store(dbias_ptr + co, bias_acc.to(dbias_ptr.dtype.element_ty), mask=co_mask)
+                if HAS_SKIP:  # z = conv + skip conv: both biases receive sum_m dz
+                    tl.store(skip_dbias_ptr + co, bias_acc.to(skip_dbias_ptr.dtype.element_ty), mask=co_mask)
 
 
 @triton.jit
@@ -268,31 +342,35 @@ def conv_backward_kernel(
     y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     w_ptr, out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
     bn_dbias_ptr, bn_dweight_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
+    part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
     N, H, W, C_out, C_dgrad, C_wgrad, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
     WGRAD: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
     DGRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_J: tl.constexpr,
+    REDUCE_GROUP: tl.constexpr,
 ):
-    """dgrad and wgrad of one conv as a single launch over a 1-D grid: the long wgrad programs
-    (each loops over all M rows) come first and the many short dgrad programs fill the GPU
-    around them. Both read the same dz (``grad``, or rebuilt from the next BN's g, GRAD_BN)
-    and the same y with its BN (wgrad's prologue, dgrad's ReLU-mask epilogue)."""
+    """dgrad and wgrad of one conv as a single launch over a 1-D grid: the wgrad programs (one
+    row slice of one dw tile each) first, then the dgrad programs (one tile of da each). Both
+    read the same dz (``grad``, or rebuilt from the next BN's g, GRAD_BN) and the same y with its
+    BN (wgrad's prologue, dgrad's ReLU-mask epilogue)."""
     pid = tl.program_id(0)
     wgrad_programs = 0
     if WGRAD:
-        wgrad_programs = tl.cdiv(C_out, BLOCK_N) * (KSIZE * KSIZE * tl.cdiv(C_wgrad, BLOCK_K))
+        wgrad_tiles = tl.cdiv(C_out, BLOCK_N) * tl.cdiv(C_wgrad * KSIZE * KSIZE, BLOCK_J)
         if HAS_SKIP:
-            wgrad_programs += tl.cdiv(C_out, BLOCK_N) * tl.cdiv(C_skip, BLOCK_K)
+            wgrad_tiles += tl.cdiv(C_out, BLOCK_N) * tl.cdiv(C_skip, BLOCK_J)
+        wgrad_programs = wgrad_tiles * tl.cdiv(N * H * W, slice_rows)
     if pid < wgrad_programs:
         _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
                        y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr,
-                       skip_dbias_ptr, N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
-                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
+                       skip_dbias_ptr, part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
+                       N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
+                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_J, REDUCE_GROUP)
     elif DGRAD:
         _dgrad_program(pid - wgrad_programs, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
                        z_sum_grad_xhat_ptr, w_ptr, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
                        out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
                        bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
-                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
+                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)

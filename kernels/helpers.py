@@ -3,10 +3,22 @@
 * :func:`widen`, :func:`dot_accumulate`: accumulation types and the tensor-core product.
 * :func:`bn_scale_shift`, :func:`bn_relu`: the BN-ReLU prologue, ``relu(x * scale + shift)``.
 * :func:`bn_backward`: the BN backward prologue, from the saved input and two channel sums.
-* :func:`store_tile_moments` / :func:`finish_moments` and :func:`store_tile_sums` /
-  :func:`finish_sums`: per-channel reductions in a kernel's epilogue. Each program writes fp64
-  partials for its row tile; the last program to arrive at a per-column-block counter combines
-  them in a fixed order (so the result is deterministic) and resets the counter.
+* :func:`reduce_moments`, :func:`reduce_sums`: per-channel reductions over row tiles in a
+  kernel's epilogue, combined up a reduction tree (:func:`tree_parent`, below); the weight
+  gradients' split-K combine in conv.py climbs the same tree.
+
+Reduction trees. A reduction over T leaves (row tiles, row slices) that many programs share is
+finished without float atomics and without a serial tail: the leaves are grouped GROUP at a time,
+and the last program to arrive at a group (one integer ``atomic_add`` on the group's counter)
+combines the group's partials in index order into the group's node, then arrives at the group of
+nodes above; the program that completes the root writes the result. The order of every addition
+is fixed by the tree, so results are bitwise identical whichever program arrives last, and no
+program combines more than GROUP partials per level: ceil(log_GROUP T) levels in all.
+
+Partials live level after level in one buffer, ``tree_nodes(T, GROUP)`` rows (leaves first, then
+each level's nodes); a tree's counters are ``tree_counters(T, GROUP)`` integers, one per node
+above the leaves, each reset to 0 by the program that completes it (launches on one stream reuse
+them with no memset).
 """
 import triton
 import triton.language as tl
@@ -85,19 +97,42 @@ def bn_backward(grad, x, mean_ptr, var_ptr, weight_ptr, sum_grad_ptr, sum_grad_x
 
 @triton.jit
 def _last_to_arrive(counter_ptr, arrivals):
-    """True in the one program that arrives last at ``counter_ptr``; it also resets the counter.
+    """True in the one program that arrives last at ``counter_ptr`` (of ``arrivals``), which also resets it.
 
     The barrier completes every thread's stores of this program before the release; the
     acquire side makes the other programs' partials visible to the last one.
     """
     tl.debug_barrier()
-    arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
-    return arrived == arrivals - 1
+    last = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu") == arrivals - 1
+    if last:
+        tl.store(counter_ptr, 0)
+    return last
 
 
 @triton.jit
-def store_tile_moments(values, row_mask, tile, channels, channel_mask, num_channels, part_mean_ptr, part_m2_ptr):
-    """Writes this row tile's per-channel (mean, M2 = sum (v - mean)^2) in fp64.
+def tree_counters(leaves, GROUP: tl.constexpr):
+    """Nodes above the leaves of the GROUP-ary tree over ``leaves``: the counters one tree needs."""
+    nodes = leaves * 0
+    while leaves > 1:
+        leaves = tl.cdiv(leaves, GROUP)
+        nodes += leaves
+    return nodes
+
+
+@triton.jit
+def tree_parent(counter_ptr, node, count, counters_below, GROUP: tl.constexpr):
+    """Arrives at ``node``'s parent in a level of ``count`` nodes; ``counters_below`` counters
+    belong to the levels underneath. Returns (whether this program completed the parent, the
+    parent's index, the first of its children, how many children it has)."""
+    parent = node // GROUP
+    first = parent * GROUP
+    children = tl.minimum(count - first, GROUP)
+    return _last_to_arrive(counter_ptr + counters_below + parent, children), parent, first, children
+
+
+@triton.jit
+def _tile_moments(values, row_mask):
+    """(count, mean, M2 = sum (v - mean)^2) per channel of a [rows, channels] tile, mean and M2 in fp64.
 
     The tile mean in the working precision centres the values first; the fp64 correction
     s1 / n and M2 = s2 - s1^2 / n then lose nothing to cancellation even when the mean is
@@ -109,13 +144,11 @@ def store_tile_moments(values, row_mask, tile, channels, channel_mask, num_chann
     centred = tl.where(row_mask[:, None], values - rough_mean[None, :], 0.0)
     s1 = tl.sum(centred, axis=0).to(tl.float64)
     s2 = tl.sum(centred * centred, axis=0).to(tl.float64)
-    offsets = tile * num_channels + channels
     # An infinite tile mean stays infinite (its centred values are NaN), so the batch mean is +-inf
     # as PyTorch's is; NaN - NaN != 0 keeps a NaN mean NaN.
     finite = rough_mean - rough_mean == 0.0
-    tile_mean = tl.where(finite, rough_mean.to(tl.float64) + s1 / count, rough_mean.to(tl.float64))
-    tl.store(part_mean_ptr + offsets, tile_mean, mask=channel_mask)
-    tl.store(part_m2_ptr + offsets, s2 - s1 * s1 / count, mask=channel_mask)
+    mean = tl.where(finite, rough_mean.to(tl.float64) + s1 / count, rough_mean.to(tl.float64))
+    return mean, s2 - s1 * s1 / count
 
 
 @triton.jit
@@ -129,41 +162,47 @@ def _narrow(x, ptr):
 
 
 @triton.jit
-def _tile_counts(tiles, rows, TILE_ROWS: tl.constexpr):
-    """Rows in each of the given row tiles (the last one may be partial), in fp64."""
-    return tl.minimum(rows - tiles * TILE_ROWS, TILE_ROWS).to(tl.float64)
-
-
-@triton.jit
-def finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr, num_tiles, rows, TILE_ROWS: tl.constexpr,
-                   channels, channel_mask, num_channels,
+def reduce_moments(values, row_mask, tile, num_tiles, rows, TILE_ROWS: tl.constexpr,
+                   channels, channel_mask, num_channels, part_mean_ptr, part_m2_ptr, counter_ptr,
                    mean_out_ptr, var_out_ptr, running_mean_ptr, running_var_ptr, momentum,
-                   UPDATE_RUNNING: tl.constexpr, FINISH_TILES: tl.constexpr = 8):
-    """In the last program of a column block: combines the tiles' moments (Chan et al.) in fp64.
+                   UPDATE_RUNNING: tl.constexpr, GROUP: tl.constexpr):
+    """Batch mean and biased variance per channel of ``rows`` rows, from the row tile ``values`` of
+    each of ``num_tiles`` programs, combined up the reduction tree (module docstring) in fp64.
 
-    mean = sum_t n_t mean_t / n;  M2 = sum_t M2_t + n_t (mean_t - mean)^2;  var = M2 / n (biased,
-    what BN normalises with). FINISH_TILES partials are combined per step, so the serial tail
-    is num_tiles / FINISH_TILES steps. Running statistics update as nn.BatchNorm2d does:
-    r_mean += momentum (mean - r_mean), r_var += momentum (M2 / (n - 1) - r_var).
+    Each node holds (mean, M2) of its rows; a group combines as (Chan et al.)
+    mean = sum_i n_i mean_i / n,  M2 = sum_i M2_i + n_i (mean_i - mean)^2,
+    with n_i the rows under child i (a node at level l spans TILE_ROWS * GROUP^l rows, the last one
+    fewer). The root gives var = M2 / rows, what BN normalises with, and the running statistics
+    update as nn.BatchNorm2d's: r_mean += momentum (mean - r_mean), r_var += momentum (M2 / (rows - 1) - r_var).
+    ``counter_ptr`` is this column block's tree_counters(num_tiles, GROUP) counters.
     """
-    if _last_to_arrive(counter_ptr, num_tiles):
-        steps = tl.arange(0, FINISH_TILES)
-        mean = tl.zeros_like(channels).to(tl.float64)
-        for t in range(0, num_tiles, FINISH_TILES):
-            tiles = t + steps
-            mask = (tiles < num_tiles)[:, None] & channel_mask[None, :]
-            part = tl.load(part_mean_ptr + tiles[:, None] * num_channels + channels[None, :], mask=mask, other=0.0,
-                           volatile=True)
-            mean += tl.sum(_tile_counts(tiles, rows, TILE_ROWS)[:, None] * part, axis=0)
-        mean = mean / rows
-        m2 = tl.zeros_like(mean)
-        for t in range(0, num_tiles, FINISH_TILES):
-            tiles = t + steps
-            mask = (tiles < num_tiles)[:, None] & channel_mask[None, :]
-            offsets = tiles[:, None] * num_channels + channels[None, :]
-            delta = tl.where(mask, tl.load(part_mean_ptr + offsets, mask=mask, other=0.0, volatile=True) - mean[None, :], 0.0)
+    mean, m2 = _tile_moments(values, row_mask)
+    if num_tiles > 1:
+        tl.store(part_mean_ptr + tile * num_channels + channels, mean, mask=channel_mask)
+        tl.store(part_m2_ptr + tile * num_channels + channels, m2, mask=channel_mask)
+    node, count, level_start, counters_below = tile, num_tiles, tile * 0, tile * 0
+    span = (rows * 0 + TILE_ROWS).to(tl.int64)
+    last = num_tiles > 0
+    while last & (count > 1):
+        last, parent, first, children = tree_parent(counter_ptr, node, count, counters_below, GROUP)
+        if last:
+            child = first + tl.arange(0, GROUP)
+            mask = (child < first + children)[:, None] & channel_mask[None, :]
+            offsets = (level_start + child)[:, None] * num_channels + channels[None, :]
+            part_mean = tl.load(part_mean_ptr + offsets, mask=mask, other=0.0, volatile=True)
             part_m2 = tl.load(part_m2_ptr + offsets, mask=mask, other=0.0, volatile=True)
-            m2 += tl.sum(part_m2 + _tile_counts(tiles, rows, TILE_ROWS)[:, None] * delta * delta, axis=0)
+            child_rows = tl.maximum(tl.minimum(rows - child.to(tl.int64) * span, span), 0).to(tl.float64)[:, None]
+            node_rows = tl.sum(child_rows, axis=0)
+            mean = tl.sum(child_rows * part_mean, axis=0) / node_rows
+            delta = tl.where(mask, part_mean - mean[None, :], 0.0)
+            m2 = tl.sum(part_m2 + child_rows * delta * delta, axis=0)
+            parent_offsets = (level_start + count + parent) * num_channels + channels
+            tl.store(part_mean_ptr + parent_offsets, mean, mask=channel_mask)
+            tl.store(part_m2_ptr + parent_offsets, m2, mask=channel_mask)
+        level_start += count
+        counters_below += tl.cdiv(count, GROUP)
+        node, count, span = parent, tl.cdiv(count, GROUP), span * GROUP
+    if last:
         tl.store(mean_out_ptr + channels, mean.to(mean_out_ptr.dtype.element_ty), mask=channel_mask)
         tl.store(var_out_ptr + channels, (m2 / rows).to(var_out_ptr.dtype.element_ty), mask=channel_mask)
         if UPDATE_RUNNING:
@@ -175,37 +214,40 @@ def finish_moments(part_mean_ptr, part_m2_ptr, counter_ptr, num_tiles, rows, TIL
             running_var += momentum * (m2 / (rows - 1) - running_var)
             tl.store(running_mean_ptr + channels, _narrow(running_mean, running_mean_ptr), mask=channel_mask)
             tl.store(running_var_ptr + channels, _narrow(running_var, running_var_ptr), mask=channel_mask)
-        tl.store(counter_ptr, 0)
 
 
 @triton.jit
-def store_tile_sums(first, second, row_mask, tile, channels, channel_mask, num_channels, part_first_ptr, part_second_ptr):
-    """Writes this row tile's per-channel sums of two [rows, channels] tiles, in fp64."""
-    offsets = tile * num_channels + channels
-    tl.store(part_first_ptr + offsets, tl.sum(tl.where(row_mask[:, None], first, 0.0), axis=0).to(tl.float64), mask=channel_mask)
-    tl.store(part_second_ptr + offsets, tl.sum(tl.where(row_mask[:, None], second, 0.0), axis=0).to(tl.float64), mask=channel_mask)
-
-
-@triton.jit
-def finish_sums(part_first_ptr, part_second_ptr, counter_ptr, num_tiles, channels, channel_mask, num_channels,
-                first_out_ptr, second_out_ptr, first_copy_ptr, second_copy_ptr, FINISH_TILES: tl.constexpr = 8):
-    """In the last program of a column block: adds the tiles' partial sums in fp64, FINISH_TILES
-    tiles per step, in a fixed order. The sums go to ``*_out_ptr`` and again to ``*_copy_ptr``,
+def reduce_sums(first, second, row_mask, tile, num_tiles, channels, channel_mask, num_channels,
+                part_first_ptr, part_second_ptr, counter_ptr,
+                first_out_ptr, second_out_ptr, first_copy_ptr, second_copy_ptr, GROUP: tl.constexpr):
+    """Per-channel sums over all row tiles of two [rows, channels] tiles, added in fp64 up the
+    reduction tree (module docstring). The sums go to ``*_out_ptr`` and again to ``*_copy_ptr``,
     each rounded to its own element type (a copy in the parameters' dtype, when they are the
     BN's parameter gradients, saves the caller a conversion launch; the same pointers twice
-    store the same values twice)."""
-    if _last_to_arrive(counter_ptr, num_tiles):
-        steps = tl.arange(0, FINISH_TILES)
-        first = tl.zeros_like(channels).to(tl.float64)
-        second = tl.zeros_like(first)
-        for t in range(0, num_tiles, FINISH_TILES):
-            tiles = t + steps
-            mask = (tiles < num_tiles)[:, None] & channel_mask[None, :]
-            offsets = tiles[:, None] * num_channels + channels[None, :]
-            first += tl.sum(tl.load(part_first_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
-            second += tl.sum(tl.load(part_second_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
+    store the same values twice). ``counter_ptr`` is this column block's tree_counters."""
+    first = tl.sum(tl.where(row_mask[:, None], first, 0.0), axis=0).to(tl.float64)
+    second = tl.sum(tl.where(row_mask[:, None], second, 0.0), axis=0).to(tl.float64)
+    if num_tiles > 1:
+        tl.store(part_first_ptr + tile * num_channels + channels, first, mask=channel_mask)
+        tl.store(part_second_ptr + tile * num_channels + channels, second, mask=channel_mask)
+    node, count, level_start, counters_below = tile, num_tiles, tile * 0, tile * 0
+    last = num_tiles > 0
+    while last & (count > 1):
+        last, parent, start, children = tree_parent(counter_ptr, node, count, counters_below, GROUP)
+        if last:
+            child = start + tl.arange(0, GROUP)
+            mask = (child < start + children)[:, None] & channel_mask[None, :]
+            offsets = (level_start + child)[:, None] * num_channels + channels[None, :]
+            first = tl.sum(tl.load(part_first_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
+            second = tl.sum(tl.load(part_second_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
+            parent_offsets = (level_start + count + parent) * num_channels + channels
+            tl.store(part_first_ptr + parent_offsets, first, mask=channel_mask)
+            tl.store(part_second_ptr + parent_offsets, second, mask=channel_mask)
+        level_start += count
+        counters_below += tl.cdiv(count, GROUP)
+        node, count = parent, tl.cdiv(count, GROUP)
+    if last:
         tl.store(first_out_ptr + channels, _narrow(first, first_out_ptr), mask=channel_mask)
         tl.store(second_out_ptr + channels, _narrow(second, second_out_ptr), mask=channel_mask)
         tl.store(first_copy_ptr + channels, _narrow(first, first_copy_ptr), mask=channel_mask)
         tl.store(second_copy_ptr + channels, _narrow(second, second_copy_ptr), mask=channel_mask)
-        tl.store(counter_ptr, 0)

@@ -90,6 +90,7 @@ _CONV_BACKWARD_SIGNATURE = {
     "bn_dbias_ptr": "*{acc}", "bn_dweight_ptr": "*{acc}",
     "skip_x_ptr": "*{dtype}", "dw_ptr": "*{dtype}", "dbias_ptr": "*{dtype}",
     "skip_dw_ptr": "*{dtype}", "skip_dbias_ptr": "*{dtype}",
+    "part_dw_ptr": "*{acc}", "part_dbias_ptr": "*{acc}", "wgrad_counter_ptr": "*i32", "slice_rows": "i32",
     **_pointers("i32", "N", "H", "W", "C_out", "C_dgrad", "C_wgrad", "C_skip"), "eps": "fp32",
 }
 _CHANNEL_STATS_SIGNATURE = {
@@ -135,34 +136,48 @@ _CONV_KERNELS = {
     "conv_forward": (conv.conv_forward_kernel, _CONV_FORWARD_SIGNATURE),
     "conv_backward": (conv.conv_backward_kernel, _CONV_BACKWARD_SIGNATURE),
 }
-# Tile shapes: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) per dtype and architecture, checked
-# with the AOT report: on GPUs BLOCK_K = 32 pushes the 3x3 backward to 255 registers; fp32 needs
-# 8 warps (4 reach 255 in the joined dgrad|wgrad launch); fp64 spills 8-16 bytes in some
-# variants with 4 warps and none with a 32x16 tile on 2 warps. The interpreter runs a program at a time in NumPy, so its tiles are
-# as large as possible: fewer, bigger programs (and different edges than the GPU tiles test).
+# Tiles per dtype and architecture, checked with the AOT report (0 spills on sm_80 and sm_90).
+# BLOCK_J is the width of a weight-gradient tile in im2col columns; REDUCE_GROUP the children per
+# node of the reduction trees that programs share (statistics, BN's backward sums, split-K
+# weight gradients: kernels/helpers.py). A weight-gradient slice spans at least MIN_SLICE_STEPS
+# row tiles, which bounds the traffic of its partial tiles. On GPUs, BLOCK_K = 32 pushes the 3x3
+# backward to 255 registers, and so does BLOCK_J = 64 in 16-bit (244 at 32); fp32 needs 8 warps
+# (4 reach 255 in the joined dgrad|wgrad launch) and BLOCK_J = 16 (32 spills on sm_80); fp64
+# spills with 4 warps, and with 2 unless BLOCK_J = 8 and REDUCE_GROUP = 4. The interpreter runs
+# a program at a time in NumPy, so its tiles are as large as possible (fewer, bigger programs,
+# and other edges than the GPU tiles test), and its small REDUCE_GROUP and MIN_SLICE_STEPS give
+# the small test shapes split weight gradients and trees of several levels.
+_GPU_REDUCE = {"REDUCE_GROUP": 8, "MIN_SLICE_STEPS": 16}
 _CONV_TILES = {
-    (torch.float64, ARCHS): (32, 16, 16, 2, 1),
-    (torch.float32, ARCHS): (64, 64, 16, 8, 2),
-    (torch.float16, ARCHS): (64, 64, 16, 4, 2),
-    (torch.bfloat16, ARCHS): (64, 64, 16, 4, 2),
-    **{(dtype, (INTERPRETER,)): (128, 64, 64, 4, 1) for dtype in TRITON_TYPE},
+    (torch.float64, ARCHS): dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, BLOCK_J=8, REDUCE_GROUP=4, MIN_SLICE_STEPS=16,
+                                 num_warps=2, num_stages=1),
+    (torch.float32, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, **_GPU_REDUCE, num_warps=8, num_stages=2),
+    (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, **_GPU_REDUCE, num_warps=4, num_stages=2),
+    (torch.bfloat16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, **_GPU_REDUCE, num_warps=4, num_stages=2),
+    **{(dtype, (INTERPRETER,)): dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, BLOCK_J=64, REDUCE_GROUP=2, MIN_SLICE_STEPS=1,
+                                     num_warps=4, num_stages=1) for dtype in TRITON_TYPE},
 }
-_ELEMENTWISE_TILES = {ARCHS: (64, 32, 8), (INTERPRETER,): (256, 64, 4)}  # rows, channels, warps
-for (_dtype, _archs), (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
+_CONV_BLOCKS = {"conv_forward": ("BLOCK_M", "BLOCK_N", "BLOCK_K", "REDUCE_GROUP"),
+                "conv_backward": ("BLOCK_M", "BLOCK_N", "BLOCK_K", "BLOCK_J", "REDUCE_GROUP")}
+for (_dtype, _archs), _tiles in _CONV_TILES.items():
     _precision = "ieee" if _dtype == torch.float64 else "tf32"
     for _name, (_kernel, _signature) in _CONV_KERNELS.items():
         for _flags in _CONV_VARIANTS[_name]:
             REGISTRY.append(KernelConfig(
                 _name, _kernel, _dtype, _signature,
                 {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
-                 "BLOCK_M": _bm, "BLOCK_N": _bn, "BLOCK_K": _bk},
-                num_warps=_warps, num_stages=_stages, archs=_archs))
+                 **{block: _tiles[block] for block in _CONV_BLOCKS[_name]}},
+                num_warps=_tiles["num_warps"], num_stages=_tiles["num_stages"], archs=_archs,
+                extra={"min_slice_steps": _tiles["MIN_SLICE_STEPS"]}))
+_ELEMENTWISE_TILES = {ARCHS: (64, 32, 8), (INTERPRETER,): (256, 64, 4)}  # rows, channels, warps
+_STATS_GROUP = {ARCHS: _GPU_REDUCE["REDUCE_GROUP"], (INTERPRETER,): 2}
 for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
     for _dtype in TRITON_TYPE:
         _blocks = {"BLOCK_M": _rows, "BLOCK_C": _channels}
         REGISTRY += [
             KernelConfig("channel_stats", bn_stats.channel_stats_kernel, _dtype, _CHANNEL_STATS_SIGNATURE,
-                         {"UPDATE_RUNNING": True, **_blocks}, num_warps=_warps, archs=_archs),
+                         {"UPDATE_RUNNING": True, **_blocks, "REDUCE_GROUP": _STATS_GROUP[_archs]},
+                         num_warps=_warps, archs=_archs),
             KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype,
                          _BN_BACKWARD_APPLY_SIGNATURE, {"HAS_EXTRA": True, **_blocks}, num_warps=_warps, archs=_archs),
         ]

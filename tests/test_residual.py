@@ -1,4 +1,6 @@
 """fasthg.Residual (fused BN-ReLU-conv kernels, in the interpreter) against fasthg.reference.Residual."""
+import math
+
 import pytest
 import torch
 
@@ -88,13 +90,16 @@ def test_low_precision_as_accurate_as_eager(triton_backend, tiles, dtype, traini
     assert_as_accurate_as_eager(ours[0], eager[0], exact[0], "output")
     assert_as_accurate_as_eager(ours[1], eager[1], exact[1], "grad x")
     scale = max(float(g.abs().max()) for g in exact[2].values())
+    # A parameter's gradient sums n*h*w rows of rounded terms: its rounding error grows like
+    # sqrt(rows) ulps, and eager's can be smaller by luck (its order of summation differs).
+    summed_ulps = math.ceil(math.sqrt(n * h * w))
     for name, exact_grad in exact[2].items():
         if training and name in ZERO_IN_EXACT_ARITHMETIC:
             # Judged on the scale of the other gradients, as eager's own noise is.
             noise = float(ours[2][name].double().abs().max()) / scale
             assert noise <= 3 * max(float(eager[2][name].double().abs().max()) / scale, torch.finfo(dtype).eps), name
             continue
-        assert_as_accurate_as_eager(ours[2][name], eager[2][name], exact_grad, f"grad {name}")
+        assert_as_accurate_as_eager(ours[2][name], eager[2][name], exact_grad, f"grad {name}", ulps=summed_ulps)
 
 
 def test_running_statistics_update_like_batchnorm_over_steps(triton_backend):

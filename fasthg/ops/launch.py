@@ -1,4 +1,6 @@
 """What every kernel launcher needs: NHWC views, dot precision flags, reduction workspaces."""
+import functools
+
 import torch
 import triton
 
@@ -58,11 +60,36 @@ def counters(device, size):
     return _counters[key]
 
 
-def partials(rows, block_rows, channels, device):
-    """Two fp64 [tiles, channels] buffers for per-tile partial reductions."""
-    tiles = -(-rows // block_rows)
-    buffer = torch.empty((2, tiles, channels), dtype=torch.float64, device=device)
+def tree_nodes(leaves, group):
+    """Nodes of the ``group``-ary reduction tree over ``leaves`` (kernels/helpers.py), leaves
+    included: the rows its partials take, level after level."""
+    nodes = leaves
+    while leaves > 1:
+        leaves = -(-leaves // group)
+        nodes += leaves
+    return nodes
+
+
+def tree_counters(leaves, group):
+    """Arrival counters of one such tree: one per node above the leaves (helpers.tree_counters)."""
+    return tree_nodes(leaves, group) - leaves
+
+
+def partials(tiles, channels, group, device):
+    """Two fp64 [tree_nodes(tiles), channels] buffers for per-tile partial reductions and their tree."""
+    buffer = torch.empty((2, tree_nodes(tiles, group), channels), dtype=torch.float64, device=device)
     return buffer[0], buffer[1]
+
+
+MODELLED_MULTIPROCESSORS = 132  # an H100's: what launches off a GPU (meta accounting, the interpreter) are sized for
+
+
+@functools.lru_cache(maxsize=None)
+def multiprocessors(device):
+    """Streaming multiprocessors of a CUDA ``device``; the modelled H100's elsewhere."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return MODELLED_MULTIPROCESSORS
 
 
 def launch_config(config, grid, *args, constexprs=None):

@@ -10,7 +10,8 @@ import torch
 import triton
 
 from ..kernels import registry
-from .launch import counters, dot_flags, launch_config, partials
+from .launch import (accumulation_dtype, counters, dot_flags, launch_config, multiprocessors, partials, tree_counters,
+                     tree_nodes)
 
 
 class BatchNormState(NamedTuple):
@@ -46,14 +47,49 @@ def _launch(config, constexprs, grid, *args):
     launch_config(config, grid, *args, constexprs=constexprs)
 
 
+def _statistics_workspace(grid, channels, constexprs, device):
+    """(partials, partials, counters) of per-channel reductions over the row tiles of a
+    (row tiles, column blocks) grid: one reduction tree per column block."""
+    group = constexprs["REDUCE_GROUP"]
+    return (*partials(grid[0], channels, group, device), counters(device, grid[1] * tree_counters(grid[0], group)))
+
+
+class WgradSplit(NamedTuple):
+    """How a weight gradient's rows are split (kernels/conv.py, split-K): ``tiles`` [BLOCK_N, BLOCK_J]
+    tiles of dw, each reduced over ``slices`` row slices of ``slice_rows`` rows by as many programs."""
+    tiles: int
+    co_tiles: int
+    slices: int
+    slice_rows: int
+
+    @property
+    def programs(self):
+        return self.tiles * self.slices
+
+
+def wgrad_split(rows, c_out, columns, c_skip, constexprs, min_slice_steps, device):
+    """The split of a weight gradient dw[c_out, columns] (+ a skip conv's [c_out, c_skip]) over ``rows``.
+
+    Enough programs to give every multiprocessor two (the tiles times the slices), but no slice
+    shorter than ``min_slice_steps`` row tiles: the slices' partial tiles cost traffic, so a
+    launch splits only as far as it needs to fill the GPU.
+    """
+    block_m, block_n, block_j = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["BLOCK_J"]
+    co_tiles = triton.cdiv(c_out, block_n)
+    tiles = co_tiles * (triton.cdiv(columns, block_j) + triton.cdiv(c_skip, block_j))
+    row_tiles = triton.cdiv(rows, block_m)
+    wanted = min(triton.cdiv(2 * multiprocessors(device), tiles), row_tiles // min_slice_steps)
+    steps = triton.cdiv(row_tiles, max(wanted, 1))
+    return WgradSplit(tiles, co_tiles, triton.cdiv(row_tiles, steps), steps * block_m)
+
+
 def channel_stats(x, stats: BatchStatistics, momentum):
     """Batch mean and biased variance of NHWC ``x`` per channel; running statistics updated in place."""
     n, c, h, w = x.shape
     rows = n * h * w
     config, constexprs = _config("channel_stats", x.dtype, x.device, {"UPDATE_RUNNING": True})
-    part_mean, part_m2 = partials(rows, constexprs["BLOCK_M"], c, x.device)
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c, constexprs["BLOCK_C"]))
-    _launch(config, constexprs, grid, x, part_mean, part_m2, counters(x.device, grid[1]), *stats, rows, c, momentum)
+    _launch(config, constexprs, grid, x, *_statistics_workspace(grid, c, constexprs, x.device), *stats, rows, c, momentum)
 
 
 def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, skip=None, residual=None,
@@ -74,8 +110,7 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c_out, constexprs["BLOCK_N"]))
     skip_x, skip_weight, skip_bias = skip if skip is not None else (y, weight, bias)
     if out_stats is not None:
-        part_mean, part_m2 = partials(rows, constexprs["BLOCK_M"], c_out, y.device)
-        stats_args = (part_mean, part_m2, counters(y.device, grid[1]), *out_stats)
+        stats_args = (*_statistics_workspace(grid, c_out, constexprs, y.device), *out_stats)
     else:
         stats_args = (bias, bias, bias, bias, bias, bias, bias)
     _launch(config, constexprs, grid, y, *bn, weight, bias, skip_x, skip_weight, skip_bias,
@@ -110,28 +145,37 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     c_dgrad = weight.shape[1] if dgrad else 0
     c_wgrad = dweight.shape[1] if wgrad else 0
     c_skip = skip_x.shape[1] if skip_x is not None else 0
-    block_m, block_n, block_k = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["BLOCK_K"]
-    programs = 0
-    if wgrad:
-        programs += triton.cdiv(c_out, block_n) * (ksize * ksize * triton.cdiv(c_wgrad, block_k) + triton.cdiv(c_skip, block_k))
-    if dgrad:
-        programs += triton.cdiv(rows, block_m) * triton.cdiv(c_dgrad, block_n)
+    unused = grad
+    row_tiles, dgrad_blocks = triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c_dgrad, constexprs["BLOCK_N"])
+    group = constexprs["REDUCE_GROUP"]
+    sums_counters = dgrad_blocks * tree_counters(row_tiles, group) if sums_out is not None else 0
+    split = wgrad_split(rows, c_out, c_wgrad * ksize * ksize, c_skip, constexprs, config.extra["min_slice_steps"],
+                        grad.device) if wgrad else None
+    wgrad_counters = split.tiles * tree_counters(split.slices, group) if wgrad else 0
+    counter = counters(grad.device, sums_counters + wgrad_counters)
+    programs = (split.programs if wgrad else 0) + (row_tiles * dgrad_blocks if dgrad else 0)
     z, z_bn, z_sums = grad_bn if grad_bn is not None else (grad, None, None)
     z_args = (z, z_bn.mean, z_bn.var, z_bn.weight, *z_sums) if grad_bn is not None else (grad,) * 6
     y_args = (y, *bn) if bn is not None else (y if y is not None else grad,) * 5
     if sums_out is not None:
-        part_first, part_second = partials(rows, block_m, c_dgrad, grad.device)
         copies = bn_grads_out if bn_grads_out is not None else sums_out
-        counter = counters(grad.device, triton.cdiv(c_dgrad, block_n))
-        sums_args = (part_first, part_second, counter, *sums_out, *copies)
+        sums_args = (*partials(row_tiles, c_dgrad, group, grad.device), counter, *sums_out, *copies)
     else:
-        sums_args = (grad,) * 7
-    unused = grad
+        sums_args = (unused,) * 7
+    if wgrad and split.slices > 1:
+        nodes = tree_nodes(split.slices, group)
+        block_n = constexprs["BLOCK_N"]
+        acc = accumulation_dtype(grad.dtype)
+        wgrad_args = (torch.empty(nodes * split.tiles * block_n * constexprs["BLOCK_J"], dtype=acc, device=grad.device),
+                      torch.empty(nodes * split.co_tiles * block_n, dtype=acc, device=grad.device),
+                      counter[sums_counters:], split.slice_rows)
+    else:
+        wgrad_args = (unused, unused, counter, split.slice_rows if wgrad else rows)
     _launch(config, constexprs, (programs,), grad, *z_args, *y_args,
             weight if dgrad else unused, dgrad_out if dgrad else unused, *sums_args,
             skip_x if skip_x is not None else unused, dweight if wgrad else unused,
             dbias if wgrad else unused, skip_dweight if skip_dweight is not None else unused,
-            skip_dbias if skip_dbias is not None else unused,
+            skip_dbias if skip_dbias is not None else unused, *wgrad_args,
             n, h, w, c_out, c_dgrad, c_wgrad, c_skip, eps)
 
 
