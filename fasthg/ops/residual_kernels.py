@@ -78,8 +78,8 @@ def wgrad_split(rows, c_out, columns, c_skip, constexprs, min_slice_steps, devic
     co_tiles = triton.cdiv(c_out, block_n)
     tiles = co_tiles * (triton.cdiv(columns, block_j) + triton.cdiv(c_skip, block_j))
     row_tiles = triton.cdiv(rows, block_m)
-    wanted = min(triton.cdiv(2 * multiprocessors(device), tiles), row_tiles // min_slice_steps)
-    steps = triton.cdiv(row_tiles, max(wanted, 1))
+    wanted = max(1, min(triton.cdiv(2 * multiprocessors(device), tiles), row_tiles // min_slice_steps))
+    steps = row_tiles // wanted  # at least min_slice_steps, and ceil(row_tiles / steps) >= wanted slices
     return WgradSplit(tiles, co_tiles, triton.cdiv(row_tiles, steps), steps * block_m)
 
 
