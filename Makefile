@@ -1,5 +1,6 @@
 # make train: set up .venv on first use and run the main job: python -m fasthg.train (ARGS=... for options).
 # make test:  set up .venv on first use and run the test suite (pytest, then the AOT build + ctest).
+# make gpucheck: on a machine with an NVIDIA GPU, every kernel's parity, safety and speed (python -m fasthg.gpucheck).
 # make bench: the benchmarks (python -m bench): results/ and bench/RESULTS.md; ARGS=--quick for a reduced run.
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 export TRITON_DEFAULT_FP_FUSION ?= 1
 
-.PHONY: setup train test pytest aot bench clean
+.PHONY: setup train test pytest aot bench gpucheck clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,9 @@ aot: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
+
+gpucheck: $(STAMP)
+	$(PY) -m fasthg.gpucheck $(ARGS)
 
 clean:
 	rm -rf build .pytest_cache

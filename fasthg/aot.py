@@ -30,6 +30,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .dispatch import interpreting, rerun
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -166,13 +168,6 @@ def check(report_path, archs):
     return [f"{r.label} sm_{r.arch}: {reason}" for r in checked for reason in r.failures()]
 
 
-def _without_interpreter():
-    """Re-runs this command in a process where Triton compiles (TRITON_INTERPRET unset)."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    os.execve(sys.executable, [sys.executable, "-m", "fasthg.aot", *sys.argv[1:]], env)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fasthg.aot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="folder for cubins, PTX and resources.json/.md")
@@ -185,8 +180,8 @@ def main(argv=None):
     if args.check:
         failures = check(args.check, args.arch)
     elif args.out:
-        if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-            _without_interpreter()
+        if interpreting():  # Triton must compile here, not interpret
+            rerun("fasthg.aot", interpret=False)
         results = build(args.out, args.arch, args.filter, args.jobs)
         write_report(results, args.out)
         print(f"{len(results)} configurations compiled into {args.out} (report: resources.md)")

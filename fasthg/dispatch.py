@@ -6,6 +6,7 @@ reads ``TRITON_INTERPRET=1`` when the kernels are defined, i.e. before fasthg is
 ``torch`` always runs the torch path. The env var ``FASTHG_BACKEND`` sets the initial choice.
 """
 import os
+import sys
 
 BACKENDS = ("auto", "triton", "torch")
 
@@ -48,6 +49,17 @@ class backend:
 def interpreting():
     """True when Triton kernels were defined for the interpreter (TRITON_INTERPRET=1)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def rerun(module, interpret):
+    """Replaces this process with ``python -m module`` and the same arguments, TRITON_INTERPRET set
+    to 1 when ``interpret`` and unset otherwise: it is read when the kernels are defined, at
+    import, so a command that needs the other setting cannot switch it in place."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    if interpret:
+        env["TRITON_INTERPRET"] = "1"
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
 
 
 def use_triton(tensor):

@@ -43,8 +43,21 @@ def choose_device(name, local_rank=0):
             raise UserError("--device cuda: no CUDA device is available here (use --device cpu)")
         if device.index is None:
             device = torch.device("cuda", local_rank)
+        if device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: no such device here ({torch.cuda.device_count()} CUDA device(s): "
+                            f"cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     elif device.type != "cpu":
         raise UserError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}")
+    return device
+
+
+def use_device(name, local_rank=0):
+    """:func:`choose_device`, made the current CUDA device when it is one: the kernels enter their
+    tensors' device themselves, but CUDA calls that take no device (bf16 support, the RNG, cuBLAS
+    handles, NCCL) act on the current one, device 0 unless set, whatever ``--device`` said."""
+    device = choose_device(name, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     return device
 
 
@@ -52,11 +65,9 @@ def setup(device_name):
     """Joins torchrun's process group when launched by it (NCCL on GPU, gloo on CPU)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = choose_device(device_name, local_rank)
+    device = use_device(device_name, local_rank)
     if world_size == 1:
         return Context(0, 1, device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Context(dist.get_rank(), world_size, device)
 

@@ -16,7 +16,7 @@ import torch
 from . import cli
 from .data.transforms import CROP_UNIT, crop_matrix, invert_matrix, warp_image
 from .dispatch import BACKENDS
-from .distributed import choose_device
+from .distributed import use_device
 from .errors import MissingFileError, UserError
 from .files import write_atomic
 from .inference import flip_tested, model_input, run_model, to_original
@@ -97,7 +97,7 @@ def main(argv=None):
         raise UserError("--center and --scale go together")
     if args.scale is not None and not args.scale > 0:
         raise UserError(f"--scale: expected a number > 0, got {args.scale}")
-    device = choose_device(args.device)
+    device = use_device(args.device)
     select_backend(args.backend, device)
     model, config = load_trained_model(args.checkpoint, device)
     images = [(path, read_image(path)) for path in args.images]  # every path checked before any work

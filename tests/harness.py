@@ -8,11 +8,14 @@ Two ways of judging a result:
   demand an absolute precision no implementation has.
 * :func:`assert_as_accurate_as_eager` judges a low-precision result the way FlashAttention's tests
   do: its distance from the fp64 answer may be at most ``EAGER_FACTOR`` times eager PyTorch's own
-  distance in that dtype (plus a floor of a few ulps at the tensor's scale).
+  distance in that dtype (plus a floor of a few ulps at the tensor's scale). The rule lives in
+  :mod:`fasthg.accuracy`, which ``python -m fasthg.gpucheck`` judges a GPU's results by.
 
 A failure says which tensor, by how much, and where the worst element is.
 """
 import torch
+
+from fasthg.accuracy import EAGER_FACTOR, against_eager
 
 TOLERANCES = {  # dtype: (rtol, atol relative to the tensor's scale)
     torch.float64: (1e-10, 1e-10),
@@ -20,7 +23,6 @@ TOLERANCES = {  # dtype: (rtol, atol relative to the tensor's scale)
     torch.float16: (2e-3, 2e-3),
     torch.bfloat16: (1.6e-2, 1.6e-2),
 }
-EAGER_FACTOR = 3.0
 DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -68,20 +70,11 @@ def step_counts(module):
     return {name: int(t) for name, t in module.named_buffers() if name.endswith("num_batches_tracked")}
 
 
-def relative_error(actual, exact):
-    """max |actual - exact| / max |exact|, in fp64."""
-    a, e = actual.detach().double().cpu(), exact.detach().double().cpu()
-    return float((a - e).abs().max()) / max(float(e.abs().max()), 1e-300)
-
-
 def assert_as_accurate_as_eager(actual, eager, exact, name="tensor", factor=EAGER_FACTOR, ulps=1):
     """``actual`` is at most ``factor`` times as far from ``exact`` (fp64) as eager PyTorch's ``eager`` is,
     plus ``ulps`` units in the last place at the tensor's scale (eager can be exact by luck)."""
-    ours, theirs = relative_error(actual, exact), relative_error(eager, exact)
-    floor = ulps * torch.finfo(actual.dtype).eps
-    assert ours <= factor * theirs + floor, (
-        f"{name}: error vs fp64 {ours:.3e} exceeds {factor}x eager's {theirs:.3e} (+ eps {floor:.1e}) in {actual.dtype}"
-    )
+    judgement = against_eager(name, actual, [eager], exact, factor, ulps)
+    assert judgement.passed, str(judgement)
 
 
 def forward_backward(fn, inputs, grad_output=None, seed=0):

@@ -35,10 +35,10 @@ from torch import nn
 
 import fasthg
 from fasthg import reference
+from fasthg.accuracy import in_accumulation_dtype, round_conv_outputs
 from fasthg.dispatch import runs_fused
 from fasthg.nn.step_counting import count_step, running_stats_momentum
 from fasthg.ops.head import head
-from fasthg.ops.launch import accumulation_dtype
 from harness import EAGER_FACTOR
 
 ALL_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
@@ -315,15 +315,6 @@ def _visible(s, g):
     return visible
 
 
-def _in_accumulation_dtype(fn):
-    """A reference run on its first argument cast to the dtype the op computes and returns in
-    (float32, float64 for float64), its outputs in that dtype."""
-    def wrapped(x, *args, **kwargs):
-        dtype = accumulation_dtype(x.dtype)
-        return tuple(out.to(dtype) for out in as_tuple(fn(x.to(dtype), *args, **kwargs)))
-    return wrapped
-
-
 # -------------------------------------------------------------------------------------- entries
 
 OPS = [
@@ -366,7 +357,7 @@ OPS = [
     OpInfo(
         name="heatmap_loss",
         op=fasthg.ops.heatmap_loss,
-        reference=_in_accumulation_dtype(reference.heatmap_loss),  # summed in fp32, the gradient in preds' dtype
+        reference=in_accumulation_dtype(reference.heatmap_loss),  # summed in fp32, the gradient in preds' dtype
         sizes=st.fixed_dictionaries({**HEATMAP_SIZES, **TARGET_OPTIONS, "stacks": st.integers(1, 3),
                                      "weighted": st.booleans()}),
         example={"n": 1, "stacks": 2, "joints": 3, "h": 3, "w": 4, "sigma": 1.0, "style": "mmpose", "weighted": False},
@@ -382,7 +373,7 @@ OPS = [
     OpInfo(
         name="decode_heatmaps",
         op=fasthg.ops.decode_heatmaps,
-        reference=_in_accumulation_dtype(reference.decode_heatmaps),  # coords and peaks in fp32 (the reference's fp64)
+        reference=in_accumulation_dtype(reference.decode_heatmaps),  # coords and peaks in fp32 (the reference's fp64)
         sizes=st.fixed_dictionaries({**HEATMAP_SIZES, "style": st.sampled_from(reference.heatmaps.DECODE_STYLES)}),
         example={"n": 2, "joints": 3, "h": 4, "w": 5, "style": "princeton"},
         inputs=lambda s, g: Sample({"heatmaps": normal((s["n"], s["joints"], s["h"], s["w"]), g)},
@@ -482,11 +473,6 @@ class Bound:
         return dict(self.module.named_buffers()) if self.module is not None else {}
 
 
-def _round_to(dtype):
-    """A forward hook giving a conv's output the value it has when stored in ``dtype``, gradient unchanged."""
-    return lambda module, inputs, out: out + (out.to(dtype).to(out.dtype) - out).detach()
-
-
 def bind(info, sizes, kind, dtype, options=None, storage=None):
     """The ``kind`` ("fused" or "reference") implementation of ``info`` at ``sizes`` in ``dtype``.
 
@@ -500,9 +486,7 @@ def bind(info, sizes, kind, dtype, options=None, storage=None):
     fused, ref = info.modules(sizes)
     module = copy.deepcopy(fused if kind == "fused" else ref).to(dtype).train(sizes.get("training", True))
     if storage is not None:
-        for conv in module.modules():
-            if isinstance(conv, nn.Conv2d):
-                conv.register_forward_hook(_round_to(storage))
+        round_conv_outputs(module, storage)
     params = {name: p for name, p in module.named_parameters() if p.requires_grad}
     return Bound(lambda *tensors: module(*tensors, **options), params, module)
 

@@ -21,15 +21,12 @@
 """
 import torch
 
-from harness import assert_as_accurate_as_eager, assert_close, relative_error
+from fasthg.accuracy import against_eager, magnitude
+from harness import assert_close
 from opinfo import Sample, bind, grad_outputs, leaves, run
 
 ULPS = 4
 FLIP_ULPS = 16
-
-
-def _scale(tensors):
-    return max((float(t.double().abs().nan_to_num().max()) for t in tensors if t.numel()), default=0.0)
 
 
 def compare_exact(info, ours, theirs, tolerance=None):
@@ -40,23 +37,16 @@ def compare_exact(info, ours, theirs, tolerance=None):
         assert got.dtype == want.dtype, f"output {i}: dtype {got.dtype} != reference's {want.dtype}"
         assert_close(got, want, f"output {i}", rtol=tolerance, atol=tolerance)
     assert set(ours.grads) == set(theirs.grads), f"gradients differ in which exist: {set(ours.grads) ^ set(theirs.grads)}"
-    scale = _scale(theirs.grads.values())
+    scale = magnitude(theirs.grads.values())
     for name, want in theirs.grads.items():
         assert_close(ours.grads[name], want, f"grad {name}", rtol=tolerance, atol=tolerance, scale=scale)
     for name, want in theirs.buffers.items():
         assert_close(ours.buffers[name], want, name, rtol=tolerance, atol=tolerance)
 
 
-def _worst(eagers, exact):
-    return max(eagers, key=lambda e: relative_error(e, exact))
-
-
-def _judge_on_scale(name, got, eagers, exact, scale, factor):
-    noise = float((got.double() - exact).abs().max()) / scale
-    eager_noise = max(float((e.double() - exact).abs().max()) for e in eagers) / scale
-    floor = ULPS * torch.finfo(got.dtype).eps
-    assert noise <= factor * eager_noise + floor, (
-        f"grad {name}: error {noise:.2e} of the gradients' scale exceeds {factor}x eager's {eager_noise:.2e}")
+def _judge(name, got, eagers, exact, factor, scale=None):
+    judgement = against_eager(name, got, eagers, exact, factor, ULPS, scale)
+    assert judgement.passed, str(judgement)
 
 
 def compare_with_eager(info, ours, eagers, exact, flip_prone=False):
@@ -70,21 +60,21 @@ def compare_with_eager(info, ours, eagers, exact, flip_prone=False):
         theirs, want = [e.outputs[i] for e in eagers], exact.outputs[i]
         assert got.dtype == theirs[0].dtype, f"output {i}: dtype {got.dtype} != reference's {theirs[0].dtype}"
         assert got.shape == want.shape, f"output {i}: shape {tuple(got.shape)} != reference's {tuple(want.shape)}"
-        assert_as_accurate_as_eager(got, _worst(theirs, want), want, f"output {i}", factor, ULPS)
+        _judge(f"output {i}", got, theirs, want, factor)
     assert set(ours.grads) == set(exact.grads), f"gradients differ in which exist: {set(ours.grads) ^ set(exact.grads)}"
-    scale = _scale(exact.grads.values()) or 1.0  # all-zero exact gradients: judge absolute errors
+    scale = magnitude(exact.grads.values()) or 1.0  # all-zero exact gradients: judge absolute errors
     for name, want in exact.grads.items():
         got, theirs = ours.grads[name], [e.grads[name] for e in eagers]
         assert got.dtype == theirs[0].dtype, f"grad {name}: dtype {got.dtype} != reference's {theirs[0].dtype}"
         try:
-            _judge_on_scale(name, got, theirs, want, scale, factor)
+            _judge(f"grad {name}", got, theirs, want, factor, scale)
         except AssertionError:
             if not flip_prone:
                 raise
     for name, want in exact.buffers.items():
         theirs = [e.buffers[name] for e in eagers]
         if want.is_floating_point():
-            assert_as_accurate_as_eager(ours.buffers[name], _worst(theirs, want), want, name, factor, ULPS)
+            _judge(name, ours.buffers[name], theirs, want, factor)
         else:
             assert torch.equal(ours.buffers[name], want), f"{name}: {ours.buffers[name]} != {want}"
 

@@ -8,8 +8,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from fasthg import cli, evaluate, predict, train
+from fasthg import cli, distributed, evaluate, predict, train
+from fasthg.errors import UserError
 from fasthg.data import SyntheticPoses
 from test_train import ENVIRONMENT, train as run_training
 
@@ -120,3 +122,30 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
                              "--output", str(tmp_path / "run")], env=ENVIRONMENT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("error: MPII image folder not found") and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_device_on_a_machine_without_one_is_one_line(capsys, tmp_path):
+    status, _, err = run_command(train, ["--device", "cuda", "--output", str(tmp_path / "out")], capsys)
+    assert status == 2 and err == "error: --device cuda: no CUDA device is available here (use --device cpu)\n"
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """A stand-in for a machine with two CUDA devices; records what torch.cuda.set_device was given."""
+    current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    return current
+
+
+def test_the_named_device_becomes_current(two_gpus):
+    assert distributed.use_device("cuda:1") == torch.device("cuda", 1)
+    assert two_gpus == [torch.device("cuda", 1)], "cuda:1 was not made the current device"
+
+
+def test_a_device_that_does_not_exist_is_a_user_error(two_gpus):
+    with pytest.raises(UserError, match=r"--device cuda:7: no such device here \(2 CUDA device\(s\): cuda:0 to cuda:1\)"):
+        distributed.use_device("cuda:7")
+    assert two_gpus == []

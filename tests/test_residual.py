@@ -6,9 +6,10 @@ import torch
 
 import fasthg
 from fasthg import reference
+from fasthg.accuracy import relative_error
 from fasthg.kernels import registry
 from fasthg.ops import residual_kernels
-from harness import assert_as_accurate_as_eager, assert_buffers_close, assert_close, relative_error
+from harness import assert_as_accurate_as_eager, assert_buffers_close, assert_close
 from launch_counter import LaunchCounter
 from opinfo import residual_forward_args
 

@@ -1,4 +1,5 @@
 """What every kernel launcher needs: NHWC views, dot precision flags, reduction workspaces."""
+import contextlib
 import functools
 
 import torch
@@ -46,18 +47,41 @@ def dot_flags(dtype):
     return precision, dtype == torch.bfloat16 and dispatch.interpreting()
 
 
-_counters = {}
+_counters = {}  # (device, stream) -> int32 buffer, zero between launches
+_held_by_graphs = []  # buffers a CUDA graph captured: its replays address them for the process's life
+
+
+def current_stream(device):
+    """The stream a launch on ``device`` enqueues to: that device's current CUDA stream (None off CUDA,
+    where launches run one at a time)."""
+    return torch.cuda.current_stream(device) if device.type == "cuda" else None
 
 
 def counters(device, size):
-    """Zeroed int32 arrival counters for last-program reductions on ``device``.
+    """Zeroed int32 arrival counters (at least ``size``) for last-program reductions on ``device``,
+    private to the current stream of ``device``.
 
-    Each finishing program resets its counter to zero, so kernels on one stream reuse them.
+    Each finishing program resets its counter to zero, so launches that follow one another on a
+    stream reuse the buffer without a memset; launches that may run at the same time (two streams,
+    a CUDA graph replayed beside eager work) get different buffers. A launch killed midway is
+    handled by :func:`launch_config`. A CUDA graph capture allocates nothing: the capture stream's
+    buffer must exist, from an eager step on that stream, and stays alive as long as the process,
+    since the graph's replays address it.
     """
-    key = str(device)
-    if key not in _counters or _counters[key].numel() < size:
-        _counters[key] = torch.zeros(max(size, 1024), dtype=torch.int32, device=device)
-    return _counters[key]
+    device = torch.device(device)
+    key = (device, current_stream(device))
+    buffer = _counters.get(key)
+    capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    if buffer is None or buffer.numel() < size:
+        if capturing:
+            raise RuntimeError(
+                f"fasthg: this CUDA graph capture needs {size} arrival counters on {device} that no eager "
+                f"launch on the capture stream allocated; run one eager step on the stream you capture on "
+                f"first (warm up under `with torch.cuda.stream(s):`, then capture with `torch.cuda.graph(g, stream=s)`)")
+        buffer = _counters[key] = torch.zeros(max(size, 1024), dtype=torch.int32, device=device)
+    if capturing and not any(held is buffer for held in _held_by_graphs):
+        _held_by_graphs.append(buffer)
+    return buffer
 
 
 def tree_nodes(leaves, group):
@@ -94,9 +118,24 @@ def multiprocessors(device):
 
 def launch_config(config, grid, *args, constexprs=None):
     """Launches registry configuration ``config``'s kernel over ``grid`` with its warps and stages:
-    ``args``, then ``constexprs`` by keyword (the configuration's own by default)."""
-    config.kernel[grid](*args, **(config.constexprs if constexprs is None else constexprs),
-                        num_warps=config.num_warps, num_stages=config.num_stages)
+    ``args``, then ``constexprs`` by keyword (the configuration's own by default).
+
+    Triton launches on the current CUDA device, so the launch enters the device of its first
+    tensor (a model on cuda:1 would otherwise run on device 0 with device 1's pointers). A launch
+    that raises midway (the interpreter interrupted, a launch error) may leave arrival counters
+    of its stream nonzero, which would corrupt every later reduction there: they are zeroed,
+    in stream order, before the error propagates.
+    """
+    device = next(arg.device for arg in args if isinstance(arg, torch.Tensor))
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        try:
+            config.kernel[grid](*args, **(config.constexprs if constexprs is None else constexprs),
+                                num_warps=config.num_warps, num_stages=config.num_stages)
+        except BaseException:
+            stale = _counters.get((device, current_stream(device)))
+            if stale is not None:
+                stale.zero_()
+            raise
 
 
 def launch_pixel_tiles(name, tensors, sizes, pixels):
