@@ -275,3 +275,19 @@ def test_mixed_devices_rejected(triton_backend):
         module = fasthg.Residual(5, 8)
     with pytest.raises(ValueError, match="weight: expected a tensor on cpu like x, got meta"):
         module(torch.randn(2, 5, 4, 4))
+
+
+def test_channels_last_parameters(triton_backend):
+    # model.to(memory_format=torch.channels_last) makes the 3x3 weights channels_last too (the
+    # commands build models so): the kernels must still read and write [C_out, C_in, K, K] rows.
+    ref, fused = make_pair(5, 8)
+    fused = fused.to(memory_format=torch.channels_last)
+    assert not fused.conv2.conv.weight.is_contiguous()
+    x = torch.randn(2, 5, 6, 7, dtype=torch.float64)
+    grad_out = torch.randn(2, 8, 6, 7, dtype=torch.float64)
+    ref_out, ref_dx, ref_grads = run(ref, x, grad_out)
+    out, dx, grads = run(fused, x, grad_out)
+    assert_close(out, ref_out, "output", rtol=1e-9, atol=1e-9)
+    assert_close(dx, ref_dx, "grad x", rtol=1e-9, atol=1e-9)
+    for name in ("conv2.conv.weight", "conv3.conv.weight", "skip_layer.conv.weight"):
+        assert_close(grads[name], ref_grads[name], f"grad {name}", rtol=1e-9, atol=1e-9)

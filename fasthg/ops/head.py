@@ -89,15 +89,15 @@ def head_backward(
     merge_grads = []
     if merged:
         grad_x_next = channels_last(grad_x_next)
-        d_mf, d_mf_bias = torch.empty_like(merge_feature_weight), bias_grad(merge_feature_weight)
-        d_mp, d_mp_bias = torch.empty_like(merge_pred_weight), bias_grad(merge_pred_weight)
+        d_mf, d_mf_bias = merge_feature_weight.new_empty(merge_feature_weight.shape), bias_grad(merge_feature_weight)
+        d_mp, d_mp_bias = merge_pred_weight.new_empty(merge_pred_weight.shape), bias_grad(merge_pred_weight)
         through_merge = torch.empty_like(grad_preds)
         # x_next = ... + conv_mf + conv_mp: the kernel writes sum(dL/dx_next) as both biases' gradient.
         conv_backward(grad_x_next, eps, y=z, bn=bn, weight=merge_pred_weight, dgrad_out=through_merge,
                       dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp, skip_dbias=d_mp_bias)
         grad_preds = grad_preds + through_merge
         merge_grads = [d_mf, d_mf_bias, d_mp, d_mp_bias]
-    d_out, d_out_bias = torch.empty_like(out_weight), bias_grad(out_weight)
+    d_out, d_out_bias = out_weight.new_empty(out_weight.shape), bias_grad(out_weight)
     conv_backward(grad_preds, eps, y=z, bn=bn, dweight=d_out, dbias=d_out_bias)
 
     # dL/dfeature from both consumers in one dgrad over concatenated K, then the BN-ReLU backward.
@@ -114,7 +114,7 @@ def head_backward(
     conv_backward(grad_cat, eps, y=z, bn=bn, weight=weight_cat, dgrad_out=g, sums_out=sums, bn_grads_out=bn_grads)
     centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
 
-    d_conv, d_conv_bias, d_h = torch.empty_like(conv_weight), bias_grad(conv_weight), torch.empty_like(h)
+    d_conv, d_conv_bias, d_h = conv_weight.new_empty(conv_weight.shape), bias_grad(conv_weight), torch.empty_like(h)
     conv_backward(g, eps, grad_bn=(z, bn, centring), y=h, weight=conv_weight, dgrad_out=d_h,
                   dweight=d_conv, dbias=d_conv_bias)
     return [d_h, d_conv, d_conv_bias, bn_grads.grad_xhat, bn_grads.grad, d_out, d_out_bias, *merge_grads]
@@ -124,12 +124,12 @@ def head_backward(
 def _(grad_preds, grad_x_next, h, z, preds, stats, conv_weight, bn_weight, bn_bias, out_weight,
       merge_feature_weight, merge_pred_weight, training, eps):
     grads = [torch.empty_like(h, memory_format=torch.channels_last)]
-    grads += [torch.empty_like(conv_weight), conv_weight.new_empty(conv_weight.shape[0]),
+    grads += [conv_weight.new_empty(conv_weight.shape), conv_weight.new_empty(conv_weight.shape[0]),
               torch.empty_like(bn_weight), torch.empty_like(bn_bias),
-              torch.empty_like(out_weight), out_weight.new_empty(out_weight.shape[0])]
+              out_weight.new_empty(out_weight.shape), out_weight.new_empty(out_weight.shape[0])]
     if merge_feature_weight is not None:
-        grads += [torch.empty_like(merge_feature_weight), merge_feature_weight.new_empty(merge_feature_weight.shape[0]),
-                  torch.empty_like(merge_pred_weight), merge_pred_weight.new_empty(merge_pred_weight.shape[0])]
+        grads += [merge_feature_weight.new_empty(merge_feature_weight.shape), merge_feature_weight.new_empty(merge_feature_weight.shape[0]),
+                  merge_pred_weight.new_empty(merge_pred_weight.shape), merge_pred_weight.new_empty(merge_pred_weight.shape[0])]
     return grads
 
 

@@ -102,6 +102,7 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
     """
     n, c_in, h, w = y.shape
     c_out, ksize = weight.shape[0], weight.shape[-1]
+    weight = weight.contiguous()  # the kernels read [C_out, C_in, K, K] rows (a channels_last model's are not)
     variant = dict(KSIZE=ksize, PROLOGUE=bn is not None, HAS_SKIP=skip is not None, HAS_RESIDUAL=residual is not None,
                    STATS=out_stats is not None, UPDATE_RUNNING=out_stats is not None)
     config, constexprs = _config("conv_forward", y.dtype, y.device, variant)
@@ -109,6 +110,7 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
     rows = n * h * w
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c_out, constexprs["BLOCK_N"]))
     skip_x, skip_weight, skip_bias = skip if skip is not None else (y, weight, bias)
+    skip_weight = skip_weight.contiguous()
     if out_stats is not None:
         stats_args = (*_statistics_workspace(grid, c_out, constexprs, y.device), *out_stats)
     else:
@@ -138,6 +140,9 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     n, c_out, h, w = grad.shape
     dgrad, wgrad = dgrad_out is not None, dweight is not None
     ksize = (weight if dgrad else dweight).shape[-1]
+    weight = weight.contiguous() if dgrad else None  # read as [C_out, C_in, K, K] rows
+    assert not wgrad or dweight.is_contiguous() and (skip_dweight is None or skip_dweight.is_contiguous()), \
+        "weight gradients are written as contiguous [C_out, C_in, K, K]"
     variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, WGRAD=wgrad, PROLOGUE=wgrad and bn is not None,
                    HAS_SKIP=skip_x is not None, DGRAD=dgrad, EPILOGUE_BN=sums_out is not None)
     config, constexprs = _config("conv_backward", grad.dtype, grad.device, variant)
