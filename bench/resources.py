@@ -10,6 +10,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from fasthg.aot import LIMITS
 from fasthg.kernels.registry import REGISTRY
 
 DEFAULT_REPORT = Path("build/aot/kernels/resources.json")
@@ -59,3 +60,11 @@ def configuration(launch):
     if len(candidates) != 1:
         raise LookupError(f"{launch.kernel}: {len(candidates)} registry configurations match the launch's constexprs")
     return candidates[0].label
+
+
+def resident_programs(report, arch):
+    """{configuration label: programs resident per SM} on sm_``arch``: the report's occupancy (the
+    fraction of the SM's warp slots its resident blocks fill) x warps per SM / warps per program."""
+    warps = LIMITS[arch].warps_per_sm
+    return {entry["label"]: round(entry["occupancy"] * warps / entry["num_warps"])
+            for entry in report if entry["arch"] == arch and not entry["error"]}

@@ -1,5 +1,6 @@
-"""The wave model's per-program work (bench/work.py): every kernel's modelled work against the loop
-iterations its programs really run in the interpreter, and longest ÷ median program at mid sizes.
+"""The wave model (bench/wave.py, bench/work.py): a hand-countable case, every kernel's modelled
+per-program work against the loop iterations its programs really run in the interpreter, and
+longest ÷ median program at mid sizes.
 
 The kernels run at the GPU's tiles (``registry.emulating(90)``) on shapes whose rows are no
 multiple of the tiles, with enough row tiles that the statistics' finishing loops take more than
@@ -13,11 +14,34 @@ import triton
 import triton.language as tl
 
 import fasthg
+from bench.counting import Kernel
 from bench.resources import configuration
-from bench.work import WORK, classes_of, program_work
+from bench.roofline import LAUNCH_OVERHEAD_SECONDS, Gpu
+from bench.wave import WaveModel, stretch
+from bench.work import WORK, WorkClass, classes_of, imbalance, longest, median, program_work
 from fasthg.kernels import registry
 from opinfo import bind, draw_sample, entry, leaves, run
 from program_work import LoopCounter, imbalances, measured_launches
+
+
+def test_wave_model_counted_by_hand():
+    # 3 programs of 10 steps and 1 of 40 on 2 slots: the long program holds one slot for 40 steps
+    # while the other runs the three short ones (30): 40 steps, against W / slots = 70 / 2 = 35.
+    classes = (WorkClass(3, 10), WorkClass(1, 40))
+    assert (longest(classes), median(classes), imbalance(classes)) == (40, 10, 4.0)
+    assert stretch(classes, slots=2) == pytest.approx(40 / 35)
+    assert stretch(classes, slots=1) == 1.0  # one slot runs all 70 steps in a row: the roofline's time
+    # A GPU of 1 SM with 2 resident programs of configuration "k", moving 35 bytes per second.
+    gpu = Gpu("toy", bandwidth=1.0, peak_flops={torch.float32: 1.0}, arch=90, sms=1)
+    wave = WaveModel(gpu, [{"label": "k", "arch": 90, "num_warps": 32, "occupancy": 1.0, "error": ""}])
+    launch = Kernel("op", "k", bytes=35, flops=0, triton=True, work=classes, configuration="k")
+    assert wave.slots(launch) == 2
+    assert wave.kernel_seconds(launch, torch.float32) == pytest.approx(40 + LAUNCH_OVERHEAD_SECONDS)
+    aten = Kernel("op", "aten::add", bytes=35, flops=0)  # taken as filling the GPU
+    assert wave.step_seconds([launch, aten], torch.float32) == pytest.approx(75 + 2 * LAUNCH_OVERHEAD_SECONDS)
+    # parallel efficiency of the launch: roofline ÷ wave = 35 / 40
+    assert gpu.kernel_seconds(launch, torch.float32) / wave.kernel_seconds(launch, torch.float32) == pytest.approx(
+        (35 + LAUNCH_OVERHEAD_SECONDS) / (40 + LAUNCH_OVERHEAD_SECONDS))
 
 
 @triton.jit
