@@ -9,6 +9,8 @@
     declared.py    each fasthg op call's declared KERNEL_LAUNCHES
     traffic.py     bytes and FLOPs of a kernel (the model read off the kernels' code)
     roofline.py    the roofline model of an H100 and an A100
+    work.py        the tile steps each program of a Triton launch runs (its loop trip counts)
+    wave.py        the wave model: the roofline stretched by launches that cannot fill the GPU
     resources.py   the AOT build's resource report
     timings.py     CPU and GPU timings of eager, torch.compile and fasthg
     report.py      Markdown tables and the bar chart

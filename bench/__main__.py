@@ -22,8 +22,8 @@ import torch
 import triton
 
 from .report import chart, markdown
-from .resources import DEFAULT_REPORT
-from .suite import accounting_section, resources_section, targets, timings_section
+from .resources import DEFAULT_REPORT, read_resources
+from .suite import accounting_section, focus_entry, resources_section, targets, timings_section, wave_headline
 from .workloads import Config
 
 PUBLISHED = Path(__file__).parent  # bench/RESULTS.md and bench/ratios.png, committed
@@ -62,7 +62,7 @@ def main(argv=None):
         torch.set_num_threads(threads)
     accounting_configs, cpu_config, gpu_configs = _configurations(args.quick)
 
-    entries = accounting_section(accounting_configs)
+    entries = accounting_section(accounting_configs, read_resources(args.resources))
     print(f"accounting: {len(entries)} configurations and workloads counted", flush=True)
     # Inductor's cold compile of even the smallest network takes minutes on two cores: the smoke test
     # compiles with aot_eager (Dynamo and AOTAutograd, no code generation), labelled as such.
@@ -91,6 +91,9 @@ def main(argv=None):
         shutil.copy(args.out / "bench.md", PUBLISHED / "RESULTS.md")
         shutil.copy(args.out / "ratios.png", PUBLISHED / "ratios.png")
     print(f"wrote {args.out}/bench.json, bench.md, ratios.png" + ("" if args.quick else f"; {PUBLISHED}/RESULTS.md, ratios.png"))
+    focus = focus_entry(entries)
+    headline = wave_headline(focus) or [f"no AOT report at {args.resources}: build it with make aot"]
+    print(f"wave model, {focus['nstack']}-stack {focus['dtype']} {focus['workload']}:", *headline, sep="\n  ")
     return 0
 
 

@@ -11,8 +11,9 @@
   dtype conversion) count as kernels too. Each call's Triton launches must equal the op's declared
   ``KERNEL_LAUNCHES`` (:mod:`bench.declared`), or the count stops with an error.
 
-Bytes and FLOPs of each kernel come from :mod:`bench.traffic`. :class:`SavedActivations` measures
-what autograd keeps for backward.
+Bytes and FLOPs of each kernel come from :mod:`bench.traffic`; a Triton launch also records the
+work of its programs (:mod:`bench.work`) and its registry configuration, for the wave model
+(:mod:`bench.wave`). :class:`SavedActivations` measures what autograd keeps for backward.
 """
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from torch.utils._pytree import tree_leaves
 from .declared import declared_variant
 from .launches import recording_launches
 from .traffic import aten_bytes, aten_flops, triton_bytes, triton_flops
+from .resources import configuration
+from .work import program_work
 
 ALLOCATIONS = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_unsafe_view"}
 
@@ -31,12 +34,16 @@ ALLOCATIONS = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_s
 @dataclass(frozen=True)
 class Kernel:
     """One GPU kernel launch: the op that made it (``aten::relu``, ``fasthg::head_backward``), the
-    kernel (the aten op itself, or a Triton kernel's name), bytes moved, FLOPs, and whether it is Triton's."""
+    kernel (the aten op itself, or a Triton kernel's name), bytes moved, FLOPs, and whether it is
+    Triton's; a Triton launch's programs as :class:`bench.work.WorkClass` es and its registry
+    configuration's label."""
     op: str
     kernel: str
     bytes: int
     flops: int
     triton: bool = False
+    work: tuple = ()
+    configuration: str = ""
 
     @property
     def label(self):
@@ -120,7 +127,8 @@ class KernelCounter(TorchDispatchMode):
     def _record_launch(self, launch):
         arguments = launch.arguments
         self.kernels.append(Kernel(self._inside[-1], launch.kernel, triton_bytes(launch.kernel, arguments),
-                                   triton_flops(launch.kernel, arguments), triton=True))
+                                   triton_flops(launch.kernel, arguments), triton=True, work=program_work(launch),
+                                   configuration=configuration(launch)))
 
 
 class SavedActivations(torch.autograd.graph.saved_tensors_hooks):

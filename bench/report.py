@@ -7,12 +7,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from fasthg.kernels.registry import TRITON_TYPE  # noqa: E402
 
 from .roofline import GPUS, LAUNCH_OVERHEAD_SECONDS  # noqa: E402
-from .suite import TARGET_CONFIG, TARGETS, target_entry  # noqa: E402
+from .suite import TARGET_CONFIG, TARGETS, efficiency_key, focus_entry, wave_headline, wave_key  # noqa: E402
 from .timings import VARIANTS  # noqa: E402
 
 GB, TFLOP, MS = 1e9, 1e12, 1e3
 METRIC_NAMES = {"launches": "launches", "bytes": "bytes", "flops": "FLOPs", "saved_bytes": "saved activations",
-                **{gpu.name: f"{gpu.name} model" for gpu in GPUS}}
+                **{gpu.name: f"{gpu.name} model" for gpu in GPUS}, **{wave_key(gpu): f"{gpu.name} wave model" for gpu in GPUS}}
 
 
 def _table(header, rows):
@@ -64,6 +64,28 @@ def breakdown_tables(entry):
     return "\n\n".join(parts)
 
 
+def wave_tables(entries, focus):
+    """The wave model per entry (parallel efficiency, wave ms, ÷ eager's roofline ms, per GPU) and
+    per Triton op / kernel of the ``focus`` entry; None without a wave model (no AOT report)."""
+    if wave_key(GPUS[0]) not in focus["sides"]["fasthg"]:
+        return None
+    header = ["nstack", "dtype", "workload"]
+    for gpu in GPUS:
+        header += [f"{gpu.name} efficiency", "wave ms", "÷ eager roofline"]
+    steps = _table(header, [_key(e) + [cell for gpu in GPUS for cell in (
+        f"{e['sides']['fasthg'][efficiency_key(gpu)]:.2f}", f"{e['sides']['fasthg'][wave_key(gpu)] * MS:.2f}",
+        _ratio(e["sides"]["fasthg"][wave_key(gpu)] / e["sides"]["eager"][gpu.name]))] for e in entries])
+    rows = sorted((r for r in focus["sides"]["fasthg"]["breakdown"] if "programs" in r), key=lambda r: -r[wave_key(GPUS[0])])
+    header = ["op / kernel", "launches", "programs", "longest", "median", "longest ÷ median"]
+    for gpu in GPUS:
+        header += [f"{gpu.name} efficiency", "roofline ms", "wave ms"]
+    ops = _table(header, [[f"`{r['label']}`", r["launches"], f"{r['programs']:,}", f"{r['longest']:,}", f"{r['median']:,}",
+                           f"{r['longest'] / r['median']:.1f}"]
+                          + [cell for gpu in GPUS for cell in (f"{r[efficiency_key(gpu)]:.2f}", f"{r[gpu.name] * MS:.2f}",
+                                                                 f"{r[wave_key(gpu)] * MS:.2f}")] for r in rows])
+    return steps, ops
+
+
 def resources_table(section):
     if "missing" in section:
         return section["missing"]
@@ -105,8 +127,7 @@ def timings_table(section):
 def markdown(results):
     entries = results["accounting"]
     counts, roofline = accounting_tables(entries)
-    # The breakdown of the target configuration, or of the largest training step measured.
-    focus = target_entry(entries) or [e for e in entries if e["workload"] == TARGET_CONFIG["workload"]][-1]
+    focus = focus_entry(entries)
     first = entries[0]
     overhead_us = LAUNCH_OVERHEAD_SECONDS * 1e6
     gpus = "; ".join(f"{g.name}: {g.bandwidth / 1e12:g} TB/s, "
@@ -132,7 +153,28 @@ def markdown(results):
         f"({gpus}; fp32 at the CUDA-core rate, though convolutions would use TF32 tensor cores).",
         roofline,
         "![fasthg ÷ eager per metric; measured time ratios in the last panel](ratios.png)",
+        "### Wave model: launches that cannot fill the GPU",
     ]
+    waves = wave_tables(entries, focus)
+    if waves is None:
+        parts.append(f"Not modelled: no AOT resource report at `{results['resources']['report']}` (build it with `make aot`).")
+    else:
+        steps, ops = waves
+        sms = "; ".join(f"{g.name} {g.sms} SMs" for g in GPUS)
+        parts += [
+            "The roofline assumes every launch keeps all SMs busy. A GPU runs a launch's programs concurrently, "
+            "R of them per SM (R from the AOT report's occupancy), so a launch of total work W (tile steps: "
+            "iterations of its programs' innermost loops, from the kernels' trip counts, `bench/work.py`) whose "
+            "longest program does L steps takes max(W / slots, L) steps on SMs x R slots: wave time = roofline "
+            f"time x max(1, L x slots / W) + {overhead_us:g} µs ({sms}). Aten kernels (all of eager's) are taken "
+            "as filling the GPU. Parallel efficiency = roofline time ÷ wave time; `tests/test_wave_model.py` checks "
+            "each kernel's per-program work against the interpreter's loop counts.",
+            steps,
+            f"{focus['nstack']}-stack, {focus['dtype']}, {focus['workload']}: "
+            + "; ".join(wave_headline(focus)) + ". Per Triton op / kernel (programs, and the work of the longest and "
+            "median program in tile steps, over all the op's launches), by wave time:",
+            ops,
+        ]
     checked = results["targets"]
     if checked:
         parts += ["### Targets (8-stack, batch 16, 256x256, bf16 training step, fasthg ÷ eager)",

@@ -19,16 +19,22 @@ class Gpu:
     name: str
     bandwidth: float  # HBM bytes per second
     peak_flops: dict  # dtype: dense FLOP/s
+    arch: int  # compute capability, as the AOT report names it (sm_90: 90)
+    sms: int  # streaming multiprocessors, for the wave model (bench/wave.py)
+
+    def busy_seconds(self, kernel, dtype):
+        """max(bytes / bandwidth, FLOPs / peak): one kernel's time with every SM busy, overhead aside."""
+        return max(kernel.bytes / self.bandwidth, kernel.flops / self.peak_flops[dtype])
 
     def kernel_seconds(self, kernel, dtype):
         """Lower-bound time of one kernel with tensors of ``dtype``."""
-        return max(kernel.bytes / self.bandwidth, kernel.flops / self.peak_flops[dtype]) + LAUNCH_OVERHEAD_SECONDS
+        return self.busy_seconds(kernel, dtype) + LAUNCH_OVERHEAD_SECONDS
 
     def step_seconds(self, kernels, dtype):
         return sum(self.kernel_seconds(kernel, dtype) for kernel in kernels)
 
 
 GPUS = (
-    Gpu("H100", 3.35e12, {torch.bfloat16: 990e12, torch.float32: 67e12}),
-    Gpu("A100", 2.0e12, {torch.bfloat16: 312e12, torch.float32: 19.5e12}),
+    Gpu("H100", 3.35e12, {torch.bfloat16: 990e12, torch.float32: 67e12}, arch=90, sms=132),
+    Gpu("A100", 2.0e12, {torch.bfloat16: 312e12, torch.float32: 19.5e12}, arch=80, sms=108),
 )

@@ -9,6 +9,7 @@ import fasthg
 from bench.counting import DeclarationMismatch, Kernel, KernelCounter, SavedActivations
 from bench.roofline import GPUS, LAUNCH_OVERHEAD_SECONDS
 from bench.traffic import TRITON_TRAFFIC, UNCOUNTED_POINTERS
+from bench.work import WorkClass
 from fasthg import reference
 from fasthg.kernels import registry
 from fasthg.ops import residual_kernels
@@ -57,8 +58,13 @@ def test_upsample_add_counted_by_hand(side):
     with counter:
         upsample_add(low, skip).backward(grad)
     if side == "fasthg":
-        expected = [Kernel("fasthg::upsample_add", "upsample_add_forward_kernel", small + 2 * large, 0, triton=True),
-                    Kernel("fasthg::upsample_add_backward", "upsample_add_backward_kernel", large + small, 0, triton=True)]
+        # The interpreter's tiles (128 pixels x 64 channels) cover either grid in one program of one step.
+        one_tile = (WorkClass(1, 1),)
+        label = {name: registry.lookup(name, torch.float32, low.device).label for name in ("upsample_add_forward", "upsample_add_backward")}
+        expected = [Kernel("fasthg::upsample_add", "upsample_add_forward_kernel", small + 2 * large, 0, triton=True,
+                           work=one_tile, configuration=label["upsample_add_forward"]),
+                    Kernel("fasthg::upsample_add_backward", "upsample_add_backward_kernel", large + small, 0, triton=True,
+                           work=one_tile, configuration=label["upsample_add_backward"])]
     else:
         expected = [Kernel("aten::upsample_nearest2d", "aten::upsample_nearest2d", small + large, 0),
                     Kernel("aten::add", "aten::add", 3 * large, 0),

@@ -1,4 +1,5 @@
 """The whole benchmark in its reduced form (``python -m bench --quick``), and its parts that need no full run."""
+import itertools
 import json
 import os
 import subprocess
@@ -8,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.resources import read_resources, summarise
-from bench.suite import resources_section, timings_section
+from bench.resources import DEFAULT_REPORT, read_resources, summarise
+from bench.roofline import GPUS
+from bench.suite import efficiency_key, resources_section, timings_section
 from bench.workloads import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +33,13 @@ def test_quick_run_writes_json_markdown_and_chart(tmp_path):
     assert "no CUDA device" in results["gpu_timings"]["skipped"] or "sections" in results["gpu_timings"]
     text = (tmp_path / "bench.md").read_text()
     assert "Roofline model: a lower bound, not a measurement" in text and "| 2 | bf16 | training step |" in text
+    assert "### Wave model: launches that cannot fill the GPU" in text
+    if read_resources(ROOT / DEFAULT_REPORT) is None:
+        assert "Not modelled: no AOT resource report" in text
+    else:  # eager's aten kernels are taken as filling the GPU; fasthg's launches at most fill it
+        for entry, gpu in itertools.product(results["accounting"], GPUS):
+            assert entry["sides"]["eager"][efficiency_key(gpu)] == pytest.approx(1.0)
+            assert 0 < entry["sides"]["fasthg"][efficiency_key(gpu)] <= 1
     assert (tmp_path / "ratios.png").read_bytes().startswith(b"\x89PNG")
     assert (published.stat().st_mtime if published.exists() else None) == before, "--quick must not touch bench/RESULTS.md"
 
