@@ -6,7 +6,7 @@ program does; :func:`program_work` gives it from a :class:`bench.launches.Triton
 and every argument by name, constexprs included), without running anything.
 
 **The unit of work is one tile step**: one iteration of a program's innermost loop (a K-step of a
-GEMM with its ``tl.dot``, a step of a finishing loop that combines partials, a pixel block of a
+GEMM with its ``tl.dot``, the combine of a reduction-tree node's children, a pixel block of a
 heatmap); a program that runs no loop does one step, its single tile. Steps of different kinds
 (a 64x64x16 product, a combine of 8 partial rows) count alike: the model compares programs within
 a launch, and most launches have one kind of step. A finishing program's own tile, when its kernel
@@ -14,17 +14,15 @@ has no main loop (``channel_stats``), is not added to its finishing steps.
 
 Each kernel has one function ``(grid, arguments) -> [WorkClass]`` in :data:`WORK`, with the
 kernel's and its launcher's own arithmetic; grids reach tens of thousands of programs, so the
-result is compact: classes of (number of programs, steps each). A reduction finished by "the last
-program to arrive" at a column block's counter is charged to one program per column block (which
-one is decided at run time; in the interpreter it is the highest-index program of the block).
+result is compact: classes of (number of programs, steps each). A reduction tree's node is
+combined by the last of its children's programs to arrive (decided at run time; in the
+interpreter, which runs programs in index order, the last leaf under the node: :func:`tree_steps`).
 ``tests/test_wave_model.py`` counts every program's loop iterations in the interpreter and checks
 them against these functions, so a kernel whose loops change fails there until its function does.
 """
-import inspect
 from collections import Counter
 from typing import NamedTuple
 
-from fasthg.kernels import helpers
 
 
 class WorkClass(NamedTuple):
@@ -37,59 +35,84 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
-def _finish_tiles(helper):
-    """The partial rows a finishing helper combines per step: its FINISH_TILES default, read from
-    its signature so the model follows the kernel."""
-    return inspect.signature(helper.fn).parameters["FINISH_TILES"].default
-
-
 def _classes(*pairs):
     """The (programs, work) pairs with any programs, as WorkClasses."""
     return [WorkClass(programs, work) for programs, work in pairs if programs > 0]
 
 
-def _with_finishers(programs, work, finishers, finish_steps):
-    """``programs`` programs of ``work`` steps, of which ``finishers`` (one per column block) also
-    run ``finish_steps`` steps combining the partials of the others."""
-    return _classes((programs - finishers, work), (finishers, work + finish_steps))
+def tree_steps(leaves, group, per_child):
+    """{leaf: combine steps} of the programs that complete nodes of a ``group``-ary reduction tree
+    over ``leaves`` (kernels/helpers.py), arriving in index order as in the interpreter: node k of
+    level l is completed by the last leaf under it, min((k + 1) group^l, leaves) - 1, at the cost
+    of its number of children when they load one per step (``per_child``), else of one step."""
+    steps, count, span = Counter(), leaves, 1
+    while count > 1:
+        parents, span = _cdiv(count, group), span * group
+        for node in range(parents):
+            children = min(group, count - node * group)
+            steps[min((node + 1) * span, leaves) - 1] += children if per_child else 1
+        count = parents
+    return steps
+
+
+def _with_tree(leaves, trees, work, group, per_child=False, finish_only=False):
+    """``trees`` reductions over ``leaves`` programs each doing ``work`` steps, plus each program's
+    combine steps; with ``finish_only`` a combining program counts its combine steps alone."""
+    extra = tree_steps(leaves, group, per_child)
+    completing = [(trees, steps if finish_only else work + steps) for steps in extra.values()]
+    return _classes((trees * (leaves - len(extra)), work), *completing)
 
 
 def conv_forward_work(grid, a):
     """One program per [BLOCK_M, BLOCK_N] output tile: KSIZE^2 ceil(C_in / BLOCK_K) K-steps, plus
-    ceil(C_skip / BLOCK_K) with HAS_SKIP. With STATS the last program of each of the grid[1]
-    column blocks combines the grid[0] row tiles' moments in finish_moments' two passes of
-    ceil(grid[0] / FINISH_TILES) steps each."""
+    ceil(C_skip / BLOCK_K) with HAS_SKIP. With STATS each of the grid[1] column blocks reduces its
+    grid[0] row tiles' moments up a tree, one step per node (its children load as one tile)."""
     row_tiles, column_tiles = grid
     steps = a["KSIZE"] ** 2 * _cdiv(a["C_in"], a["BLOCK_K"]) + (_cdiv(a["C_skip"], a["BLOCK_K"]) if a["HAS_SKIP"] else 0)
-    finish = 2 * _cdiv(row_tiles, _finish_tiles(helpers.finish_moments)) if a["STATS"] else 0
-    return _with_finishers(row_tiles * column_tiles, steps, column_tiles if a["STATS"] else 0, finish)
+    if not a["STATS"]:
+        return _classes((row_tiles * column_tiles, steps))
+    return _with_tree(row_tiles, column_tiles, steps, a["REDUCE_GROUP"])
 
 
 def conv_backward_work(grid, a):
-    """A 1-D grid: first the wgrad programs, ceil(C_out / BLOCK_N) x (KSIZE^2 ceil(C_wgrad / BLOCK_K)
-    + ceil(C_skip / BLOCK_K) with HAS_SKIP), each looping over all M = N H W rows in
-    ceil(M / BLOCK_M) steps; then the dgrad programs, KSIZE^2 ceil(C_out / BLOCK_K) steps each, of
-    which with EPILOGUE_BN the last of each of the ceil(C_dgrad / BLOCK_N) column blocks adds
-    finish_sums' ceil(row tiles / FINISH_TILES) steps."""
+    """A 1-D grid: first the wgrad programs, one per (row slice, dw tile): ceil(slice rows / BLOCK_M)
+    steps (the last slice may be shorter), and each tile's slices added up a tree whose node costs
+    one step per child tile; then the dgrad programs, KSIZE^2 ceil(C_out / BLOCK_K) steps each, with
+    EPILOGUE_BN each of the ceil(C_dgrad / BLOCK_N) column blocks reducing its row tiles' sums up a
+    tree (one step per node)."""
     (programs,) = grid
-    row_steps = _cdiv(a["N"] * a["H"] * a["W"], a["BLOCK_M"])
-    wgrad = 0
+    rows, block_m = a["N"] * a["H"] * a["W"], a["BLOCK_M"]
+    classes, wgrad = [], 0
     if a["WGRAD"]:
-        k_blocks = a["KSIZE"] ** 2 * _cdiv(a["C_wgrad"], a["BLOCK_K"]) + (_cdiv(a["C_skip"], a["BLOCK_K"]) if a["HAS_SKIP"] else 0)
-        wgrad = _cdiv(a["C_out"], a["BLOCK_N"]) * k_blocks
+        co_tiles = _cdiv(a["C_out"], a["BLOCK_N"])
+        tiles = co_tiles * (_cdiv(a["C_wgrad"] * a["KSIZE"] ** 2, a["BLOCK_J"])
+                            + (_cdiv(a["C_skip"], a["BLOCK_J"]) if a["HAS_SKIP"] else 0))
+        slices = _cdiv(rows, a["slice_rows"])
+        wgrad = tiles * slices
+        last_slice = _cdiv(rows - (slices - 1) * a["slice_rows"], block_m)
+        extra = tree_steps(slices, a["REDUCE_GROUP"], per_child=True)
+        full = a["slice_rows"] // block_m
+        work = Counter()
+        for index in range(slices):
+            work[(last_slice if index == slices - 1 else full) + extra.get(index, 0)] += tiles
+        classes += _classes(*((count, steps) for steps, count in work.items()))
     dgrad = programs - wgrad if a["DGRAD"] else 0
-    steps = a["KSIZE"] ** 2 * _cdiv(a["C_out"], a["BLOCK_K"])
-    finishers = _cdiv(a["C_dgrad"], a["BLOCK_N"]) if a["EPILOGUE_BN"] else 0
-    finish = _cdiv(row_steps, _finish_tiles(helpers.finish_sums))
-    return _classes((wgrad, row_steps)) + _with_finishers(dgrad, steps, finishers, finish)
+    if dgrad:
+        steps = a["KSIZE"] ** 2 * _cdiv(a["C_out"], a["BLOCK_K"])
+        if a["EPILOGUE_BN"]:
+            row_tiles = _cdiv(rows, block_m)
+            classes += _with_tree(row_tiles, dgrad // row_tiles, steps, a["REDUCE_GROUP"])
+        else:
+            classes += _classes((dgrad, steps))
+    return classes
 
 
 def channel_stats_work(grid, a):
-    """One [BLOCK_M, BLOCK_C] tile per program (one step); the last of each of the grid[1] channel
-    blocks runs finish_moments' two passes of ceil(grid[0] / FINISH_TILES) steps instead."""
+    """One [BLOCK_M, BLOCK_C] tile per program (one step); each of the grid[1] channel blocks
+    reduces its grid[0] row tiles' moments up a tree, and a program that completes nodes counts
+    its combine steps (one per node) instead of its tile."""
     row_tiles, channel_tiles = grid
-    finish = 2 * _cdiv(row_tiles, _finish_tiles(helpers.finish_moments))
-    return _classes((row_tiles * channel_tiles - channel_tiles, 1), (channel_tiles, finish))
+    return _with_tree(row_tiles, channel_tiles, 1, a["REDUCE_GROUP"], finish_only=True)
 
 
 def single_tile_work(grid, a):

@@ -139,23 +139,27 @@ _CONV_KERNELS = {
 # Tiles per dtype and architecture, checked with the AOT report (0 spills on sm_80 and sm_90).
 # BLOCK_J is the width of a weight-gradient tile in im2col columns; REDUCE_GROUP the children per
 # node of the reduction trees that programs share (statistics, BN's backward sums, split-K
-# weight gradients: kernels/helpers.py). A weight-gradient slice spans at least MIN_SLICE_STEPS
-# row tiles, which bounds the traffic of its partial tiles. On GPUs, BLOCK_K = 32 pushes the 3x3
+# weight gradients: kernels/helpers.py). A weight-gradient slice runs SLICE_BALANCE times the
+# K-steps of the dgrad programs in its launch, and at least MIN_SLICE_STEPS row steps (twice a
+# tree node's children; fasthg/ops/residual_kernels.py: wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3
 # backward to 255 registers, and so does BLOCK_J = 64 in 16-bit (244 at 32); fp32 needs 8 warps
 # (4 reach 255 in the joined dgrad|wgrad launch) and BLOCK_J = 16 (32 spills on sm_80); fp64
 # spills with 4 warps, and with 2 unless BLOCK_J = 8 and REDUCE_GROUP = 4. The interpreter runs
 # a program at a time in NumPy, so its tiles are as large as possible (fewer, bigger programs,
-# and other edges than the GPU tiles test), and its small REDUCE_GROUP and MIN_SLICE_STEPS give
-# the small test shapes split weight gradients and trees of several levels.
-_GPU_REDUCE = {"REDUCE_GROUP": 8, "MIN_SLICE_STEPS": 16}
+# and other edges than the GPU tiles test), and its REDUCE_GROUP of 2 and slices of one row tile
+# give the small test shapes split weight gradients and trees of several levels.
+_GPU_REDUCE = {"REDUCE_GROUP": 8, "SLICE_BALANCE": 2, "MIN_SLICE_STEPS": 16}
 _CONV_TILES = {
-    (torch.float64, ARCHS): dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, BLOCK_J=8, REDUCE_GROUP=4, MIN_SLICE_STEPS=16,
-                                 num_warps=2, num_stages=1),
-    (torch.float32, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, **_GPU_REDUCE, num_warps=8, num_stages=2),
-    (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, **_GPU_REDUCE, num_warps=4, num_stages=2),
-    (torch.bfloat16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, **_GPU_REDUCE, num_warps=4, num_stages=2),
-    **{(dtype, (INTERPRETER,)): dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, BLOCK_J=64, REDUCE_GROUP=2, MIN_SLICE_STEPS=1,
-                                     num_warps=4, num_stages=1) for dtype in TRITON_TYPE},
+    (torch.float64, ARCHS): dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, BLOCK_J=8, num_warps=2, num_stages=1,
+                                 REDUCE_GROUP=4, SLICE_BALANCE=2, MIN_SLICE_STEPS=8),
+    (torch.float32, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=8, num_stages=2,
+                                 **_GPU_REDUCE),
+    (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, num_warps=4, num_stages=2,
+                                 **_GPU_REDUCE),
+    (torch.bfloat16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, num_warps=4, num_stages=2,
+                                  **_GPU_REDUCE),
+    **{(dtype, (INTERPRETER,)): dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, BLOCK_J=64, num_warps=4, num_stages=1,
+                                     REDUCE_GROUP=2, SLICE_BALANCE=0, MIN_SLICE_STEPS=1) for dtype in TRITON_TYPE},
 }
 _CONV_BLOCKS = {"conv_forward": ("BLOCK_M", "BLOCK_N", "BLOCK_K", "REDUCE_GROUP"),
                 "conv_backward": ("BLOCK_M", "BLOCK_N", "BLOCK_K", "BLOCK_J", "REDUCE_GROUP")}
@@ -168,7 +172,7 @@ for (_dtype, _archs), _tiles in _CONV_TILES.items():
                 {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
                  **{block: _tiles[block] for block in _CONV_BLOCKS[_name]}},
                 num_warps=_tiles["num_warps"], num_stages=_tiles["num_stages"], archs=_archs,
-                extra={"min_slice_steps": _tiles["MIN_SLICE_STEPS"]}))
+                extra={"slice_balance": _tiles["SLICE_BALANCE"], "min_slice_steps": _tiles["MIN_SLICE_STEPS"]}))
 _ELEMENTWISE_TILES = {ARCHS: (64, 32, 8), (INTERPRETER,): (256, 64, 4)}  # rows, channels, warps
 _STATS_GROUP = {ARCHS: _GPU_REDUCE["REDUCE_GROUP"], (INTERPRETER,): 2}
 for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():

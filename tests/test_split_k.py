@@ -1,7 +1,7 @@
 """Split-K weight gradients and reduction trees (kernels/conv.py, kernels/helpers.py).
 
-The interpreter's configurations split a weight gradient into one slice per row tile and combine
-in trees of two, so the small shapes here run trees of several levels; a shape of one row tile
+The interpreter's configurations split a weight gradient into one slice per row tile (at these
+sizes) and combine in trees of two, so the small shapes here run trees of several levels; a shape of one row tile
 runs the unsplit path. Parity is judged in fp64 against fasthg.reference, and the combine order
 is checked to be fixed: the same bits whichever program of a tree arrives last.
 """
@@ -80,29 +80,31 @@ def test_tree_sizes(leaves, group, nodes):
     assert launch.tree_counters(leaves, group) == nodes - leaves
 
 
-# Full-size convs of the 8-stack bf16 training step: (rows, C_out, im2col columns, C_skip).
+# Full-size convs of the 8-stack bf16 training step: (rows, C_out, im2col columns, C_skip, dgrad K-steps).
 FULL_SIZE_CONVS = {
-    "3x3 128->128 at 64x64": (16 * 64 * 64, 128, 128 * 9, 0),
-    "1x1 256->128 at 64x64": (16 * 64 * 64, 128, 256, 0),
-    "1x1 128->256 + skip at 128x128": (16 * 128 * 128, 256, 128, 64),
-    "3x3 64->64 at 128x128": (16 * 128 * 128, 64, 64 * 9, 0),
-    "head 256->16 at 64x64": (16 * 64 * 64, 16, 256, 0),
-    "1x1 256->128 at 4x4": (16 * 4 * 4, 128, 256, 0),
+    "3x3 128->128 at 64x64": (16 * 64 * 64, 128, 128 * 9, 0, 9 * 8),
+    "1x1 256->128 at 64x64": (16 * 64 * 64, 128, 256, 0, 8),
+    "1x1 128->256 + skip at 128x128": (16 * 128 * 128, 256, 128, 64, 16),
+    "3x3 64->64 at 128x128": (16 * 128 * 128, 64, 64 * 9, 0, 9 * 4),
+    "head 256->16 at 64x64, no dgrad": (16 * 64 * 64, 16, 256, 0, 0),
+    "1x1 256->128 at 4x4": (16 * 4 * 4, 128, 256, 0, 8),
 }
 
 
 @pytest.mark.parametrize("sizes", FULL_SIZE_CONVS.values(), ids=FULL_SIZE_CONVS.keys())
 def test_weight_gradients_fill_an_h100_at_full_size(sizes):
-    rows, c_out, columns, c_skip = sizes
+    rows, c_out, columns, c_skip, dgrad_steps = sizes
     with registry.emulating(90):
         config = registry.lookup("conv_backward", torch.bfloat16, torch.device("cpu"), KSIZE=3, GRAD_BN=True)
-    blocks, min_steps = config.constexprs, config.extra["min_slice_steps"]
-    split = wgrad_split(rows, c_out, columns, c_skip, blocks, min_steps, torch.device("meta"))
+    blocks, balance, least = config.constexprs, config.extra["slice_balance"], config.extra["min_slice_steps"]
+    split = wgrad_split(rows, c_out, columns, c_skip, dgrad_steps, blocks, config.extra, torch.device("meta"))
     row_tiles = -(-rows // blocks["BLOCK_M"])
+    steps = split.slice_rows // blocks["BLOCK_M"]
     assert split.slice_rows % blocks["BLOCK_M"] == 0
     assert (split.slices - 1) * split.slice_rows < rows <= split.slices * split.slice_rows
-    if row_tiles >= 2 * min_steps:  # enough rows to split: two programs per SM, slices no shorter than the minimum
-        assert split.programs >= 2 * launch.MODELLED_MULTIPROCESSORS, f"{split.programs} programs"
-        assert split.slice_rows >= min_steps * blocks["BLOCK_M"]
-    else:
-        assert split.slices == 1
+    filling = split.tiles * row_tiles // (2 * launch.MODELLED_MULTIPROCESSORS)
+    if filling > max(balance * dgrad_steps, least):  # the GPU is the limit: two programs per SM, and not many more
+        wanted = 2 * launch.MODELLED_MULTIPROCESSORS
+        assert wanted <= split.programs <= 2 * wanted + split.tiles, f"{split.programs} programs"
+    else:  # the launch's dgrad programs are the limit, or the least slice: nothing longer
+        assert split.slices == 1 or steps == max(balance * dgrad_steps, least)

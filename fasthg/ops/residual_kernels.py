@@ -67,19 +67,22 @@ class WgradSplit(NamedTuple):
         return self.tiles * self.slices
 
 
-def wgrad_split(rows, c_out, columns, c_skip, constexprs, min_slice_steps, device):
+def wgrad_split(rows, c_out, columns, c_skip, dgrad_steps, constexprs, extra, device):
     """The split of a weight gradient dw[c_out, columns] (+ a skip conv's [c_out, c_skip]) over ``rows``.
 
-    Enough programs to give every multiprocessor two (the tiles times the slices), but no slice
-    shorter than ``min_slice_steps`` row tiles: the slices' partial tiles cost traffic, so a
-    launch splits only as far as it needs to fill the GPU.
+    A slice runs as many row steps as the launch allows and no more: ``extra["slice_balance"]``
+    times the K-steps of the dgrad programs it shares the launch with, so that no program runs
+    much longer than the launch's others, but at least the steps that still give every
+    multiprocessor two programs (a full GPU gains nothing from more slices, and each slice's
+    partial tile costs traffic), and at least ``extra["min_slice_steps"]``, so that combining a
+    tree node's partial tiles (up to REDUCE_GROUP of them) costs no more than a slice.
     """
     block_m, block_n, block_j = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["BLOCK_J"]
     co_tiles = triton.cdiv(c_out, block_n)
     tiles = co_tiles * (triton.cdiv(columns, block_j) + triton.cdiv(c_skip, block_j))
     row_tiles = triton.cdiv(rows, block_m)
-    wanted = max(1, min(triton.cdiv(2 * multiprocessors(device), tiles), row_tiles // min_slice_steps))
-    steps = row_tiles // wanted  # at least min_slice_steps, and ceil(row_tiles / steps) >= wanted slices
+    filling = tiles * row_tiles // (2 * multiprocessors(device))
+    steps = min(row_tiles, max(extra["min_slice_steps"], filling, extra["slice_balance"] * dgrad_steps))
     return WgradSplit(tiles, co_tiles, triton.cdiv(row_tiles, steps), steps * block_m)
 
 
@@ -154,8 +157,9 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     row_tiles, dgrad_blocks = triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c_dgrad, constexprs["BLOCK_N"])
     group = constexprs["REDUCE_GROUP"]
     sums_counters = dgrad_blocks * tree_counters(row_tiles, group) if sums_out is not None else 0
-    split = wgrad_split(rows, c_out, c_wgrad * ksize * ksize, c_skip, constexprs, config.extra["min_slice_steps"],
-                        grad.device) if wgrad else None
+    dgrad_steps = ksize * ksize * triton.cdiv(c_out, constexprs["BLOCK_K"]) if dgrad else 0
+    split = wgrad_split(rows, c_out, c_wgrad * ksize * ksize, c_skip, dgrad_steps, constexprs,
+                        config.extra, grad.device) if wgrad else None
     wgrad_counters = split.tiles * tree_counters(split.slices, group) if wgrad else 0
     counter = counters(grad.device, sums_counters + wgrad_counters)
     programs = (split.programs if wgrad else 0) + (row_tiles * dgrad_blocks if dgrad else 0)
