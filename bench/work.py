@@ -9,8 +9,8 @@ and every argument by name, constexprs included), without running anything.
 GEMM with its ``tl.dot``, the combine of a reduction-tree node's children, a pixel block of a
 heatmap); a program that runs no loop does one step, its single tile. Steps of different kinds
 (a 64x64x16 product, a combine of 8 partial rows) count alike: the model compares programs within
-a launch, and most launches have one kind of step. A finishing program's own tile, when its kernel
-has no main loop (``channel_stats``), is not added to its finishing steps.
+a launch, and most launches have one kind of step. A combining program's own tile, when its kernel
+has no main loop (``channel_stats``), is not added to its combine steps.
 
 Each kernel has one function ``(grid, arguments) -> [WorkClass]`` in :data:`WORK`, with the
 kernel's and its launcher's own arithmetic; grids reach tens of thousands of programs, so the

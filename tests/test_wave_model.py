@@ -3,8 +3,8 @@ per-program work against the loop iterations its programs really run in the inte
 longest ÷ median program at mid sizes.
 
 The kernels run at the GPU's tiles (``registry.emulating(90)``) on shapes whose rows are no
-multiple of the tiles, with enough row tiles that the statistics' finishing loops take more than
-one step; tests/program_work.py counts each program's innermost-loop iterations.
+multiple of the tiles, with enough row tiles that the statistics' reduction trees have two levels
+(9 row tiles in groups of 8); tests/program_work.py counts each program's innermost-loop iterations.
 """
 import sys
 
@@ -72,7 +72,7 @@ CASES = {
     "residual-train": ("Residual", {"inp": 6, "out": 6, "n": 2, "h": 5, "w": 7, "training": True}, True),
     "residual-eval-skip": ("Residual", {"inp": 17, "out": 6, "n": 2, "h": 5, "w": 7, "training": False}, True),
     "residual-eval": ("Residual", {"inp": 6, "out": 6, "n": 2, "h": 5, "w": 7, "training": False}, True),
-    # 529 rows: 9 row tiles, so the finishing loops (8 tiles a step) take 2 steps
+    # 529 rows: 9 row tiles, reduced in a tree of two levels (groups of 8: 9 -> 2 -> 1)
     "residual-train-forward-9-tiles": ("Residual", {"inp": 17, "out": 6, "n": 1, "h": 23, "w": 23, "training": True}, False),
     "head-train-9-tiles": ("stack_head", {"f": 5, "oup": 3, "merged": True, "n": 1, "h": 23, "w": 23, "training": True}, True),
     "head-train-last": ("stack_head", {"f": 5, "oup": 3, "merged": False, "n": 2, "h": 5, "w": 7, "training": True}, True),
