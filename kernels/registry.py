@@ -206,23 +206,48 @@ def emulating(arch):
         _emulated.pop()
 
 
+_cuda_archs = {}  # CUDA device index -> registry architecture, read once per device
+
+
 def current_arch(device):
     """The registry architecture for a device: sm_80 or sm_90 on CUDA, else the interpreter's."""
     if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        return 90 if major >= 9 else 80
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if index not in _cuda_archs:
+            major, _ = torch.cuda.get_device_capability(index)
+            _cuda_archs[index] = 90 if major >= 9 else 80
+        return _cuda_archs[index]
     return _emulated[-1]
+
+
+def _index(configs):
+    """{(name, dtype, arch): that kernel's configurations in registry order}."""
+    index = {}
+    for config in configs:
+        for arch in config.archs:
+            index.setdefault((config.name, config.dtype, arch), []).append(config)
+    return index
+
+
+_BY_KERNEL = _index(REGISTRY)
+_found = {}  # (name, dtype, arch, frozenset of the flags) -> the configuration lookup returned
 
 
 def lookup(name, dtype, device, **flags):
     """The shipped configuration of kernel ``name`` for ``dtype`` on ``device``'s architecture.
 
     ``flags`` select among a kernel's variants (constexpr flags such as KSIZE); a configuration
-    matches when it agrees on every flag it defines.
+    matches when it agrees on every flag it defines, and the first match in registry order wins.
+    Launchers call this on every launch, so the answer is cached per (name, dtype, architecture,
+    flags): after the first call it costs one dict lookup.
     """
     arch = current_arch(device)
-    for config in REGISTRY:
-        if (config.name == name and config.dtype == dtype and arch in config.archs
-                and all(config.constexprs.get(k, v) == v for k, v in flags.items())):
-            return config
-    raise KeyError(f"no shipped configuration of {name} for {dtype} on {arch} with {flags}")
+    key = (name, dtype, arch, frozenset(flags.items()))
+    config = _found.get(key)
+    if config is None:
+        candidates = _BY_KERNEL.get((name, dtype, arch), ())
+        config = next((c for c in candidates if all(c.constexprs.get(k, v) == v for k, v in flags.items())), None)
+        if config is None:
+            raise KeyError(f"no shipped configuration of {name} for {dtype} on {arch} with {flags}")
+        _found[key] = config
+    return config
