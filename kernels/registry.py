@@ -137,26 +137,33 @@ _CONV_KERNELS = {
 }
 # Tile shapes: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) per dtype and architecture, checked
 # with the AOT report: on GPUs BLOCK_K = 32 pushes the 3x3 backward to 255 registers; fp32 needs
-# 8 warps (4 reach 255 in the joined dgrad|wgrad launch); fp64 spills 8-16 bytes in some
+# 8 warps (4 reach 255 in the joined dgrad|wgrad launch) and one stage (its IEEE products, which
+# use no tensor cores, spill 104-128 bytes in the GRAD_BN backward with two; TF32 and IEEE share
+# the tile, as launchers may switch a configuration's precision); fp64 spills 8-16 bytes in some
 # variants with 4 warps and none with a 32x16 tile on 2 warps. The interpreter runs a program at a time in NumPy, so its tiles are
 # as large as possible: fewer, bigger programs (and different edges than the GPU tiles test).
 _CONV_TILES = {
     (torch.float64, ARCHS): (32, 16, 16, 2, 1),
-    (torch.float32, ARCHS): (64, 64, 16, 8, 2),
+    (torch.float32, ARCHS): (64, 64, 16, 8, 1),
     (torch.float16, ARCHS): (64, 64, 16, 4, 2),
     (torch.bfloat16, ARCHS): (64, 64, 16, 4, 2),
     **{(dtype, (INTERPRETER,)): (128, 64, 64, 4, 1) for dtype in TRITON_TYPE},
 }
+# The dot products' input precision per dtype (launch.dot_flags): fp32 runs TF32 or IEEE as
+# torch.backends.cudnn.allow_tf32 says, so both are shipped (and listed for the interpreter, which
+# ignores it, so a launcher may ask for either); fp16/bf16 ignore it, fp64 is always IEEE.
+_PRECISIONS = {torch.float64: ("ieee",), torch.float32: ("tf32", "ieee"), torch.float16: ("tf32",),
+               torch.bfloat16: ("tf32",)}
 _ELEMENTWISE_TILES = {ARCHS: (64, 32, 8), (INTERPRETER,): (256, 64, 4)}  # rows, channels, warps
 for (_dtype, _archs), (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
-    _precision = "ieee" if _dtype == torch.float64 else "tf32"
-    for _name, (_kernel, _signature) in _CONV_KERNELS.items():
-        for _flags in _CONV_VARIANTS[_name]:
-            REGISTRY.append(KernelConfig(
-                _name, _kernel, _dtype, _signature,
-                {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
-                 "BLOCK_M": _bm, "BLOCK_N": _bn, "BLOCK_K": _bk},
-                num_warps=_warps, num_stages=_stages, archs=_archs))
+    for _precision in _PRECISIONS[_dtype]:
+        for _name, (_kernel, _signature) in _CONV_KERNELS.items():
+            for _flags in _CONV_VARIANTS[_name]:
+                REGISTRY.append(KernelConfig(
+                    _name, _kernel, _dtype, _signature,
+                    {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
+                     "BLOCK_M": _bm, "BLOCK_N": _bn, "BLOCK_K": _bk},
+                    num_warps=_warps, num_stages=_stages, archs=_archs))
 for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
     for _dtype in TRITON_TYPE:
         _blocks = {"BLOCK_M": _rows, "BLOCK_C": _channels}
@@ -236,10 +243,10 @@ _found = {}  # (name, dtype, arch, frozenset of the flags) -> the configuration 
 def lookup(name, dtype, device, **flags):
     """The shipped configuration of kernel ``name`` for ``dtype`` on ``device``'s architecture.
 
-    ``flags`` select among a kernel's variants (constexpr flags such as KSIZE); a configuration
-    matches when it agrees on every flag it defines, and the first match in registry order wins.
-    Launchers call this on every launch, so the answer is cached per (name, dtype, architecture,
-    flags): after the first call it costs one dict lookup.
+    ``flags`` select among a kernel's variants (constexpr flags such as KSIZE, or INPUT_PRECISION
+    for fp32 convolutions); a configuration matches when it agrees on every flag it defines, and the
+    first match in registry order wins. Launchers call this on every launch, so the answer is cached
+    per (name, dtype, architecture, flags): after the first call it costs one dict lookup.
     """
     arch = current_arch(device)
     key = (name, dtype, arch, frozenset(flags.items()))

@@ -47,6 +47,16 @@ def test_the_cached_answer_follows_the_emulated_architecture():
     assert registry.lookup("conv_forward", torch.float16, CPU, **flags) is interpreted
 
 
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("precision", ["tf32", "ieee"])
+def test_fp32_convolutions_ship_both_input_precisions(arch, precision):
+    with registry.emulating(arch):
+        for name in ("conv_forward", "conv_backward"):
+            config = registry.lookup(name, torch.float32, CPU, KSIZE=3, INPUT_PRECISION=precision)
+            assert config.constexprs["INPUT_PRECISION"] == precision
+            assert config.constexprs["KSIZE"] == 3
+
+
 def test_no_match_is_a_key_error_naming_what_was_asked():
     with registry.emulating(80), pytest.raises(KeyError) as raised:
         registry.lookup("conv_forward", torch.float32, CPU, KSIZE=5)
