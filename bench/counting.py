@@ -72,7 +72,8 @@ def _qualified(func):
 
 
 class KernelCounter(TorchDispatchMode):
-    """Records the kernels the code in its block launches (``kernels``) and every fasthg op call (``calls``).
+    """Records the kernels the code in its block launches (``kernels``), each Triton launch with
+    its arguments (``launches``, what the AOT build specialises for) and every fasthg op call (``calls``).
 
     ``execute``: run the Triton kernels (CPU tensors in the interpreter); leave it False on meta tensors.
     """
@@ -81,6 +82,7 @@ class KernelCounter(TorchDispatchMode):
         super().__init__()
         self.execute = execute
         self.kernels = []
+        self.launches = []
         self.calls = []
         self._inside = []  # the fasthg op whose implementation is running
 
@@ -118,6 +120,7 @@ class KernelCounter(TorchDispatchMode):
         return out
 
     def _record_launch(self, launch):
+        self.launches.append(launch)
         arguments = launch.arguments
         self.kernels.append(Kernel(self._inside[-1], launch.kernel, triton_bytes(launch.kernel, arguments),
                                    triton_flops(launch.kernel, arguments), triton=True))
