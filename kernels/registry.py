@@ -136,19 +136,23 @@ _CONV_KERNELS = {
     "conv_backward": (conv.conv_backward_kernel, _CONV_BACKWARD_SIGNATURE),
 }
 # Tile shapes: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) per dtype and architecture, checked
-# with the AOT report: on GPUs BLOCK_K = 32 pushes the 3x3 backward to 255 registers; fp32 needs
-# 8 warps (4 reach 255 in the joined dgrad|wgrad launch) and one stage (its IEEE products, which
-# use no tensor cores, spill 104-128 bytes in the GRAD_BN backward with two; TF32 and IEEE share
-# the tile, as launchers may switch a configuration's precision); fp64 spills 8-16 bytes in some
-# variants with 4 warps and none with a 32x16 tile on 2 warps. The interpreter runs a program at a time in NumPy, so its tiles are
-# as large as possible: fewer, bigger programs (and different edges than the GPU tiles test).
+# with the AOT report in every specialisation the JIT compiles: on GPUs BLOCK_K = 32 pushes the 3x3
+# backward to 255 registers; fp32 needs 8 warps (4 reach 255 in the joined dgrad|wgrad launch);
+# fp64 spills 8-16 bytes in some variants with 4 warps, and with BLOCK_K = 16 on 2 warps once its
+# pointers and sizes are known to be aligned (ptxas caps it at 128 registers). The interpreter
+# runs a program at a time in NumPy, so its tiles are as large as possible: fewer, bigger
+# programs (and different edges than the GPU tiles test).
 _CONV_TILES = {
-    (torch.float64, ARCHS): (32, 16, 16, 2, 1),
-    (torch.float32, ARCHS): (64, 64, 16, 8, 1),
+    (torch.float64, ARCHS): (32, 16, 8, 2, 1),
+    (torch.float32, ARCHS): (64, 64, 16, 8, 2),
     (torch.float16, ARCHS): (64, 64, 16, 4, 2),
     (torch.bfloat16, ARCHS): (64, 64, 16, 4, 2),
     **{(dtype, (INTERPRETER,)): (128, 64, 64, 4, 1) for dtype in TRITON_TYPE},
 }
+# Pipeline stages that differ by kernel: the fp32 backward's IEEE products (no tensor cores) spill
+# 104-128 bytes in the GRAD_BN launches with two stages. TF32 and IEEE share every other tile
+# setting, since today's launcher switches a configuration's precision itself.
+_CONV_STAGES = {("conv_backward", torch.float32, ARCHS): 1}
 # The dot products' input precision per dtype (launch.dot_flags): fp32 runs TF32 or IEEE as
 # torch.backends.cudnn.allow_tf32 says, so both are shipped (and listed for the interpreter, which
 # ignores it, so a launcher may ask for either); fp16/bf16 ignore it, fp64 is always IEEE.
@@ -163,7 +167,7 @@ for (_dtype, _archs), (_bm, _bn, _bk, _warps, _stages) in _CONV_TILES.items():
                     _name, _kernel, _dtype, _signature,
                     {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
                      "BLOCK_M": _bm, "BLOCK_N": _bn, "BLOCK_K": _bk},
-                    num_warps=_warps, num_stages=_stages, archs=_archs))
+                    num_warps=_warps, num_stages=_CONV_STAGES.get((_name, _dtype, _archs), _stages), archs=_archs))
 for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
     for _dtype in TRITON_TYPE:
         _blocks = {"BLOCK_M": _rows, "BLOCK_C": _channels}
