@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from fasthg.kernels import registry
 
-from .counting import KernelCounter, SavedActivations
+from .counting import KernelCounter, LaunchRecorder, SavedActivations
 from .workloads import WORKLOADS, build, inputs
 
 GPU_ARCH = 90
@@ -46,7 +46,7 @@ def triton_launches(config, workload):
     """Every Triton launch (:class:`bench.launches.TritonLaunch`) fasthg makes in ``workload`` at
     ``config``, recorded on the meta device with the GPU tiles and not run."""
     model, (images, target), step = _prepared(config, workload, "fasthg")
-    counter = KernelCounter()
-    with registry.emulating(GPU_ARCH), counter:
+    recorder = LaunchRecorder()
+    with registry.emulating(GPU_ARCH), recorder:
         step(model, images, target)
-    return counter.launches
+    return recorder.launches

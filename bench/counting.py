@@ -72,8 +72,7 @@ def _qualified(func):
 
 
 class KernelCounter(TorchDispatchMode):
-    """Records the kernels the code in its block launches (``kernels``), each Triton launch with
-    its arguments (``launches``, what the AOT build specialises for) and every fasthg op call (``calls``).
+    """Records the kernels the code in its block launches (``kernels``) and every fasthg op call (``calls``).
 
     ``execute``: run the Triton kernels (CPU tensors in the interpreter); leave it False on meta tensors.
     """
@@ -82,7 +81,6 @@ class KernelCounter(TorchDispatchMode):
         super().__init__()
         self.execute = execute
         self.kernels = []
-        self.launches = []
         self.calls = []
         self._inside = []  # the fasthg op whose implementation is running
 
@@ -120,7 +118,6 @@ class KernelCounter(TorchDispatchMode):
         return out
 
     def _record_launch(self, launch):
-        self.launches.append(launch)
         arguments = launch.arguments
         self.kernels.append(Kernel(self._inside[-1], launch.kernel, triton_bytes(launch.kernel, arguments),
                                    triton_flops(launch.kernel, arguments), triton=True))
@@ -147,3 +144,18 @@ class SavedActivations(torch.autograd.graph.saved_tensors_hooks):
     @property
     def bytes(self):
         return sum(self._saved.values())
+
+
+class LaunchRecorder(KernelCounter):
+    """A :class:`KernelCounter` that also keeps each Triton launch with its arguments (``launches``,
+    what the AOT build specialises for). Kept apart from the counter: holding a launch's tensors
+    keeps its outputs alive, and autograd then copies a gradient it would otherwise take over,
+    which the counter would count as a kernel."""
+
+    def __init__(self):
+        super().__init__()
+        self.launches = []
+
+    def _record_launch(self, launch):
+        self.launches.append(launch)
+        super()._record_launch(launch)

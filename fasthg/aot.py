@@ -185,7 +185,7 @@ def recorded_launches():
     import torch
 
     from bench.accounting import GPU_ARCH, triton_launches
-    from bench.counting import KernelCounter
+    from bench.counting import LaunchRecorder
     from bench.workloads import WORKLOADS, Config
     from fasthg import ops
     from fasthg.kernels.heatmap import STYLES
@@ -196,8 +196,8 @@ def recorded_launches():
     preds = torch.empty((16, 8, 16, 64, 64), dtype=dtype, device="meta", requires_grad=True)
     keypoints = torch.empty((16, 16, 2), device="meta")
     visible = torch.empty((16, 16), dtype=torch.bool, device="meta")
-    counter = KernelCounter()
-    with emulating(GPU_ARCH), counter:
+    recorder = LaunchRecorder()
+    with emulating(GPU_ARCH), recorder:
         for style in STYLES:
             for weighted in (False, True):
                 ops.heatmap_loss(preds, keypoints, visible, 1.0, style, weighted)  # training
@@ -205,7 +205,7 @@ def recorded_launches():
             ops.render_heatmaps(keypoints, visible, (64, 64), 1.0, style)
             if style != "unbiased":  # decoding has three conventions
                 ops.decode_heatmaps(preds[:, -1].detach(), style)
-    return launches + counter.launches
+    return launches + recorder.launches
 
 
 def specialisations(configs, launches):
