@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from fasthg.kernels import registry
 
-from .counting import KernelCounter, SavedActivations
+from .counting import KernelCounter, LaunchRecorder, SavedActivations
 from .workloads import WORKLOADS, build, inputs
 
 GPU_ARCH = 90
@@ -20,19 +20,33 @@ class Account(NamedTuple):
     saved_bytes: int
 
 
+def _prepared(config, workload, side):
+    """(``side``'s network on meta in ``workload``'s mode, its inputs, the step) at ``config``."""
+    model = build(config, "meta")[side]
+    training, step = WORKLOADS[workload]
+    return model.train(training), inputs(config, "meta"), step
+
+
 def account(config, workload, side):
     """The :class:`Account` of ``side`` ('eager' or 'fasthg') running ``workload`` at ``config``.
 
     The step runs twice and the second is counted: the first allocates what a process allocates
     once (fasthg's zeroed arrival counters), which a training loop does not pay per step.
     """
-    model = build(config, "meta")[side]
-    images, target = inputs(config, "meta")
-    training, step = WORKLOADS[workload]
-    model.train(training)
+    model, (images, target), step = _prepared(config, workload, side)
     state = [*model.parameters(), *model.buffers()]
     for _ in range(2):
         counter, saved = KernelCounter(), SavedActivations(excluded=state)
         with registry.emulating(GPU_ARCH), counter, saved:
             step(model, images, target)
     return Account(counter.kernels, saved.bytes)
+
+
+def triton_launches(config, workload):
+    """Every Triton launch (:class:`bench.launches.TritonLaunch`) fasthg makes in ``workload`` at
+    ``config``, recorded on the meta device with the GPU tiles and not run."""
+    model, (images, target), step = _prepared(config, workload, "fasthg")
+    recorder = LaunchRecorder()
+    with registry.emulating(GPU_ARCH), recorder:
+        step(model, images, target)
+    return recorder.launches

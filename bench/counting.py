@@ -152,3 +152,18 @@ class SavedActivations(torch.autograd.graph.saved_tensors_hooks):
     @property
     def bytes(self):
         return sum(self._saved.values())
+
+
+class LaunchRecorder(KernelCounter):
+    """A :class:`KernelCounter` that also keeps each Triton launch with its arguments (``launches``,
+    what the AOT build specialises for). Kept apart from the counter: holding a launch's tensors
+    keeps its outputs alive, and autograd then copies a gradient it would otherwise take over,
+    which the counter would count as a kernel."""
+
+    def __init__(self):
+        super().__init__()
+        self.launches = []
+
+    def _record_launch(self, launch):
+        self.launches.append(launch)
+        super()._record_launch(launch)

@@ -4,16 +4,32 @@
     python -m fasthg.aot --check build/kernels/resources.json --arch 80
 
 The build compiles each configuration of ``fasthg.kernels.registry.REGISTRY`` for each of its GPU
-architectures with ``triton.compile`` (no GPU needed), writes the cubin and PTX, and reads the
-cubin's resource usage with the ``cuobjdump`` bundled with Triton: registers per thread, the
-stack frame and local memory per thread (nonzero only when ptxas spills registers or keeps an
-array in local memory: either is counted as a spill here), and static shared memory, to which the
-dynamic shared memory Triton allocates is added. (Triton's bundled ``ptxas -v`` cannot assemble
-the PTX version Triton 3.9 emits for sm_90a, so cuobjdump is the one source for both.)
+architectures with ``triton.compile`` (no GPU needed), in every specialisation that runs (below),
+writes the cubin and PTX, and reads the cubin's resource usage with the ``cuobjdump`` bundled with
+Triton: registers per thread, the stack frame and local memory per thread (nonzero only when
+ptxas spills registers or keeps an array in local memory: either is counted as a spill here), and
+static shared memory, to which the dynamic shared memory Triton allocates is added. (Triton's
+bundled ``ptxas -v`` cannot assemble the PTX version Triton 3.9 emits for sm_90a, so cuobjdump is
+the one source for both.)
 
 Occupancy is estimated from the per-SM limits of the A100 (sm_80) and H100 (sm_90): 65,536
 registers allocated per warp in units of 256, 64 resident warps, 32 resident blocks, and 164 KB
 (sm_80) or 228 KB (sm_90) of shared memory, 1 KB of it reserved per block by the runtime.
+
+Specialisations. Triton's JIT compiles a kernel once per specialisation of its runtime arguments
+(``triton/runtime/jit.py`` through ``native_specialize_impl`` and ``BaseBackend``): a pointer
+whose address, or an integer whose value, is divisible by 16 gets ``tt.divisibility = 16`` (wider
+vector loads, other registers and shared memory), and an integer equal to 1 becomes the constexpr
+1. The report compiles, per configuration, the unspecialised fallback and each specialisation
+that the full-size model's launches have: a 2-stack PoseNet (every launch of the 8-stack one,
+fewer times), batch 16, 256x256, inp_dim 256, training step and inference, and the heatmap
+ops as training and evaluation call them (16 joints, 64x64 maps, visibility given), recorded on
+the meta device with ``bench.accounting`` (so the build runs from the source tree). Pointers
+count as aligned when their offset in their storage is (CUDA's allocator aligns storages to 512
+bytes). The launches are recorded in bf16 and stand for every dtype: only the tile and the dot
+precision constexprs differ by dtype, and neither changes the arguments (alignments only improve
+with wider elements). A configuration that no recorded launch uses is compiled with aligned
+pointers and unspecialised integers.
 
 A configuration fails when it does not compile, spills, or needs more shared memory per block
 than the architecture allows (163 KB on sm_80, 227 KB on sm_90). The build writes
@@ -54,6 +70,7 @@ _USAGE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
 @dataclass
 class Resources:
     label: str
+    specialisation: str
     kernel: str
     dtype: str
     arch: int
@@ -74,6 +91,10 @@ class Resources:
         if self.shared_bytes > LIMITS[self.arch].shared_per_block:
             reasons.append(f"{self.shared_bytes} bytes of shared memory > {LIMITS[self.arch].shared_per_block}")
         return reasons
+
+    def failure_lines(self):
+        """``failures()`` as printable lines naming the configuration, specialisation and architecture."""
+        return [f"{self.label} ({self.specialisation}) sm_{self.arch}: {reason}" for reason in self.failures()]
 
 
 def parse_resource_usage(text):
@@ -100,24 +121,133 @@ def _cuobjdump():
     return str(Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump")
 
 
-def compile_config(index, arch, out_dir):
-    """Compiles REGISTRY[index] for sm_``arch``, writes its cubin and PTX, returns its Resources."""
+@dataclass(frozen=True, order=True)
+class Specialisation:
+    """How the JIT specialises a launch's runtime arguments: ``divisible`` (names) get
+    ``tt.divisibility = 16``, ``ones`` (integers equal to 1) become the constexpr 1."""
+    divisible: tuple = ()
+    ones: tuple = ()
+
+    def describe(self, config):
+        """A report label: which pointers are aligned, which integers divisible by 16 or 1."""
+        if not self.divisible and not self.ones:
+            return "unspecialised"
+        pointers = [name for name, kind in config.signature.items() if kind.startswith("*")]
+        unaligned = [name for name in pointers if name not in self.divisible]
+        parts = ["pointers aligned" if not unaligned else
+                 "no pointer aligned" if len(unaligned) == len(pointers) else f"unaligned {','.join(unaligned)}"]
+        integers = [name for name in self.divisible if name not in pointers]
+        parts.append(f"{','.join(integers)} % 16 = 0" if integers else "no integer % 16 = 0")
+        if self.ones:
+            parts.append(f"{','.join(self.ones)} = 1")
+        return "; ".join(parts)
+
+    def source(self, config):
+        """The ASTSource of ``config`` compiled with this specialisation."""
+        from triton.compiler import ASTSource
+
+        signature = {name: kind for name, kind in config.triton_signature().items() if name not in self.ones}
+        attrs = {(config.kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in self.divisible}
+        constexprs = {**config.constexprs, **dict.fromkeys(self.ones, 1)}
+        return ASTSource(fn=config.kernel, signature=signature, constexprs=constexprs, attrs=attrs)
+
+
+def specialisation_of(config, arguments):
+    """The Specialisation the JIT gives a launch of ``config`` with ``arguments`` (by name):
+    integers as Triton's own ``native_specialize_impl`` does, pointers by their offset in their
+    storage (the storage itself is 512-byte aligned by CUDA's allocator)."""
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.compiler import BaseBackend
+
+    divisible, ones = [], []
+    for name, kind in config.signature.items():
+        value = arguments[name]
+        if kind.startswith("*"):
+            if value.storage_offset() * value.element_size() % 16 == 0:
+                divisible.append(name)
+        elif kind.startswith("i"):
+            specialised = native_specialize_impl(BaseBackend, value, False, True, True)
+            if specialised == ("constexpr", 1):
+                ones.append(name)
+            elif specialised[1] == "D":
+                divisible.append(name)
+    return Specialisation(tuple(divisible), tuple(ones))
+
+
+def _variant(constexprs):
+    """The constexprs that choose a kernel's variant: all but the tile (BLOCK_*) and the dot's
+    precision (INPUT_PRECISION, UPCAST), which differ by dtype and leave the arguments as they are."""
+    return frozenset((k, v) for k, v in constexprs.items()
+                     if not k.startswith("BLOCK_") and k not in ("INPUT_PRECISION", "UPCAST"))
+
+
+def recorded_launches():
+    """The Triton launches (bench.launches.TritonLaunch) of the full-size model's training step and
+    inference and of the heatmap ops at full size, in bf16 on the meta device (see the module docstring)."""
+    import torch
+
+    from bench.accounting import GPU_ARCH, triton_launches
+    from bench.counting import LaunchRecorder
+    from bench.workloads import WORKLOADS, Config
+    from fasthg import ops
+    from fasthg.kernels.heatmap import STYLES
+    from fasthg.kernels.registry import emulating
+
+    dtype = torch.bfloat16
+    launches = [launch for workload in WORKLOADS for launch in triton_launches(Config(2, 16, 256, dtype), workload)]
+    preds = torch.empty((16, 8, 16, 64, 64), dtype=dtype, device="meta", requires_grad=True)
+    keypoints = torch.empty((16, 16, 2), device="meta")
+    visible = torch.empty((16, 16), dtype=torch.bool, device="meta")
+    recorder = LaunchRecorder()
+    with emulating(GPU_ARCH), recorder:
+        for style in STYLES:
+            for weighted in (False, True):
+                ops.heatmap_loss(preds, keypoints, visible, 1.0, style, weighted)  # training
+                ops.heatmap_loss(preds.detach(), keypoints, visible, 1.0, style, weighted)  # validation
+            ops.render_heatmaps(keypoints, visible, (64, 64), 1.0, style)
+            if style != "unbiased":  # decoding has three conventions
+                ops.decode_heatmaps(preds[:, -1].detach(), style)
+    return launches + recorder.launches
+
+
+def specialisations(configs, launches):
+    """Per configuration (a list parallel to ``configs``), the sorted Specialisations to compile:
+    the unspecialised fallback and those of ``launches`` of its kernel variant (any dtype), or
+    with no such launch, aligned pointers and unspecialised integers."""
+    seen = {}
+    by_kernel = {}
+    for config in configs:
+        by_kernel.setdefault(config.kernel.fn.__name__, config)
+    for launch in launches:
+        config = by_kernel[launch.kernel]
+        seen.setdefault((launch.kernel, _variant({k: launch.arguments[k] for k in config.constexprs})), set()).add(
+            specialisation_of(config, launch.arguments))
+    result = []
+    for config in configs:
+        pointers = tuple(name for name, kind in config.signature.items() if kind.startswith("*"))
+        observed = seen.get((config.kernel.fn.__name__, _variant(config.constexprs)), {Specialisation(pointers)})
+        result.append(sorted({Specialisation(), *observed}))
+    return result
+
+
+def compile_config(index, specialisation, number, arch, out_dir):
+    """Compiles REGISTRY[index] in ``specialisation`` (its ``number``-th) for sm_``arch``, writes
+    its cubin and PTX, returns its Resources."""
     import triton
     from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
     from fasthg.kernels.registry import REGISTRY, TRITON_TYPE
 
     config = REGISTRY[index]
-    result = Resources(config.label, config.name, TRITON_TYPE[config.dtype], arch, config.num_warps)
+    result = Resources(config.label, specialisation.describe(config), config.name, TRITON_TYPE[config.dtype], arch,
+                       config.num_warps)
     try:
-        compiled = triton.compile(
-            ASTSource(fn=config.kernel, signature=config.triton_signature(), constexprs=config.constexprs),
-            target=GPUTarget("cuda", arch, 32), options={"num_warps": config.num_warps, "num_stages": config.num_stages})
+        compiled = triton.compile(specialisation.source(config), target=GPUTarget("cuda", arch, 32),
+                                  options={"num_warps": config.num_warps, "num_stages": config.num_stages})
     except Exception as error:  # a compile error is a finding of the report, not a crash of the build
         result.error = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"[:300]
         return result
-    stem = Path(out_dir) / f"sm_{arch}" / f"{index:03d}_{config.name}_{result.dtype}"
+    stem = Path(out_dir) / f"sm_{arch}" / f"{index:03d}_{config.name}_{result.dtype}_{number}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".cubin").write_bytes(compiled.asm["cubin"])
     stem.with_suffix(".ptx").write_text(compiled.asm["ptx"])
@@ -130,25 +260,27 @@ def compile_config(index, arch, out_dir):
 
 
 def build(out_dir, archs, text_filter, jobs):
-    """Compiles every matching (configuration, architecture) pair; returns their Resources in registry order."""
+    """Compiles every matching (configuration, specialisation, architecture); returns their
+    Resources in registry order."""
     from fasthg.kernels.registry import REGISTRY
 
-    work = [(index, arch) for index, config in enumerate(REGISTRY) if text_filter in config.label
-            for arch in config.archs if arch in archs]
+    variants = specialisations(REGISTRY, recorded_launches())
+    work = [(index, specialisation, number, arch) for index, config in enumerate(REGISTRY) if text_filter in config.label
+            for number, specialisation in enumerate(variants[index]) for arch in config.archs if arch in archs]
     if jobs > 1:
         with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
             return list(pool.map(compile_config, *zip(*work), [out_dir] * len(work)))
-    return [compile_config(index, arch, out_dir) for index, arch in work]
+    return [compile_config(*item, out_dir) for item in work]
 
 
 def markdown(results):
-    """The report as a Markdown table, one row per (configuration, architecture)."""
-    lines = ["| configuration | arch | registers | spill bytes | shared bytes | occupancy | status |",
-             "|---|---|---|---|---|---|---|"]
+    """The report as a Markdown table, one row per (configuration, specialisation, architecture)."""
+    lines = ["| configuration | specialisation | arch | registers | spill bytes | shared bytes | occupancy | status |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         status = "; ".join(r.failures()) or "ok"
-        lines.append(f"| `{r.label}` | sm_{r.arch} | {r.registers} | {r.spill_bytes} | {r.shared_bytes} | "
-                     f"{r.occupancy:.0%} | {status} |")
+        lines.append(f"| `{r.label}` | {r.specialisation} | sm_{r.arch} | {r.registers} | {r.spill_bytes} | "
+                     f"{r.shared_bytes} | {r.occupancy:.0%} | {status} |")
     return "\n".join(lines) + "\n"
 
 
@@ -165,7 +297,7 @@ def check(report_path, archs):
     checked = [r for r in entries if r.arch in archs]
     if not checked:
         return [f"{report_path}: no configuration for sm_{'/'.join(map(str, archs))}"]
-    return [f"{r.label} sm_{r.arch}: {reason}" for r in checked for reason in r.failures()]
+    return [line for r in checked for line in r.failure_lines()]
 
 
 def main(argv=None):
@@ -184,8 +316,9 @@ def main(argv=None):
             rerun("fasthg.aot", interpret=False)
         results = build(args.out, args.arch, args.filter, args.jobs)
         write_report(results, args.out)
-        print(f"{len(results)} configurations compiled into {args.out} (report: resources.md)")
-        failures = [] if args.keep_going else [f"{r.label} sm_{r.arch}: {why}" for r in results for why in r.failures()]
+        print(f"{len(results)} (configuration, specialisation, architecture) compiled into {args.out} "
+              "(report: resources.md)")
+        failures = [] if args.keep_going else [line for r in results for line in r.failure_lines()]
     else:
         parser.error("give --out to build or --check REPORT to judge one")
     for line in failures:

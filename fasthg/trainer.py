@@ -198,25 +198,36 @@ class Trainer:
         self.last_throughput = images / max(time.perf_counter() - started, 1e-9)
 
     def _step(self, batch):
-        """One optimizer step; returns the loss averaged over processes."""
+        """One optimizer step; returns the loss averaged over processes.
+
+        The host reads device values once per step, after backward and before the optimizer: the
+        forward and backward are queued without waiting for the GPU (their inputs are copied
+        ahead, without blocking), and only the optimizer needs to know whether the loss was
+        finite. One collective carries the loss, the stop request and divergence, so every process
+        takes the same decision at the same step; a non-finite loss stops before the optimizer
+        applies it (its backward ran, on every process, which is harmless: nothing reads its
+        gradients).
+        """
         device = self.context.device
-        stacks = run_model(self.network, model_input(batch["image"], device), self.amp_dtype)
-        loss = self.targets.loss(stacks, batch["keypoints"].to(device), batch["visible"].to(device))
-        # One collective per step carries the loss, the stop request and divergence, so every
-        # process takes the same decision at the same step.
-        flags = distributed.sum_across(self.context, torch.stack([
-            loss.detach().float(), torch.tensor(float(self.stop_signal is not None), device=device),
-            (~torch.isfinite(loss.detach())).float()]))
-        if flags[1] > 0 and self.stop_signal is None:
-            self.stop_signal = signal.SIGTERM  # another process was asked to stop
-        if flags[2] > 0:
-            self._diverged(float(loss))
+        inputs = model_input(batch["image"], device)
+        keypoints, visible = (batch[key].to(device, non_blocking=True) for key in ("keypoints", "visible"))
+        stacks = run_model(self.network, inputs, self.amp_dtype)
+        loss = self.targets.loss(stacks, keypoints, visible)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        value = loss.detach().float()
+        # full_like fills on the device: torch.tensor(...) would be a blocking host-to-device copy.
+        flags = torch.stack([value, (~torch.isfinite(value)).float(),
+                             torch.full_like(value, self.stop_signal is not None)])
+        loss_sum, diverged, stop = distributed.sum_across(self.context, flags).tolist()
+        if stop > 0 and self.stop_signal is None:
+            self.stop_signal = signal.SIGTERM  # another process was asked to stop
+        if diverged > 0:
+            self._diverged(value.item())
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return float(flags[0]) / self.context.world_size
+        return loss_sum / self.context.world_size
 
     def _diverged(self, loss):
         checkpoint = self.folder.checkpoint if self.folder else "the run folder's checkpoints/last.pt"

@@ -136,43 +136,51 @@ _CONV_KERNELS = {
     "conv_forward": (conv.conv_forward_kernel, _CONV_FORWARD_SIGNATURE),
     "conv_backward": (conv.conv_backward_kernel, _CONV_BACKWARD_SIGNATURE),
 }
-# Tiles per dtype and architecture, checked with the AOT report (0 spills on sm_80 and sm_90).
-# BLOCK_J is the width of a weight-gradient tile in im2col columns; REDUCE_GROUP the children per
-# node of the reduction trees that programs share (statistics, BN's backward sums, split-K
-# weight gradients: kernels/helpers.py). A weight-gradient slice runs SLICE_BALANCE times the
-# K-steps of the dgrad programs in its launch, and at least MIN_SLICE_STEPS row steps (twice a
-# tree node's children; fasthg/ops/residual_kernels.py: wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3
-# backward to 255 registers, and so does BLOCK_J = 64 in 16-bit (244 at 32); fp32 needs 8 warps
-# (4 reach 255 in the joined dgrad|wgrad launch) and BLOCK_J = 16 (32 spills on sm_80); fp64
-# spills with 4 warps, and with 2 unless BLOCK_J = 8 and REDUCE_GROUP = 4. The interpreter runs
-# a program at a time in NumPy, so its tiles are as large as possible (fewer, bigger programs,
-# and other edges than the GPU tiles test), and its REDUCE_GROUP of 2 and slices of one row tile
-# give the small test shapes split weight gradients and trees of several levels.
+# Tiles per dtype and architecture, checked with the AOT report in every specialisation the JIT
+# compiles (0 spills on sm_80 and sm_90). BLOCK_J is the width of a weight-gradient tile in im2col
+# columns; REDUCE_GROUP the children per node of the reduction trees that programs share
+# (statistics, BN's backward sums, split-K weight gradients: kernels/helpers.py). A weight-gradient
+# slice runs SLICE_BALANCE times the K-steps of the dgrad programs in its launch, and at least
+# MIN_SLICE_STEPS row steps (twice a tree node's children; fasthg/ops/residual_kernels.py:
+# wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3 backward to 255 registers, and so does
+# BLOCK_J = 64 in 16-bit (244 at 32); the backward runs one pipeline stage (two spill in the
+# 16-bit 3x3 GRAD_BN launch on sm_80 and, by 104-128 bytes, in the fp32 IEEE ones); fp32 needs 8
+# warps (4 reach 255 in the joined dgrad|wgrad launch) and BLOCK_J = 16; fp64 spills with 4 warps,
+# and on 2 (ptxas caps them at 128 registers) unless BLOCK_K = BLOCK_J = 8 and REDUCE_GROUP = 4.
+# The interpreter runs a program at a time in NumPy, so its tiles are as large as possible (fewer,
+# bigger programs, and other edges than the GPU tiles test), and its REDUCE_GROUP of 2 and slices
+# of one row tile give the small test shapes split weight gradients and trees of several levels.
 _GPU_REDUCE = {"REDUCE_GROUP": 8, "SLICE_BALANCE": 2, "MIN_SLICE_STEPS": 16}
 _CONV_TILES = {
-    (torch.float64, ARCHS): dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, BLOCK_J=8, num_warps=2, num_stages=1,
+    (torch.float64, ARCHS): dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=8, BLOCK_J=8, num_warps=2, stages=(1, 1),
                                  REDUCE_GROUP=4, SLICE_BALANCE=2, MIN_SLICE_STEPS=8),
-    (torch.float32, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=8, num_stages=2,
+    (torch.float32, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=8, stages=(2, 1),
                                  **_GPU_REDUCE),
-    (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, num_warps=4, num_stages=2,
+    (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, num_warps=4, stages=(2, 1),
                                  **_GPU_REDUCE),
-    (torch.bfloat16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, num_warps=4, num_stages=2,
+    (torch.bfloat16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, num_warps=4, stages=(2, 1),
                                   **_GPU_REDUCE),
-    **{(dtype, (INTERPRETER,)): dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, BLOCK_J=64, num_warps=4, num_stages=1,
+    **{(dtype, (INTERPRETER,)): dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, BLOCK_J=64, num_warps=4, stages=(1, 1),
                                      REDUCE_GROUP=2, SLICE_BALANCE=0, MIN_SLICE_STEPS=1) for dtype in TRITON_TYPE},
 }
-_CONV_BLOCKS = {"conv_forward": ("BLOCK_M", "BLOCK_N", "BLOCK_K", "REDUCE_GROUP"),
-                "conv_backward": ("BLOCK_M", "BLOCK_N", "BLOCK_K", "BLOCK_J", "REDUCE_GROUP")}
+# (constexprs taken from the tile, index of its pipeline stages) per conv kernel
+_CONV_BLOCKS = {"conv_forward": (("BLOCK_M", "BLOCK_N", "BLOCK_K", "REDUCE_GROUP"), 0),
+                "conv_backward": (("BLOCK_M", "BLOCK_N", "BLOCK_K", "BLOCK_J", "REDUCE_GROUP"), 1)}
+# The dot products' input precision per dtype (launch.dot_flags): fp32 runs TF32 or IEEE as
+# torch.backends.cudnn.allow_tf32 says, so both are shipped (and listed for the interpreter, which
+# ignores it, so a launcher may ask for either); fp16/bf16 ignore it, fp64 is always IEEE.
+_PRECISIONS = {torch.float64: ("ieee",), torch.float32: ("tf32", "ieee"), torch.float16: ("tf32",),
+               torch.bfloat16: ("tf32",)}
 for (_dtype, _archs), _tiles in _CONV_TILES.items():
-    _precision = "ieee" if _dtype == torch.float64 else "tf32"
-    for _name, (_kernel, _signature) in _CONV_KERNELS.items():
-        for _flags in _CONV_VARIANTS[_name]:
-            REGISTRY.append(KernelConfig(
-                _name, _kernel, _dtype, _signature,
-                {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False,
-                 **{block: _tiles[block] for block in _CONV_BLOCKS[_name]}},
-                num_warps=_tiles["num_warps"], num_stages=_tiles["num_stages"], archs=_archs,
-                extra={"slice_balance": _tiles["SLICE_BALANCE"], "min_slice_steps": _tiles["MIN_SLICE_STEPS"]}))
+    for _precision in _PRECISIONS[_dtype]:
+        for _name, (_kernel, _signature) in _CONV_KERNELS.items():
+            _blocks, _stage = _CONV_BLOCKS[_name]
+            for _flags in _CONV_VARIANTS[_name]:
+                REGISTRY.append(KernelConfig(
+                    _name, _kernel, _dtype, _signature,
+                    {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False, **{b: _tiles[b] for b in _blocks}},
+                    num_warps=_tiles["num_warps"], num_stages=_tiles["stages"][_stage], archs=_archs,
+                    extra={"slice_balance": _tiles["SLICE_BALANCE"], "min_slice_steps": _tiles["MIN_SLICE_STEPS"]}))
 _ELEMENTWISE_TILES = {ARCHS: (64, 32, 8), (INTERPRETER,): (256, 64, 4)}  # rows, channels, warps
 _STATS_GROUP = {ARCHS: _GPU_REDUCE["REDUCE_GROUP"], (INTERPRETER,): 2}
 for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
@@ -225,23 +233,48 @@ def emulating(arch):
         _emulated.pop()
 
 
+_cuda_archs = {}  # CUDA device index -> registry architecture, read once per device
+
+
 def current_arch(device):
     """The registry architecture for a device: sm_80 or sm_90 on CUDA, else the interpreter's."""
     if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        return 90 if major >= 9 else 80
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if index not in _cuda_archs:
+            major, _ = torch.cuda.get_device_capability(index)
+            _cuda_archs[index] = 90 if major >= 9 else 80
+        return _cuda_archs[index]
     return _emulated[-1]
+
+
+def _index(configs):
+    """{(name, dtype, arch): that kernel's configurations in registry order}."""
+    index = {}
+    for config in configs:
+        for arch in config.archs:
+            index.setdefault((config.name, config.dtype, arch), []).append(config)
+    return index
+
+
+_BY_KERNEL = _index(REGISTRY)
+_found = {}  # (name, dtype, arch, frozenset of the flags) -> the configuration lookup returned
 
 
 def lookup(name, dtype, device, **flags):
     """The shipped configuration of kernel ``name`` for ``dtype`` on ``device``'s architecture.
 
-    ``flags`` select among a kernel's variants (constexpr flags such as KSIZE); a configuration
-    matches when it agrees on every flag it defines.
+    ``flags`` select among a kernel's variants (constexpr flags such as KSIZE, or INPUT_PRECISION
+    for fp32 convolutions); a configuration matches when it agrees on every flag it defines, and the
+    first match in registry order wins. Launchers call this on every launch, so the answer is cached
+    per (name, dtype, architecture, flags): after the first call it costs one dict lookup.
     """
     arch = current_arch(device)
-    for config in REGISTRY:
-        if (config.name == name and config.dtype == dtype and arch in config.archs
-                and all(config.constexprs.get(k, v) == v for k, v in flags.items())):
-            return config
-    raise KeyError(f"no shipped configuration of {name} for {dtype} on {arch} with {flags}")
+    key = (name, dtype, arch, frozenset(flags.items()))
+    config = _found.get(key)
+    if config is None:
+        candidates = _BY_KERNEL.get((name, dtype, arch), ())
+        config = next((c for c in candidates if all(c.constexprs.get(k, v) == v for k, v in flags.items())), None)
+        if config is None:
+            raise KeyError(f"no shipped configuration of {name} for {dtype} on {arch} with {flags}")
+        _found[key] = config
+    return config

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 import fasthg
+from fasthg import distributed, trainer
 from fasthg.checkpointing import load_checkpoint
+from fasthg.train_options import parse
 from test_data import stand_in_mpii  # noqa: F401 (a fixture shared with the data tests)
 
 # A model and data small enough for a step in tens of milliseconds on one core.
@@ -130,6 +132,72 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_
     failed_at = int(result.stderr.split("at step ")[1].split()[0])
     assert checkpoint["progress"]["step"] == failed_at - 1
     assert all(torch.isfinite(tensor).all() for tensor in checkpoint["model"].values() if tensor.is_floating_point())
+
+
+class HostReads:
+    """Records what, between a training step's forward and its backward, would make the host wait
+    for a GPU: reading a device value (``.item()``, ``bool()``, ``float()``, ``.tolist()``, ...)
+    or a blocking copy to the device (``.to(device)``, ``torch.tensor(..., device=...)``).
+
+    Everything runs on the CPU here, so device values are told from host arithmetic by origin:
+    tensors built by ``torch.tensor`` without a device, and their dtype conversions, are host
+    constants, and reading them waits for nothing.
+    """
+    READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__")
+
+    def __init__(self, monkeypatch):
+        self.window, self.reads, self.host = False, [], torch.utils.weak.WeakIdKeyDictionary()
+        run_model, backward, to, tensor = trainer.run_model, torch.Tensor.backward, torch.Tensor.to, torch.tensor
+
+        def forward(*args, **kwargs):
+            self.window = True
+            return run_model(*args, **kwargs)
+
+        def backward_(t, *args, **kwargs):
+            self.window = False
+            return backward(t, *args, **kwargs)
+
+        def to_(t, *args, **kwargs):
+            device = next((a for a in (*args, kwargs.get("device")) if isinstance(a, (str, torch.device))), None)
+            self._check(f"{t.device} to {device}", device is not None and not kwargs.get("non_blocking"))
+            out = to(t, *args, **kwargs)
+            if device is None and t in self.host:
+                self.host[out] = True
+            return out
+
+        def tensor_(data, *args, **kwargs):
+            self._check(f"torch.tensor(device={kwargs.get('device')})", kwargs.get("device") is not None)
+            out = tensor(data, *args, **kwargs)
+            if kwargs.get("device") is None:
+                self.host[out] = True
+            return out
+
+        def read(name, method):
+            def read_(t, *args, **kwargs):
+                self._check(name, t not in self.host)
+                return method(t, *args, **kwargs)
+            return read_
+
+        monkeypatch.setattr(trainer, "run_model", forward)
+        monkeypatch.setattr(torch, "tensor", tensor_)
+        for name, method in {"backward": backward_, "to": to_,
+                             **{name: read(name, getattr(torch.Tensor, name)) for name in self.READS}}.items():
+            monkeypatch.setattr(torch.Tensor, name, method)
+
+    def _check(self, what, waits):
+        if self.window and waits:
+            self.reads.append(what)
+
+
+def test_no_host_read_between_forward_and_backward(tmp_path, monkeypatch):
+    """On the torch path; the Triton launchers pass too, but the interpreter takes minutes for the two steps."""
+    host_reads = HostReads(monkeypatch)
+    config, _, _ = parse([*TINY, "--max-steps", "2", "--output", str(tmp_path / "run")])
+    run = trainer.Trainer(config, distributed.setup("cpu"))
+    run._train_epoch()
+    assert run.progress["step"] == 2
+    assert not host_reads.window  # every forward reached its backward
+    assert host_reads.reads == []
 
 
 def test_torchrun_with_two_gloo_processes(tmp_path):

@@ -41,7 +41,8 @@ def joint_boxes(keypoints, visible, size, sigma, style):
     points = keypoints.double()
     finite = points.isfinite().all(dim=-1)
     points = points.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
-    extent = torch.tensor([width, height], dtype=torch.float64, device=points.device)
+    # Copied without blocking: torch.tensor(..., device=cuda) would wait for the GPU's queued work.
+    extent = torch.tensor([width, height], dtype=torch.float64).to(points.device, non_blocking=True)
     centre, first, end, kept = _boxes(points, extent, sigma, style)
     kept = kept.all(dim=-1) & finite
     if visible is not None:
