@@ -37,10 +37,13 @@ class BackwardSums(NamedTuple):
 
 
 def _config(name, dtype, device, variant):
-    config = registry.lookup(name, dtype, device, **variant)
+    """The registry configuration of a conv or statistics kernel, and the constexprs it runs with:
+    the dot products' input precision (TF32 or IEEE for fp32, as cudnn.allow_tf32 says) picks the
+    configuration; UPCAST (bf16 products in the interpreter) is set at launch."""
     precision, upcast = dot_flags(dtype)
-    extra = {"INPUT_PRECISION": precision, "UPCAST": upcast} if "INPUT_PRECISION" in config.constexprs else {}
-    return config, {**config.constexprs, **variant, **extra}
+    dots = name.startswith("conv")
+    config = registry.lookup(name, dtype, device, **variant, **({"INPUT_PRECISION": precision} if dots else {}))
+    return config, {**config.constexprs, **variant, **({"UPCAST": upcast} if dots else {})}
 
 
 def _launch(config, constexprs, grid, *args):
