@@ -79,7 +79,7 @@ def conv_backward_work(grid, a):
     steps (the last slice may be shorter), and each tile's slices added up a tree whose node costs
     one step per child tile; then the dgrad programs, KSIZE^2 ceil(C_out / BLOCK_K) steps each, with
     EPILOGUE_BN each of the ceil(C_dgrad / BLOCK_N) column blocks reducing its row tiles' sums up a
-    tree (one step per node)."""
+    tree (one step per child)."""
     (programs,) = grid
     rows, block_m = a["N"] * a["H"] * a["W"], a["BLOCK_M"]
     classes, wgrad = [], 0
@@ -101,7 +101,7 @@ def conv_backward_work(grid, a):
         steps = a["KSIZE"] ** 2 * _cdiv(a["C_out"], a["BLOCK_K"])
         if a["EPILOGUE_BN"]:
             row_tiles = _cdiv(rows, block_m)
-            classes += _with_tree(row_tiles, dgrad // row_tiles, steps, a["REDUCE_GROUP"])
+            classes += _with_tree(row_tiles, dgrad // row_tiles, steps, a["REDUCE_GROUP"], per_child=True)
         else:
             classes += _classes((dgrad, steps))
     return classes

@@ -46,7 +46,7 @@ import triton
 import triton.language as tl
 
 from .helpers import (accumulator, bn_backward, bn_relu, bn_scale_shift, dot_accumulate, reduce_moments, reduce_sums,
-                      tree_counters, tree_parent, widen)
+                      tree_counters, tree_sum, widen)
 
 
 @triton.jit
@@ -242,36 +242,15 @@ def _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co
                    part_dw_ptr, part_dbias_ptr, counter_ptr,
                    BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr, REDUCE_GROUP: tl.constexpr):
     """Adds the ``slices`` partial [BLOCK_N, BLOCK_J] tiles of wgrad tile ``tile`` (and, ``has_bias``,
-    of its dbias) up the reduction tree, each group's children in index order. Returns whether
-    this program completed the root, and the totals there. Node p of tile t lives at
-    part_dw[(p * tiles + t) * BLOCK_N * BLOCK_J], its dbias at part_dbias[(p * co_tiles + co_tile) * BLOCK_N]."""
+    of its dbias) up the reduction tree (helpers.tree_sum). Returns whether this program completed
+    the root, and the totals there. Node p of tile t lives at part_dw[(p * tiles + t) * BLOCK_N *
+    BLOCK_J], its dbias at part_dbias[(p * co_tiles + co_tile) * BLOCK_N]."""
     local = tl.arange(0, BLOCK_N)[:, None] * BLOCK_J + tl.arange(0, BLOCK_J)[None, :]
     channels = tl.arange(0, BLOCK_N)
-    if slices > 1:
-        tl.store(part_dw_ptr + (slice_index * tiles + tile) * (BLOCK_N * BLOCK_J) + local, acc)
-        if has_bias:
-            tl.store(part_dbias_ptr + (slice_index * co_tiles + co_tile) * BLOCK_N + channels, bias_acc)
-    counter_ptr += tile * tree_counters(slices, REDUCE_GROUP)
-    node, count, level_start, counters_below = slice_index, slices, slice_index * 0, slice_index * 0
-    last = slices > 0
-    while last & (count > 1):
-        last, parent, first, children = tree_parent(counter_ptr, node, count, counters_below, REDUCE_GROUP)
-        if last:
-            acc = tl.zeros_like(acc)
-            bias_acc = tl.zeros_like(bias_acc)
-            for child in range(level_start + first, level_start + first + children):
-                acc += tl.load(part_dw_ptr + (child * tiles + tile) * (BLOCK_N * BLOCK_J) + local, volatile=True)
-                if has_bias:
-                    bias_acc += tl.load(part_dbias_ptr + (child * co_tiles + co_tile) * BLOCK_N + channels,
-                                        volatile=True)
-            parent_node = level_start + count + parent
-            tl.store(part_dw_ptr + (parent_node * tiles + tile) * (BLOCK_N * BLOCK_J) + local, acc)
-            if has_bias:
-                tl.store(part_dbias_ptr + (parent_node * co_tiles + co_tile) * BLOCK_N + channels, bias_acc)
-        level_start += count
-        counters_below += tl.cdiv(count, REDUCE_GROUP)
-        node, count = parent, tl.cdiv(count, REDUCE_GROUP)
-    return last, acc, bias_acc
+    return tree_sum(acc, bias_acc, slice_index, slices, counter_ptr + tile * tree_counters(slices, REDUCE_GROUP),
+                    part_dw_ptr, tile * (BLOCK_N * BLOCK_J) + local, local >= 0, tiles * (BLOCK_N * BLOCK_J),
+                    part_dbias_ptr, co_tile * BLOCK_N + channels, channels < tl.where(has_bias, BLOCK_N, 0), co_tiles * BLOCK_N,
+                    REDUCE_GROUP)
 
 
 @triton.jit
@@ -304,14 +283,15 @@ def _wgrad_program(
     row_end = tl.minimum(row_start + slice_rows, M)
     acc = accumulator(y_ptr, (BLOCK_N, BLOCK_J))
     bias_acc = tl.zeros((BLOCK_N,), dtype=acc.dtype)
+    has_bias = j_tile == 0  # the first tile of each row of dw tiles sums dbias too
     if HAS_SKIP and j_tile >= main_tiles:
         js = (j_tile - main_tiles) * BLOCK_J + tl.arange(0, BLOCK_J)
         j_mask = js < C_skip
         acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
                                      z_sum_grad_xhat_ptr, skip_x_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                                     co, co_mask, js, j_mask, row_start, row_end, False, M, H, W, C_out, C_skip, eps,
+                                     co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_skip, eps,
                                      acc, bias_acc, 1, GRAD_BN, False, INPUT_PRECISION, UPCAST, BLOCK_M)
-        last, acc, bias_acc = _reduce_slices(acc, bias_acc, False, slice_index, slices, tile, tiles, co_tile, co_tiles,
+        last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile, co_tiles,
                                              part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N, BLOCK_J, REDUCE_GROUP)
         if last:
             tl.store(skip_dw_ptr + co[:, None] * C_skip + js[None, :], acc.to(skip_dw_ptr.dtype.element_ty),
@@ -319,7 +299,6 @@ def _wgrad_program(
     else:
         js = j_tile * BLOCK_J + tl.arange(0, BLOCK_J)
         j_mask = js < C_in * KSIZE * KSIZE
-        has_bias = j_tile == 0
         acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
                                      z_sum_grad_xhat_ptr, y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
                                      co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_in, eps,

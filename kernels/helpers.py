@@ -131,6 +131,41 @@ def tree_parent(counter_ptr, node, count, counters_below, GROUP: tl.constexpr):
 
 
 @triton.jit
+def tree_up(parent, count, level_start, counters_below, GROUP: tl.constexpr):
+    """The state (node, count, level_start, counters_below) of the level above a level of ``count`` nodes."""
+    return parent, tl.cdiv(count, GROUP), level_start + count, counters_below + tl.cdiv(count, GROUP)
+
+
+@triton.jit
+def tree_sum(first, second, leaf, leaves, counter_ptr, first_ptr, first_offsets, first_mask, first_stride,
+             second_ptr, second_offsets, second_mask, second_stride, GROUP: tl.constexpr):
+    """Sums two partial tensors (any shapes) of each of ``leaves`` programs up the reduction tree,
+    children added one per step in index order. Node p's partials live at
+    ``*_ptr + p * *_stride + *_offsets`` (masked by ``*_mask``); ``counter_ptr`` is this tree's
+    counters. Returns (whether this program completed the root, and the sums there)."""
+    if leaves > 1:
+        tl.store(first_ptr + leaf * first_stride + first_offsets, first, mask=first_mask)
+        tl.store(second_ptr + leaf * second_stride + second_offsets, second, mask=second_mask)
+    node, count, level_start, counters_below = leaf, leaves, leaf * 0, leaf * 0
+    last = leaves > 0
+    while last & (count > 1):
+        last, parent, start, children = tree_parent(counter_ptr, node, count, counters_below, GROUP)
+        if last:
+            first = tl.zeros_like(first)
+            second = tl.zeros_like(second)
+            for child in range(level_start + start, level_start + start + children):
+                first += tl.load(first_ptr + child * first_stride + first_offsets, mask=first_mask, other=0.0,
+                                 volatile=True)
+                second += tl.load(second_ptr + child * second_stride + second_offsets, mask=second_mask, other=0.0,
+                                  volatile=True)
+            node_index = level_start + count + parent
+            tl.store(first_ptr + node_index * first_stride + first_offsets, first, mask=first_mask)
+            tl.store(second_ptr + node_index * second_stride + second_offsets, second, mask=second_mask)
+        node, count, level_start, counters_below = tree_up(parent, count, level_start, counters_below, GROUP)
+    return last, first, second
+
+
+@triton.jit
 def _tile_moments(values, row_mask):
     """(count, mean, M2 = sum (v - mean)^2) per channel of a [rows, channels] tile, mean and M2 in fp64.
 
@@ -224,9 +259,8 @@ def reduce_moments(values, row_mask, tile, num_tiles, rows, TILE_ROWS: tl.conste
             parent_offsets = (level_start + count + parent) * num_channels + channels
             tl.store(part_mean_ptr + parent_offsets, mean, mask=channel_mask)
             tl.store(part_m2_ptr + parent_offsets, m2, mask=channel_mask)
-        level_start += count
-        counters_below += tl.cdiv(count, GROUP)
-        node, count, span = parent, tl.cdiv(count, GROUP), span * GROUP
+        node, count, level_start, counters_below = tree_up(parent, count, level_start, counters_below, GROUP)
+        span *= GROUP
     if last:
         tl.store(mean_out_ptr + channels, mean.to(mean_out_ptr.dtype.element_ty), mask=channel_mask)
         tl.store(var_out_ptr + channels, (m2 / rows).to(var_out_ptr.dtype.element_ty), mask=channel_mask)
@@ -252,28 +286,8 @@ def reduce_sums(first, second, row_mask, tile, num_tiles, channels, channel_mask
     store the same values twice). ``counter_ptr`` is this column block's tree_counters."""
     first = tl.sum(tl.where(row_mask[:, None], first, 0.0), axis=0).to(tl.float64)
     second = tl.sum(tl.where(row_mask[:, None], second, 0.0), axis=0).to(tl.float64)
-    if num_tiles > 1:
-        tl.store(part_first_ptr + tile * num_channels + channels, first, mask=channel_mask)
-        tl.store(part_second_ptr + tile * num_channels + channels, second, mask=channel_mask)
-    node, count, level_start, counters_below = tile, num_tiles, tile * 0, tile * 0
-    last = num_tiles > 0
-    while last & (count > 1):
-        last, parent, start, children = tree_parent(counter_ptr, node, count, counters_below, GROUP)
-        if last:
-            first = tl.zeros_like(first)
-            second = tl.zeros_like(second)
-            for chunk in range(start, start + children, GROUP):  # one step: a node has at most GROUP children
-                child = chunk + tl.arange(0, GROUP)
-                mask = (child < start + children)[:, None] & channel_mask[None, :]
-                offsets = (level_start + child)[:, None] * num_channels + channels[None, :]
-                first += tl.sum(tl.load(part_first_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
-                second += tl.sum(tl.load(part_second_ptr + offsets, mask=mask, other=0.0, volatile=True), axis=0)
-            parent_offsets = (level_start + count + parent) * num_channels + channels
-            tl.store(part_first_ptr + parent_offsets, first, mask=channel_mask)
-            tl.store(part_second_ptr + parent_offsets, second, mask=channel_mask)
-        level_start += count
-        counters_below += tl.cdiv(count, GROUP)
-        node, count = parent, tl.cdiv(count, GROUP)
+    last, first, second = tree_sum(first, second, tile, num_tiles, counter_ptr, part_first_ptr, channels, channel_mask,
+                                   num_channels, part_second_ptr, channels, channel_mask, num_channels, GROUP)
     if last:
         tl.store(first_out_ptr + channels, _narrow(first, first_out_ptr), mask=channel_mask)
         tl.store(second_out_ptr + channels, _narrow(second, second_out_ptr), mask=channel_mask)
