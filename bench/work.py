@@ -9,8 +9,7 @@ and every argument by name, constexprs included), without running anything.
 GEMM with its ``tl.dot``, the combine of a reduction-tree node's children, a pixel block of a
 heatmap); a program that runs no loop does one step, its single tile. Steps of different kinds
 (a 64x64x16 product, a combine of 8 partial rows) count alike: the model compares programs within
-a launch, and most launches have one kind of step. A combining program's own tile, when its kernel
-has no main loop (``channel_stats``), is not added to its combine steps.
+a launch, and most launches have one kind of step.
 
 Each kernel has one function ``(grid, arguments) -> [WorkClass]`` in :data:`WORK`, with the
 kernel's and its launcher's own arithmetic; grids reach tens of thousands of programs, so the
@@ -40,38 +39,37 @@ def _classes(*pairs):
     return [WorkClass(programs, work) for programs, work in pairs if programs > 0]
 
 
-def tree_steps(leaves, group, per_child):
+def tree_steps(leaves, group):
     """{leaf: combine steps} of the programs that complete nodes of a ``group``-ary reduction tree
     over ``leaves`` (kernels/helpers.py), arriving in index order as in the interpreter: node k of
     level l is completed by the last leaf under it, min((k + 1) group^l, leaves) - 1, at the cost
-    of its number of children when they load one per step (``per_child``), else of one step."""
+    of its number of children (they load one per step)."""
     steps, count, span = Counter(), leaves, 1
     while count > 1:
         parents, span = _cdiv(count, group), span * group
         for node in range(parents):
             children = min(group, count - node * group)
-            steps[min((node + 1) * span, leaves) - 1] += children if per_child else 1
+            steps[min((node + 1) * span, leaves) - 1] += children
         count = parents
     return steps
 
 
-def _with_tree(leaves, trees, work, group, per_child=False, finish_only=False):
+def _with_tree(leaves, trees, work, group):
     """``trees`` reductions over ``leaves`` programs each doing ``work`` steps, plus each program's
-    combine steps; with ``finish_only`` a combining program counts its combine steps alone."""
-    extra = tree_steps(leaves, group, per_child)
-    completing = [(trees, steps if finish_only else work + steps) for steps in extra.values()]
+    combine steps."""
+    extra = tree_steps(leaves, group)
+    completing = [(trees, work + steps) for steps in extra.values()]
     return _classes((trees * (leaves - len(extra)), work), *completing)
 
 
 def conv_forward_work(grid, a):
     """One program per [BLOCK_M, BLOCK_N] output tile: KSIZE^2 ceil(C_in / BLOCK_K) K-steps, plus
-    ceil(C_skip / BLOCK_K) with HAS_SKIP. With STATS each of the grid[1] column blocks reduces its
-    grid[0] row tiles' moments up a tree, one step per node (its children load as one tile)."""
+    ceil(C_skip / BLOCK_K) with HAS_SKIP. With STATS the grid[0] row tiles' moments climb a tree
+    whose nodes each load their (at most REDUCE_GROUP) children as one small tile: not counted (a
+    node is 2 x REDUCE_GROUP x BLOCK_N fp64 numbers, less than one K-step's operands)."""
     row_tiles, column_tiles = grid
     steps = a["KSIZE"] ** 2 * _cdiv(a["C_in"], a["BLOCK_K"]) + (_cdiv(a["C_skip"], a["BLOCK_K"]) if a["HAS_SKIP"] else 0)
-    if not a["STATS"]:
-        return _classes((row_tiles * column_tiles, steps))
-    return _with_tree(row_tiles, column_tiles, steps, a["REDUCE_GROUP"])
+    return _classes((row_tiles * column_tiles, steps))
 
 
 def conv_backward_work(grid, a):
@@ -90,7 +88,7 @@ def conv_backward_work(grid, a):
         slices = _cdiv(rows, a["slice_rows"])
         wgrad = tiles * slices
         last_slice = _cdiv(rows - (slices - 1) * a["slice_rows"], block_m)
-        extra = tree_steps(slices, a["REDUCE_GROUP"], per_child=True)
+        extra = tree_steps(slices, a["REDUCE_GROUP"])
         full = a["slice_rows"] // block_m
         work = Counter()
         for index in range(slices):
@@ -101,18 +99,19 @@ def conv_backward_work(grid, a):
         steps = a["KSIZE"] ** 2 * _cdiv(a["C_out"], a["BLOCK_K"])
         if a["EPILOGUE_BN"]:
             row_tiles = _cdiv(rows, block_m)
-            classes += _with_tree(row_tiles, dgrad // row_tiles, steps, a["REDUCE_GROUP"], per_child=True)
+            classes += _with_tree(row_tiles, dgrad // row_tiles, steps, a["REDUCE_GROUP"])
         else:
             classes += _classes((dgrad, steps))
     return classes
 
 
 def channel_stats_work(grid, a):
-    """One [BLOCK_M, BLOCK_C] tile per program (one step); each of the grid[1] channel blocks
-    reduces its grid[0] row tiles' moments up a tree, and a program that completes nodes counts
-    its combine steps (one per node) instead of its tile."""
+    """One [BLOCK_M, BLOCK_C] tile per program (one step); the moments' tree nodes are not counted,
+    as in conv_forward_work (a node's 2 x REDUCE_GROUP x BLOCK_C fp64 numbers are about a tile's
+    bytes: the programs completing the log_REDUCE_GROUP(grid[0]) levels of a tree do up to that many
+    tiles' worth more)."""
     row_tiles, channel_tiles = grid
-    return _with_tree(row_tiles, channel_tiles, 1, a["REDUCE_GROUP"], finish_only=True)
+    return _classes((row_tiles * channel_tiles, 1))
 
 
 def single_tile_work(grid, a):

@@ -199,34 +199,18 @@ def _narrow(x, ptr):
 @triton.jit
 def _combine_moments(part_mean_ptr, part_m2_ptr, level_start, first, children, rows, span,
                      channels, channel_mask, num_channels, GROUP: tl.constexpr):
-    """(mean, M2) of the node whose children are partials first .. first + children - 1 of the level
-    starting at ``level_start``, each child spanning ``span`` rows (the last one fewer).
-
-    The children load GROUP at a time (a node has at most GROUP: one step), each chunk combined
-    (Chan et al.) as mean = sum_i n_i mean_i / n, M2 = sum_i M2_i + n_i (mean_i - mean)^2 and merged
-    into the node's running (n, mean, M2) by the same rule for two parts.
-    """
-    node_rows = tl.zeros_like(channels).to(tl.float64)
-    mean = tl.zeros_like(node_rows)
-    m2 = tl.zeros_like(node_rows)
-    for chunk in range(first, first + children, GROUP):
-        child = chunk + tl.arange(0, GROUP)
-        mask = (child < first + children)[:, None] & channel_mask[None, :]
-        offsets = (level_start + child)[:, None] * num_channels + channels[None, :]
-        part_mean = tl.load(part_mean_ptr + offsets, mask=mask, other=0.0, volatile=True)
-        part_m2 = tl.load(part_m2_ptr + offsets, mask=mask, other=0.0, volatile=True)
-        child_rows = tl.maximum(tl.minimum(rows - child.to(tl.int64) * span, span), 0).to(tl.float64)[:, None]
-        chunk_rows = tl.sum(child_rows, axis=0)
-        chunk_mean = tl.sum(child_rows * part_mean, axis=0) / chunk_rows
-        delta = tl.where(mask, part_mean - chunk_mean[None, :], 0.0)
-        chunk_m2 = tl.sum(part_m2 + child_rows * delta * delta, axis=0)
-        total = node_rows + chunk_rows
-        # The first chunk (node_rows 0) is taken as it is: no 0 * inf from an infinite mean.
-        merged_delta = tl.where(node_rows == 0.0, 0.0, chunk_mean - mean)
-        mean = tl.where(node_rows == 0.0, chunk_mean, mean + merged_delta * (chunk_rows / total))
-        m2 += chunk_m2 + merged_delta * merged_delta * (node_rows * chunk_rows / total)
-        node_rows = total
-    return mean, m2
+    """(mean, M2) of the node whose children are partials first .. first + children - 1 (at most
+    GROUP, loaded as one tile) of the level starting at ``level_start``, each child spanning ``span``
+    rows (the last one fewer): mean = sum_i n_i mean_i / n, M2 = sum_i M2_i + n_i (mean_i - mean)^2."""
+    child = first + tl.arange(0, GROUP)
+    mask = (child < first + children)[:, None] & channel_mask[None, :]
+    offsets = (level_start + child)[:, None] * num_channels + channels[None, :]
+    part_mean = tl.load(part_mean_ptr + offsets, mask=mask, other=0.0, volatile=True)
+    part_m2 = tl.load(part_m2_ptr + offsets, mask=mask, other=0.0, volatile=True)
+    child_rows = tl.maximum(tl.minimum(rows - child.to(tl.int64) * span, span), 0).to(tl.float64)[:, None]
+    mean = tl.sum(child_rows * part_mean, axis=0) / tl.sum(child_rows, axis=0)
+    delta = tl.where(mask, part_mean - mean[None, :], 0.0)
+    return mean, tl.sum(part_m2 + child_rows * delta * delta, axis=0)
 
 
 @triton.jit

@@ -143,22 +143,23 @@ _CONV_KERNELS = {
 # slice runs SLICE_BALANCE times the K-steps of the dgrad programs in its launch, and at least
 # MIN_SLICE_STEPS row steps (twice a tree node's children; fasthg/ops/residual_kernels.py:
 # wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3 backward to 255 registers, and so does
-# BLOCK_J = 64 in 16-bit (244 at 32); the backward runs one pipeline stage (two spill in the
-# 16-bit 3x3 GRAD_BN launch on sm_80 and, by 104-128 bytes, in the fp32 IEEE ones); fp32 needs 8
-# warps (4 reach 255 in the joined dgrad|wgrad launch) and BLOCK_J = 16; fp64 spills with 4 warps,
-# and on 2 (ptxas caps them at 128 registers) unless BLOCK_K = BLOCK_J = 8 and REDUCE_GROUP = 4.
+# BLOCK_J = 64 in 16-bit; the backward runs one pipeline stage and BLOCK_J = 16 (two stages, or
+# BLOCK_J = 32, spill in the 16-bit 3x3 GRAD_BN launch on sm_80, and two stages by 104-128 bytes
+# in the fp32 IEEE ones); fp32 needs 8 warps (4 reach 255 in the joined dgrad|wgrad launch); fp64
+# spills with 4 warps, and on 2 (ptxas caps them at 128 registers) unless BLOCK_M = 16,
+# BLOCK_K = BLOCK_J = 8 and REDUCE_GROUP = 4.
 # The interpreter runs a program at a time in NumPy, so its tiles are as large as possible (fewer,
 # bigger programs, and other edges than the GPU tiles test), and its REDUCE_GROUP of 2 and slices
 # of one row tile give the small test shapes split weight gradients and trees of several levels.
 _GPU_REDUCE = {"REDUCE_GROUP": 8, "SLICE_BALANCE": 2, "MIN_SLICE_STEPS": 16}
 _CONV_TILES = {
-    (torch.float64, ARCHS): dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=8, BLOCK_J=8, num_warps=2, stages=(1, 1),
+    (torch.float64, ARCHS): dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=8, BLOCK_J=8, num_warps=2, stages=(1, 1),
                                  REDUCE_GROUP=4, SLICE_BALANCE=2, MIN_SLICE_STEPS=8),
     (torch.float32, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=8, stages=(2, 1),
                                  **_GPU_REDUCE),
-    (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, num_warps=4, stages=(2, 1),
+    (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=4, stages=(2, 1),
                                  **_GPU_REDUCE),
-    (torch.bfloat16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=32, num_warps=4, stages=(2, 1),
+    (torch.bfloat16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=4, stages=(2, 1),
                                   **_GPU_REDUCE),
     **{(dtype, (INTERPRETER,)): dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, BLOCK_J=64, num_warps=4, stages=(1, 1),
                                      REDUCE_GROUP=2, SLICE_BALANCE=0, MIN_SLICE_STEPS=1) for dtype in TRITON_TYPE},
