@@ -8,6 +8,8 @@ reads ``TRITON_INTERPRET=1`` when the kernels are defined, i.e. before fasthg is
 import os
 import sys
 
+import torch
+
 BACKENDS = ("auto", "triton", "torch")
 
 
@@ -70,6 +72,11 @@ def use_triton(tensor):
     """
     if _current == "torch" or tensor.device.type == "meta":
         return False
+    if tensor.is_cuda and tensor.dtype == torch.float64:
+        if _current == "auto":
+            return False  # fp64 on a GPU runs PyTorch's kernels: the fused fp64 tiles spill (kernels/registry.py)
+        raise RuntimeError("backend 'triton' has no compiled kernels for float64 on a GPU (its tiles spill "
+                           "registers); use backend 'auto' or 'torch', which run PyTorch's float64 kernels there")
     if _current == "auto":
         return tensor.is_cuda
     if not tensor.is_cuda and not interpreting():

@@ -145,16 +145,16 @@ _CONV_KERNELS = {
 # wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3 backward to 255 registers, and so does
 # BLOCK_J = 64 in 16-bit; the backward runs one pipeline stage and BLOCK_J = 16 (two stages, or
 # BLOCK_J = 32, spill in the 16-bit 3x3 GRAD_BN launch on sm_80, and two stages by 104-128 bytes
-# in the fp32 IEEE ones); fp32 needs 8 warps (4 reach 255 in the joined dgrad|wgrad launch); fp64
-# spills with 4 warps, and on 2 (ptxas caps them at 128 registers) unless BLOCK_M = 16,
-# BLOCK_K = BLOCK_J = 8 and REDUCE_GROUP = 4.
+# in the fp32 IEEE ones); fp32 needs 8 warps (4 reach 255 in the joined dgrad|wgrad launch).
+# fp64 convolutions have no GPU tiles: with the split-K weight gradients and reduction trees every
+# fp64 tile tried (2 and 4 warps, BLOCK_M 16-32, BLOCK_N 8-16, BLOCK_K = BLOCK_J = 8, groups of
+# 2-4) left 8-16 byte spills at 64-96 registers in some variant, so fp64 on a GPU runs PyTorch's
+# kernels (fasthg/dispatch.py), and a GPU's tiles emulated in fp64 are the interpreter's.
 # The interpreter runs a program at a time in NumPy, so its tiles are as large as possible (fewer,
 # bigger programs, and other edges than the GPU tiles test), and its REDUCE_GROUP of 2 and slices
 # of one row tile give the small test shapes split weight gradients and trees of several levels.
 _GPU_REDUCE = {"REDUCE_GROUP": 8, "SLICE_BALANCE": 2, "MIN_SLICE_STEPS": 16}
 _CONV_TILES = {
-    (torch.float64, ARCHS): dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=8, BLOCK_J=8, num_warps=2, stages=(1, 1),
-                                 REDUCE_GROUP=4, SLICE_BALANCE=2, MIN_SLICE_STEPS=8),
     (torch.float32, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=8, stages=(2, 1),
                                  **_GPU_REDUCE),
     (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=4, stages=(2, 1),
@@ -266,14 +266,16 @@ def lookup(name, dtype, device, **flags):
 
     ``flags`` select among a kernel's variants (constexpr flags such as KSIZE, or INPUT_PRECISION
     for fp32 convolutions); a configuration matches when it agrees on every flag it defines, and the
-    first match in registry order wins. Launchers call this on every launch, so the answer is cached
+    first match in registry order wins. A GPU architecture emulated on CPU tensors (:func:`emulating`)
+    that has no configuration of a kernel in a dtype (fp64 convolutions) takes the interpreter's. Launchers call this on every launch, so the answer is cached
     per (name, dtype, architecture, flags): after the first call it costs one dict lookup.
     """
     arch = current_arch(device)
     key = (name, dtype, arch, frozenset(flags.items()))
     config = _found.get(key)
     if config is None:
-        candidates = _BY_KERNEL.get((name, dtype, arch), ())
+        candidates = _BY_KERNEL.get((name, dtype, arch)) or _BY_KERNEL.get((name, dtype, INTERPRETER), ()) \
+            if device.type != "cuda" else _BY_KERNEL.get((name, dtype, arch), ())
         config = next((c for c in candidates if all(c.constexprs.get(k, v) == v for k, v in flags.items())), None)
         if config is None:
             raise KeyError(f"no shipped configuration of {name} for {dtype} on {arch} with {flags}")

@@ -53,3 +53,14 @@ def test_forcing_triton_on_cpu_without_interpreter_explains_itself():
             "fasthg.ops.upsample_add(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 4, 4))")
     result = _run(code)
     assert result.returncode != 0 and "set TRITON_INTERPRET=1" in result.stderr
+
+
+def test_float64_on_a_gpu_runs_the_torch_path(monkeypatch):
+    # fp64 has no compiled GPU tiles (kernels/registry.py): "auto" sends it to PyTorch's kernels,
+    # "triton" says so instead of failing in a registry lookup.
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    with fasthg.backend("auto"):
+        assert not dispatch.use_triton(torch.empty(1, dtype=torch.float64))
+        assert dispatch.use_triton(torch.empty(1, dtype=torch.float32))
+    with fasthg.backend("triton"), pytest.raises(RuntimeError, match="float64 on a GPU"):
+        dispatch.use_triton(torch.empty(1, dtype=torch.float64))

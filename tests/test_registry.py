@@ -10,7 +10,10 @@ ARCHITECTURES = [*registry.ARCHS, registry.INTERPRETER]
 
 def scan(name, dtype, arch, **flags):
     """lookup's meaning, spelled as the linear scan it replaces: the first configuration that
-    agrees on every flag it defines."""
+    agrees on every flag it defines; an emulated architecture with no configuration of the kernel
+    in that dtype (fp64 convolutions) takes the interpreter's."""
+    if not any(config.name == name and config.dtype == dtype and arch in config.archs for config in registry.REGISTRY):
+        arch = registry.INTERPRETER
     return next((config for config in registry.REGISTRY if config.name == name and config.dtype == dtype
                  and arch in config.archs and all(config.constexprs.get(k, v) == v for k, v in flags.items())), None)
 
