@@ -11,7 +11,7 @@ import torch
 from bench.launches import recording_launches
 from fasthg.kernels import registry
 from fasthg.ops import launch
-from fasthg.ops.residual_kernels import wgrad_split
+from fasthg.ops.residual_kernels import PROGRAMS_PER_MULTIPROCESSOR, wgrad_split
 from harness import assert_close
 from test_determinism import Schedule
 from test_residual import ZERO_IN_EXACT_ARITHMETIC, make_pair, run
@@ -102,9 +102,9 @@ def test_weight_gradients_fill_an_h100_at_full_size(sizes):
     steps = split.slice_rows // blocks["BLOCK_M"]
     assert split.slice_rows % blocks["BLOCK_M"] == 0
     assert (split.slices - 1) * split.slice_rows < rows <= split.slices * split.slice_rows
-    filling = split.tiles * row_tiles // (2 * launch.MODELLED_MULTIPROCESSORS)
-    if filling > max(balance * dgrad_steps, least):  # the GPU is the limit: two programs per SM, and not many more
-        wanted = 2 * launch.MODELLED_MULTIPROCESSORS
+    wanted = PROGRAMS_PER_MULTIPROCESSOR * launch.MODELLED_MULTIPROCESSORS
+    filling = split.tiles * row_tiles // wanted
+    if filling > max(balance * dgrad_steps, least):  # the GPU is the limit: enough programs per SM, not many more
         assert wanted <= split.programs <= 2 * wanted + split.tiles, f"{split.programs} programs"
     else:  # the launch's dgrad programs are the limit, or the least slice: nothing longer
         assert split.slices == 1 or steps == max(balance * dgrad_steps, least)

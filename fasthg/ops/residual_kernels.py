@@ -70,21 +70,26 @@ class WgradSplit(NamedTuple):
         return self.tiles * self.slices
 
 
+# Weight-gradient programs a launch should give each multiprocessor: the split-K conv tiles keep
+# 2-5 programs resident per SM (AOT report), and a launch needs every slot busy to the end.
+PROGRAMS_PER_MULTIPROCESSOR = 4
+
+
 def wgrad_split(rows, c_out, columns, c_skip, dgrad_steps, constexprs, extra, device):
     """The split of a weight gradient dw[c_out, columns] (+ a skip conv's [c_out, c_skip]) over ``rows``.
 
     A slice runs as many row steps as the launch allows and no more: ``extra["slice_balance"]``
     times the K-steps of the dgrad programs it shares the launch with, so that no program runs
     much longer than the launch's others, but at least the steps that still give every
-    multiprocessor two programs (a full GPU gains nothing from more slices, and each slice's
-    partial tile costs traffic), and at least ``extra["min_slice_steps"]``, so that combining a
+    multiprocessor PROGRAMS_PER_MULTIPROCESSOR programs (a full GPU gains nothing from more
+    slices, and each slice's partial tile costs traffic), and at least ``extra["min_slice_steps"]``, so that combining a
     tree node's partial tiles (up to REDUCE_GROUP of them) costs no more than a slice.
     """
     block_m, block_n, block_j = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["BLOCK_J"]
     co_tiles = triton.cdiv(c_out, block_n)
     tiles = co_tiles * (triton.cdiv(columns, block_j) + triton.cdiv(c_skip, block_j))
     row_tiles = triton.cdiv(rows, block_m)
-    filling = tiles * row_tiles // (2 * multiprocessors(device))
+    filling = tiles * row_tiles // (PROGRAMS_PER_MULTIPROCESSOR * multiprocessors(device))
     steps = min(row_tiles, max(extra["min_slice_steps"], filling, extra["slice_balance"] * dgrad_steps))
     return WgradSplit(tiles, co_tiles, triton.cdiv(row_tiles, steps), steps * block_m)
 
