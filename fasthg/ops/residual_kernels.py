@@ -82,8 +82,8 @@ def wgrad_split(rows, c_out, columns, c_skip, dgrad_steps, constexprs, extra, de
     times the K-steps of the dgrad programs it shares the launch with, so that no program runs
     much longer than the launch's others, but at least the steps that still give every
     multiprocessor PROGRAMS_PER_MULTIPROCESSOR programs (a full GPU gains nothing from more
-    slices, and each slice's partial tile costs traffic), and at least ``extra["min_slice_steps"]``, so that combining a
-    tree node's partial tiles (up to REDUCE_GROUP of them) costs no more than a slice.
+    slices, and each slice's partial tile costs traffic), and at least ``extra["min_slice_steps"]``,
+    so that combining a tree node's partial tiles (up to REDUCE_GROUP of them) costs no more than a slice.
     """
     block_m, block_n, block_j = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["BLOCK_J"]
     co_tiles = triton.cdiv(c_out, block_n)
