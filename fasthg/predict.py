@@ -9,61 +9,60 @@ overlay PNG per image into ``--output``.
 import argparse
 import json
 import os
-
-import cv2
-import torch
+import sys
+import warnings
 
 from . import cli
-from .data.transforms import CROP_UNIT, crop_matrix, invert_matrix, warp_image
 from .dispatch import BACKENDS
 from .distributed import use_device
-from .errors import MissingFileError, UserError
+from .errors import UserError
+from .estimator import PoseEstimator, box_crop
 from .files import write_atomic
-from .inference import flip_tested, model_input, run_model, to_original
-from .joints import JOINT_NAMES
-from .model_factory import load_trained_model, select_backend
-from .targets import HeatmapTargets
+from .images import read_image
+from .model_factory import select_backend
+from .pose_model import SyntheticWeightsWarning, photo_notice
+from .precision import AMP_MODES
 from .visualize import draw_skeleton, encode_png
-
-_BOX_MARGIN = 1.25
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m fasthg.predict", description=__doc__.split("\n\n")[0].strip("`"))
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint file or a run folder")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a fasthg run folder or checkpoint, princeton-vl's checkpoint.pt or a PoseNet state_dict file")
     person = parser.add_mutually_exclusive_group()
     person.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="the person's bounding box")
     person.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), help="the person's centre (with --scale)")
     parser.add_argument("--scale", type=float, help="the person's size in units of 200 pixels (with --center)")
+    parser.add_argument("--input-size", type=int, help="crop side in pixels (default: the run's; 256, princeton's, for other weights)")
     parser.add_argument("--flip-test", action="store_true", help="average the heatmaps with the mirror image's")
     parser.add_argument("--min-confidence", type=float, default=0.1, help="joints below it are not drawn (default 0.1)")
     parser.add_argument("--output", default="predictions", help="folder for keypoints.json and the overlays")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    parser.add_argument("--amp", choices=AMP_MODES, default="off", help="mixed precision (default off: exact fp32)")
     return parser
 
 
+def make_estimator(args, device):
+    """The PoseEstimator of the options (its warning about synthetic weights is :func:`print_notice`'s)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntheticWeightsWarning)
+        return PoseEstimator(args.checkpoint, device, args.flip_test, args.amp, args.input_size)
+
+
+def print_notice(estimator):
+    """Says on stderr, after the results, when the weights were trained on synthetic figures."""
+    notice = photo_notice(estimator.info)
+    if notice:
+        print(f"note: {notice}", file=sys.stderr)
+
+
 def person_crop(args, width, height):
-    """(centre, scale) of the crop: the options', or the whole image."""
-    if args.box is not None:
-        x0, y0, x1, y1 = args.box
-        if x1 <= x0 or y1 <= y0:
-            raise UserError(f"--box: expected X0 < X1 and Y0 < Y1, got {args.box}")
-        return ((x0 + x1) / 2, (y0 + y1) / 2), max(x1 - x0, y1 - y0) * _BOX_MARGIN / CROP_UNIT
+    """(center, scale) of the person: --center and --scale, or the crop of --box or the whole image."""
     if args.center is not None:
         return tuple(args.center), args.scale
-    return (width / 2, height / 2), max(width, height) / CROP_UNIT
-
-
-def read_image(path):
-    """An RGB uint8 image; clear errors for a missing or undecodable file."""
-    if not os.path.isfile(path):
-        raise MissingFileError(f"image not found: {path}")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"image {path} could not be decoded")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return box_crop(args.box, width, height, "--box")
 
 
 def overlay_name(path, used):
@@ -76,21 +75,6 @@ def overlay_name(path, used):
     return name
 
 
-@torch.no_grad()
-def predict_image(model, config, image, centre, scale, flip, device):
-    """Keypoints (16, 2) in image pixels and confidences (16,) of the person at centre/scale."""
-    size = config["input_size"]
-    matrix = crop_matrix(centre, scale, size)
-    crop = warp_image(image, matrix, size)
-    inputs = model_input(torch.from_numpy(crop)[None], device)
-    heatmaps = run_model(model, inputs)[:, -1]
-    if flip:
-        heatmaps = flip_tested(model, inputs, heatmaps)
-    coordinates, peaks = HeatmapTargets(config["heatmap_style"], config["sigma"]).decode(heatmaps)
-    back = torch.from_numpy(invert_matrix(matrix))[None]
-    return to_original(coordinates.double().cpu(), back)[0].numpy(), peaks[0].float().cpu().numpy()
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if (args.center is None) != (args.scale is None):
@@ -99,24 +83,21 @@ def main(argv=None):
         raise UserError(f"--scale: expected a number > 0, got {args.scale}")
     device = use_device(args.device)
     select_backend(args.backend, device)
-    model, config = load_trained_model(args.checkpoint, device)
     images = [(path, read_image(path)) for path in args.images]  # every path checked before any work
-    os.makedirs(args.output, exist_ok=True)
-    records, used = [], set()
+    estimator = make_estimator(args, device)
+    records, used, overlays = [], set(), {}
     for path, image in images:
-        height, width = image.shape[:2]
-        centre, scale = person_crop(args, width, height)
-        keypoints, confidence = predict_image(model, config, image, centre, scale, args.flip_test, device)
+        center, scale = person_crop(args, image.shape[1], image.shape[0])
+        pose, = estimator.at([image], [center], [scale])
         overlay = overlay_name(path, used)
-        write_atomic(os.path.join(args.output, overlay), encode_png(draw_skeleton(image, keypoints, confidence, args.min_confidence)))
-        records.append({
-            "image": path, "center": [float(c) for c in centre], "scale": float(scale), "overlay": overlay,
-            "keypoints": [{"joint": name, "x": float(x), "y": float(y), "confidence": float(c)}
-                          for name, (x, y), c in zip(JOINT_NAMES, keypoints, confidence)],
-        })
+        overlays[overlay] = draw_skeleton(image, pose.keypoints, pose.confidence, args.min_confidence)
+        records.append({"image": path, **pose.as_dict(), "overlay": overlay})
+    for overlay, picture in overlays.items():  # written once every image has worked
+        write_atomic(os.path.join(args.output, overlay), encode_png(picture))
     result_path = os.path.join(args.output, "keypoints.json")
     write_atomic(result_path, (json.dumps(records, indent=2) + "\n").encode())
     print(f"{len(records)} image(s): keypoints in {result_path}, overlays in {args.output}")
+    print_notice(estimator)
     return 0
 
 
