@@ -49,21 +49,20 @@ def read_pose_weights(source):
     """
     if isinstance(source, (str, os.PathLike)):
         name = checkpoint_path(os.fspath(source))
-        saved = read_checkpoint_file(name)
+        label, saved = f"checkpoint {name}", read_checkpoint_file(name)
     elif isinstance(source, dict):
-        name, saved = "(the dict given)", source
+        name, label, saved = "(the dict given)", "checkpoint_or_model", source
     else:
-        raise TypeError(f"checkpoint: expected a path, a run folder, a state_dict or a PoseNet module, got {type(source).__name__}")
+        raise TypeError(f"checkpoint_or_model: expected a path, a run folder, a state_dict or a PoseNet module, got {type(source).__name__}")
     if not isinstance(saved, dict):
-        raise InvalidValueError(f"checkpoint {name} is not a PoseNet's weights: expected a dict of tensors, "
-                                f"found a {type(saved).__name__}")
+        raise InvalidValueError(f"{label}: not a PoseNet's weights: expected a dict of tensors, found a {type(saved).__name__}")
     config = saved.get("config") if isinstance(saved.get("config"), dict) and "model" in saved else None
     state = load_state_dict_compat(saved)
     try:
         architecture = posenet_architecture(state)
     except ValueError as error:
-        raise InvalidValueError(f"checkpoint {name} is not a fasthg run, princeton-vl's checkpoint.pt or any "
-                                f"PoseNet's weights ({error})") from None
+        raise InvalidValueError(f"{label}: not a fasthg run, princeton-vl's checkpoint.pt or any PoseNet's weights "
+                                f"({error})") from None
     if config is None:
         return state, princeton_info(architecture, name)
     return state, PoseModelInfo(architecture, config["input_size"], config["heatmap_style"], config["sigma"],

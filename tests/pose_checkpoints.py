@@ -64,4 +64,4 @@ def write_non_posenets(folder):
     torch.save(torch.nn.Linear(2, 2).state_dict(), other)
     return {"text": (text, "is corrupt or not a PyTorch file"),
             "pickled module": (pickled, "holds Python objects besides tensors"),
-            "other state_dict": (other, "is not a fasthg run, princeton-vl's checkpoint.pt or any PoseNet's weights")}
+            "other state_dict": (other, "not a fasthg run, princeton-vl's checkpoint.pt or any PoseNet's weights")}
