@@ -14,6 +14,7 @@ image coordinates: pixel (i, j) covers [i, i + 1) x [j, j + 1), so the top-left 
 (0.5, 0.5). On CUDA, fasthg's own PoseNet runs its fused Triton kernels.
 """
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,7 @@ from .targets import HeatmapTargets
 BOX_MARGIN = 1.25
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pose:
     """One person's keypoints (K, 2) x, y in image pixels, their ``confidence`` (K,) (the peak of
     each joint's heatmap, about 1 where the model is sure, near 0 where it sees nothing), and the
@@ -139,7 +140,7 @@ class PoseEstimator:
             raise InvalidValueError(f"centers, scales: expected one per image, {len(images)}, got {len(centers)} and {len(scales)}")
         pixels = [rgb_tensor(image, f"images[{i}]", self.device) for i, image in enumerate(images)]
         for i, scale in enumerate(scales):
-            if not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
+            if not (isinstance(scale, numbers.Real) and 0 < scale < math.inf):
                 raise InvalidValueError(f"scales[{i}]: expected a finite number > 0, got {scale!r}")
         return self._estimate(pixels, [tuple(map(float, c)) for c in centers], [float(s) for s in scales])
 

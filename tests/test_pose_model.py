@@ -27,7 +27,7 @@ def checkpoints(reference, tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_loads_with_the_reference_weights_and_output(kind, checkpoints, reference):
+def test_every_kind_loads_with_the_reference_weights(kind, checkpoints, reference):
     model, info = load_pose_model(checkpoints[kind], torch.device("cpu"))
     assert info.architecture == PoseNetArchitecture(NSTACK, INP_DIM, JOINTS, 0)
     assert not model.training
@@ -35,9 +35,6 @@ def test_every_kind_loads_with_the_reference_weights_and_output(kind, checkpoint
     loaded = model.state_dict()
     assert loaded.keys() == expected.keys()
     assert all(torch.equal(loaded[key], expected[key]) for key in expected)
-    images = torch.rand(2, INPUT_SIZE, INPUT_SIZE, 3, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        torch.testing.assert_close(model(images), reference(images), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", KINDS)
