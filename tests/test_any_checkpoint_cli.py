@@ -37,15 +37,16 @@ def read_records(folder):
         return json.load(file)
 
 
-@pytest.mark.parametrize("kind", ["princeton", "princeton tar", "state_dict"])
-def test_predict_gives_the_estimators_keypoints(kind, checkpoints, photo, tmp_path, capsys):
+@pytest.mark.parametrize("kind, flip", [("princeton", False), ("princeton tar", True), ("state_dict", False)])
+def test_predict_gives_the_estimators_keypoints(kind, flip, checkpoints, photo, tmp_path, capsys):
     path, pixels = photo
     output = str(tmp_path / "out")
     status, _, err = run_command(predict, [path, "--checkpoint", checkpoints[kind], "--output", output,
-                                           "--box", "5", "10", "60", "80", *SMALL, *ON_CPU], capsys)
+                                           "--box", "5", "10", "60", "80", *SMALL, *ON_CPU]
+                                 + (["--flip-test"] if flip else []), capsys)
     assert status == 0 and "note:" not in err  # princeton's weights are not the synthetic ones
     record, = read_records(output)
-    pose = fasthg.PoseEstimator(checkpoints[kind], device="cpu", input_size=64)(pixels, (5, 10, 60, 80))
+    pose = fasthg.PoseEstimator(checkpoints[kind], device="cpu", input_size=64, flip_test=flip)(pixels, (5, 10, 60, 80))
     assert record["keypoints"] == pose.as_dict()["keypoints"]
     assert record["center"] == [32.5, 45.0] and record["scale"] == pytest.approx(70 * 1.25 / 200)
 
