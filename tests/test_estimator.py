@@ -107,11 +107,14 @@ def estimator():
 def test_grayscale_rgba_and_torch_images_give_the_rgb_result(estimator):
     rgb = np.random.default_rng(0).integers(0, 256, (70, 50, 3), dtype=np.uint8)
     gray = rgb[..., 1]
-    reference = estimator(rgb)
-    for variant in (np.dstack([rgb, np.full((70, 50), 7, np.uint8)]), torch.from_numpy(rgb)):
-        np.testing.assert_array_equal(estimator(variant).keypoints, reference.keypoints)
-    np.testing.assert_array_equal(estimator(gray).keypoints, estimator(np.dstack([gray] * 3)).keypoints)
-    np.testing.assert_array_equal(estimator(gray[..., None]).keypoints, estimator(gray).keypoints)
+    variants = [rgb, np.dstack([rgb, np.full((70, 50), 7, np.uint8)]), torch.from_numpy(rgb),
+                gray, gray[..., None], np.dstack([gray] * 3)]
+    poses = [pose.keypoints for pose in estimator.batch(variants)]  # one forward pass
+    for keypoints in poses[1:3]:
+        np.testing.assert_array_equal(keypoints, poses[0])
+    for keypoints in poses[3:5]:
+        np.testing.assert_array_equal(keypoints, poses[5])
+    assert not np.array_equal(poses[0], poses[5])  # the colour image is not read as its gray version
 
 
 def test_a_batch_equals_its_images_one_by_one(estimator):

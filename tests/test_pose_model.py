@@ -79,5 +79,8 @@ def test_missing_and_incomplete_checkpoints(tmp_path, reference):
     del state["outs.0.conv.bias"]
     with pytest.raises(InvalidValueError, match=r"not a complete PoseNet: .*missing keys \['outs.0.conv.bias'\]"):
         load_pose_model(state, torch.device("cpu"))
+    state["outs.0.conv.bias"] = torch.zeros(3)
+    with pytest.raises(InvalidValueError, match=r"tensors of other shapes: outs.0.conv.bias \(3,\) \(expected \(16,\)\)"):
+        load_pose_model(state, torch.device("cpu"))
     with pytest.raises(TypeError, match="checkpoint_or_model: expected a path, a run folder, a state_dict or a PoseNet module"):
         read_pose_weights(42)
