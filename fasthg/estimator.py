@@ -29,7 +29,7 @@ from .inference import flip_tested, run_model, to_original
 from .joints import FLIP_PAIRS, JOINT_NAMES
 from .pose_model import load_pose_model, princeton_info, warn_if_synthetic
 from .precision import AMP_MODES, autocast_dtype
-from .targets import HeatmapTargets
+from .targets import DECODING, HeatmapTargets
 
 BOX_MARGIN = 1.25
 
@@ -116,6 +116,8 @@ class PoseEstimator:
             raise InvalidValueError(f"flip_pairs: a flip test of {joints} joints needs each joint's mirror joint")
         self.flip_test = bool(flip_test)
         self.amp_dtype = autocast_dtype(amp, self.device)
+        if heatmap_style is not None and heatmap_style not in DECODING:
+            raise InvalidValueError(f"heatmap_style: expected one of {', '.join(DECODING)}, got {heatmap_style!r}")
         self.targets = HeatmapTargets(heatmap_style or self.info.heatmap_style, self.info.sigma)
 
     def __call__(self, image, box=None):
