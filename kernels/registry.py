@@ -319,6 +319,11 @@ def alternatives(config):
     return tuple(other for other in _TILES_OF_VARIANT[_variant_key(config)] if other is not config)
 
 
+def is_alternative(config):
+    """Whether ``config`` is an autotuning alternative: a tile registered after its variant's default."""
+    return _TILES_OF_VARIANT[_variant_key(config)][0] is not config
+
+
 def lookup(name, dtype, device, **flags):
     """The shipped configuration of kernel ``name`` for ``dtype`` on ``device``'s architecture.
 

@@ -115,3 +115,19 @@ def test_forward_and_backward_have_their_own_tiles():
             backward = registry.lookup("conv_backward", dtype, CPU, KSIZE=3)
             assert forward.constexprs["BLOCK_K"] >= 32 and "BLOCK_J" not in forward.constexprs
             assert backward.constexprs["BLOCK_K"] == 16 and forward.num_stages > backward.num_stages
+
+
+def test_autotuning_alternatives_share_their_default_variant():
+    alternatives = [config for config in registry.REGISTRY if registry.is_alternative(config)]
+    assert alternatives and all(config.name == "conv_forward" and config.constexprs["KSIZE"] == 3
+                                and config.constexprs["BLOCK_M"] == 128 and registry.ARCHS == config.archs
+                                for config in alternatives)
+    for config in alternatives:
+        default, = registry.alternatives(config)
+        assert not registry.is_alternative(default) and default.constexprs["BLOCK_M"] == 64
+        assert {k: v for k, v in default.constexprs.items() if k != "BLOCK_M"} == \
+            {k: v for k, v in config.constexprs.items() if k != "BLOCK_M"}
+        with registry.emulating(80):
+            assert registry.lookup(config.name, config.dtype, CPU, **config.constexprs) is config
+            flags = {k: v for k, v in config.constexprs.items() if not k.startswith("BLOCK_")}
+            assert registry.lookup(config.name, config.dtype, CPU, **flags) is default
