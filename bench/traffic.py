@@ -6,12 +6,12 @@ taps) hit in cache: the traffic to HBM in the best case, the same rule for fasth
 and for eager PyTorch's aten ops. FLOPs count multiply-adds of convolutions and GEMMs as 2 each;
 elementwise work counts 0 (it is memory-bound), as in ``torch.utils.flop_counter``.
 
-Launchers pass None for the pointer parameters that a kernel variant's constexpr flags leave
-unused (``fasthg.kernels.registry.CONDITIONAL_PARAMETERS``), so a pointer counts when it is given:
-:data:`TRITON_TRAFFIC` lists each pointer parameter with the passes over it. The per-tile partials of the reductions that
-programs share (statistics, BN's backward sums, split-K weight gradients) are written and read
-back up their reduction tree (2 passes over the whole tree buffer); running statistics are read
-and written (2). Arrival counters (a few bytes per column tile) are left out.
+Launchers pass None for the pointer parameters that a kernel variant's constexpr flags leave unused
+(``fasthg.kernels.registry.CONDITIONAL_PARAMETERS``), so a pointer counts when it is given:
+:data:`TRITON_TRAFFIC` lists each pointer parameter with the passes over it. The per-tile partials
+of the reductions that programs share (statistics, BN's backward sums, split-K weight gradients) are
+written and read back up their reduction tree (2 passes over the whole tree buffer); running
+statistics are read and written (2). Arrival counters (a few bytes per column tile) are left out.
 """
 import torch
 from torch.utils._pytree import tree_leaves

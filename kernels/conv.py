@@ -6,8 +6,9 @@ any PyTorch layout works. fasthg's modules keep 3x3 weights channels_last ([C_ou
 memory): then stride_c = 1, which the JIT specialises, and the weight tiles of the forward
 (contiguous along K = C_in) and of dgrad (contiguous along N = C_in) load as vectors. Offsets
 are int32 (the launchers reject tensors of 2^31 elements or more): 64-bit address tiles would
-double the registers the operand loads take. K is 1 or 3 (stride 1, padding K // 2). A unit of the bottleneck is ``z = conv(relu(bn(y))) + bias``; its input ``y``
-is the previous conv's output, and ``a = relu(bn(y))`` is never written to memory.
+double the registers the operand loads take. K is 1 or 3 (stride 1, padding K // 2). A unit of the
+bottleneck is ``z = conv(relu(bn(y))) + bias``; its input ``y`` is the previous conv's output, and
+``a = relu(bn(y))`` is never written to memory.
 
 Forward (:func:`conv_forward_kernel`), one program per [BLOCK_M, BLOCK_N] tile of z::
 
@@ -345,22 +346,25 @@ def conv_backward_kernel(
     REDUCE_GROUP: tl.constexpr,
 ):
     """dgrad and wgrad of one conv as a single launch over a 1-D grid: the ``wgrad_programs``
-    wgrad programs (one row slice of one dw tile each; the launcher counts them) first, then the dgrad programs (one tile of da each). Both
-    read the same dz (``grad``, or rebuilt from the next BN's g, GRAD_BN) and the same y with its
-    BN (wgrad's prologue, dgrad's ReLU-mask epilogue)."""
+    wgrad programs (one row slice of one dw tile each; the launcher counts them) first, then the
+    dgrad programs (one tile of da each). Both read the same dz (``grad``, or rebuilt from the next
+    BN's g, GRAD_BN) and the same y with its BN (wgrad's prologue, dgrad's ReLU-mask epilogue)."""
     pid = tl.program_id(0)
-    wgrad_programs = wgrad_programs if WGRAD else 0  # the launcher's count; 0 compiles wgrad away
-    if pid < wgrad_programs:
-        _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-                       y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr,
-                       dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr,
-                       skip_dbias_ptr, part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
-                       N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
-                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_J, REDUCE_GROUP)
-    elif DGRAD:
-        _dgrad_program(pid - wgrad_programs, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                       z_sum_grad_xhat_ptr, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
-                       y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
-                       out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-                       bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
-                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)
+    dgrad_start = wgrad_programs if WGRAD else 0  # the launcher's count
+    # Each part compiled only in the variants that take its arguments (the others are None).
+    if WGRAD:
+        if pid < dgrad_start:
+            _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                           y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr,
+                           dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr,
+                           skip_dbias_ptr, part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
+                           N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
+                           INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_J, REDUCE_GROUP)
+    if DGRAD:
+        if pid >= dgrad_start:
+            _dgrad_program(pid - dgrad_start, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                           z_sum_grad_xhat_ptr, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
+                           y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
+                           out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+                           bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
+                           INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)

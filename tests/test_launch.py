@@ -165,9 +165,9 @@ def test_an_autotuned_launch_times_each_tile_once_and_restores_the_running_stati
         return [2.0 if len(timed) % 2 else 1.0] * len(quantiles)
 
     torch.manual_seed(0)
-    default, tuned = fasthg.Residual(6, 8), fasthg.Residual(6, 8)
+    default, tuned = fasthg.Residual(6, 8).half(), fasthg.Residual(6, 8).half()  # 16-bit: autotuned
     tuned.load_state_dict(default.state_dict())
-    x = torch.randn(2, 6, 5, 9)
+    x = torch.randn(2, 6, 5, 9).half()
     with registry.emulating(80):
         expected = default(x)
         monkeypatch.setattr(launch, "autotuning", lambda device: True)
@@ -177,8 +177,10 @@ def test_an_autotuned_launch_times_each_tile_once_and_restores_the_running_stati
         assert len(timed) == 2, f"{len(timed)} timing runs: one per tile of the 3x3 forward"
         (autotuner, tuned_names), = launch._autotuners.values()
         assert tuned_names == ["BLOCK_M"] and [c.kwargs["BLOCK_M"] for c in autotuner.cache.values()] == [128]
-        assert_close(out, expected, "output", rtol=1e-6, atol=1e-6)
+        # The tiles differ in rows only: each output's sum runs in the same order (a rounding apart
+        # at most); running statistics updated thrice instead of once would be off by 170%.
+        assert_close(out, expected, "output", rtol=2**-10, atol=2**-14)
         for name in ("running_mean", "running_var"):
-            assert_close(getattr(tuned.bn3, name), getattr(default.bn3, name), f"bn3.{name}", rtol=1e-6, atol=1e-7)
+            assert_close(getattr(tuned.bn3, name), getattr(default.bn3, name), f"bn3.{name}", rtol=2**-10, atol=2**-14)
         tuned(x)
         assert len(timed) == 2, "the same shape was timed again"
