@@ -5,7 +5,8 @@ The tolerance then follows the problem's conditioning instead of a guessed const
 be at most ``factor`` times as far from the fp64 answer as eager PyTorch's is, plus a few units in
 the last place (eager can be exact by luck). Distances are measured on a scale: by default the
 largest magnitude of the exact tensor; for gradients, that of all the gradients, since some are
-zero in exact arithmetic and their own relative error is pure rounding noise (DESIGN.md §5).
+zero in exact arithmetic and their own relative error is pure rounding noise
+(docs/without_a_gpu.md).
 
 The test suite (in the interpreter) and ``python -m fasthg.gpucheck`` (on a GPU) both judge
 with :func:`against_eager`, so a result passes on the GPU by the rule it passes by in the tests.

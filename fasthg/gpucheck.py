@@ -73,7 +73,7 @@ class Sizes:
 LOW_PRECISION = (torch.float32, torch.bfloat16, torch.float16)
 FULL = Sizes(batch=16, size=256, inp_dim=256, nstack=8, joints=16, model_dtypes=LOW_PRECISION, op_dtypes=LOW_PRECISION)
 # The interpreter runs a PoseNet training step in about 20 s at this size; whole models are judged
-# in fp64 there, since at tiny sizes eager's own low-precision error is luck, no bar (DESIGN.md §5).
+# in fp64 there, since at tiny sizes eager's own low-precision error is luck, no bar (docs/without_a_gpu.md).
 INTERPRETER = Sizes(batch=2, size=64, inp_dim=4, nstack=1, joints=2, model_dtypes=(torch.float64,), op_dtypes=LOW_PRECISION,
                     whole_model_determinism=False)
 

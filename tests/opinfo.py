@@ -261,7 +261,7 @@ MIN_BN_VALUES = 4
 def _batch(training, *spatial):
     """Batch sizes that give train-mode BN at least MIN_BN_VALUES values per channel. PyTorch needs 2;
     over 2 or 3 the BN backward's centring cancels nearly all of the gradient, and eager fp32's
-    own error there is luck, no bar to judge by (DESIGN.md §5); test_numerics checks 2 in fp64."""
+    own error there is luck, no bar to judge by (docs/without_a_gpu.md); test_numerics checks 2 in fp64."""
     pixels = 1
     for size in spatial:
         pixels *= size
@@ -430,7 +430,7 @@ OPS = [
         sizes=st.fixed_dictionaries({"training": st.booleans()}),
         example={"training": False},
         inputs=lambda s, g: Sample({"imgs": uniform((2, 64, 64, 3), g)}),
-        interpreter_dtypes=(torch.float64,),  # whole models are compared in fp64 (DESIGN.md §5)
+        interpreter_dtypes=(torch.float64,),  # whole models are compared in fp64 (docs/without_a_gpu.md)
         value_kinds=("normal",),               # images in [0, 1]
         cost=50,                               # ~20 s an example in the interpreter: one per CI run
         gradcheck={"torch": "fast"},

@@ -6,7 +6,7 @@
   run on the same rounded inputs, may be at most ``info.eager_factor`` times that of eager
   PyTorch in the same dtype, plus a few ulps. Eager's error is the worst of equally valid runs:
   NCHW, channels_last, and the batch in reverse order (another summation order of BN's statistics).
-* Gradients are judged on the scale of all the gradients (DESIGN.md §5): some are zero in exact
+* Gradients are judged on the scale of all the gradients (docs/without_a_gpu.md): some are zero in exact
   arithmetic (a conv bias before a train-mode BN), others sums of few terms that nearly cancel
   (a bias over a 2x2 map, conv1's weight with one input channel), and their own relative error
   is then any implementation's noise, eager's luck included.

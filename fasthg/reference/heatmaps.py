@@ -3,8 +3,8 @@
 Keypoints are (B, K, 2) x, y in heatmap pixels (pixel u covers [u, u + 1) and has the integer
 coordinate u); maps are (B, K, H, W). Every style renders the unnormalised Gaussian
 g(u, v) = exp(-((u - cx)^2 + (v - cy)^2) / (2 sigma^2)); they differ in the centre, the support
-and which joints they drop (DESIGN.md §4). Each function below follows its project's code shape
-(a patch cut from a precomputed Gaussian and pasted at ``ul``), so the vectorised and the fused
+and which joints they drop (docs/conventions.md). Each function below follows its project's code
+shape (a patch cut from a precomputed Gaussian and pasted at ``ul``), so the vectorised and the fused
 implementations, which use a closed form instead, are checked against an independent formulation:
 
 * princeton (princeton-vl/pytorch_stacked_hourglass ``GenerateHeatmap``): centre int(p) per axis;
