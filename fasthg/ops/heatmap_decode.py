@@ -9,6 +9,7 @@ coordinate mapping are a few elementwise torch ops on every backend.
 import torch
 
 from .. import dispatch
+from ..joints import FLIP_PAIRS
 from .heatmap_args import check_map_size, launch
 from .launch import accumulation_dtype
 from .validate import (
@@ -16,7 +17,6 @@ from .validate import (
 )
 
 DECODE_STYLES = ("princeton", "bearpaw", "mmpose")
-MPII_FLIP_PAIRS = (5, 4, 3, 2, 1, 0, 6, 7, 8, 9, 15, 14, 13, 12, 11, 10)
 KERNEL_LAUNCHES = {"forward": 1}
 
 
@@ -82,7 +82,7 @@ def decode_heatmaps(heatmaps, style="princeton"):
     return _torch_decode(heatmaps.detach(), style)
 
 
-def flip_merge_heatmaps(heatmaps, flipped, flip_pairs=MPII_FLIP_PAIRS):
+def flip_merge_heatmaps(heatmaps, flipped, flip_pairs=FLIP_PAIRS):
     """Flip test: the mean of ``heatmaps`` (B, K, H, W) and ``flipped``, the heatmaps of the
     mirrored images, mirrored back (width reversed) with joint j taken from channel flip_pairs[j]
     (left and right swapped; MPII's pairs by default, docs/conventions.md)."""

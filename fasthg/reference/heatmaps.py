@@ -49,7 +49,6 @@ import torch
 
 STYLES = ("princeton", "bearpaw", "mmpose", "unbiased")
 DECODE_STYLES = ("princeton", "bearpaw", "mmpose")
-MPII_FLIP_PAIRS = (5, 4, 3, 2, 1, 0, 6, 7, 8, 9, 15, 14, 13, 12, 11, 10)
 
 
 def _gaussian_patch(size, peak, sigma):
@@ -236,7 +235,7 @@ def decode_heatmaps(heatmaps, style="princeton"):
     return coords, peaks
 
 
-def flip_merge_heatmaps(heatmaps, flipped, flip_pairs=MPII_FLIP_PAIRS):
+def flip_merge_heatmaps(heatmaps, flipped, flip_pairs):
     """Flip test (princeton's ``inference``): the mean of the heatmaps and those of the mirrored
     image, mirrored back (width reversed) and with left and right joints swapped by ``flip_pairs``."""
     mirrored_back = flipped.flip(-1)[:, list(flip_pairs)]
