@@ -133,7 +133,9 @@ def _visible(visible, b, k):
 
 
 def render_targets(keypoints, visible=None, size=(64, 64), sigma=1.0, style="princeton", dtype=torch.float32):
-    """(heatmaps (B, K, H, W) in ``dtype``, target weights (B, K) in ``dtype``)."""
+    """(heatmaps (B, K, H, W) in ``dtype``, target weights (B, K) in ``dtype``); no gradient flows
+    to ``keypoints`` (targets are data)."""
+    keypoints = keypoints.detach()
     batch, joints, _ = keypoints.shape
     heatmaps = torch.zeros(batch, joints, *size, dtype=torch.float64)
     weights = torch.zeros(batch, joints, dtype=torch.float64)
@@ -223,7 +225,9 @@ _DECODE = {"princeton": _decode_princeton, "bearpaw": _decode_bearpaw, "mmpose":
 
 
 def decode_heatmaps(heatmaps, style="princeton"):
-    """(coordinates (B, K, 2) x, y in heatmap pixels, peak values (B, K)) of heatmaps (B, K, H, W)."""
+    """(coordinates (B, K, 2) x, y in heatmap pixels, peak values (B, K)) of heatmaps (B, K, H, W);
+    not differentiable, like fasthg's."""
+    heatmaps = heatmaps.detach()
     batch, joints = heatmaps.shape[:2]
     coords = torch.zeros(batch, joints, 2, dtype=torch.float64)
     peaks = torch.zeros(batch, joints, dtype=torch.float64)
