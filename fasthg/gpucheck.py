@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cli, ops, reference
-from .accuracy import against_eager, in_accumulation_dtype, magnitude, round_conv_outputs
+from .accuracy import against_eager, in_accumulation_dtype, magnitude, round_stored_tensors
 from .dispatch import backend, interpreting, rerun
 from .distributed import use_device
 from .models import PoseNet
@@ -163,13 +163,13 @@ def _tuple(out):
 def run(case, kind, dtype, device, layout=torch.contiguous_format, storage=None, grads_out=None, inputs=None):
     """Forward and (for differentiable inputs) backward of the ``kind`` ('fused' or 'reference')
     side in ``dtype`` on ``device``; float inputs are cast to ``dtype`` (``inputs``: others, fp64),
-    4-d ones given ``layout``. ``storage``: round the module's conv outputs to that dtype."""
+    4-d ones given ``layout``. ``storage``: the module's intermediate tensors as the kernels store them in that dtype."""
     fn = getattr(case, kind)
     module = None
     if isinstance(fn, torch.nn.Module):
         module = copy.deepcopy(fn).to(device=device, dtype=dtype, memory_format=layout)
         if storage is not None:
-            round_conv_outputs(module, storage)
+            round_stored_tensors(module, storage)
         fn = module
     leaves = {}
     for name, t in (inputs or case.inputs).items():
@@ -220,9 +220,9 @@ def parity(case, dtype, device):
     if dtype == torch.float64:
         return judge(ours, [], exact)
     if dtype in (torch.float16, torch.bfloat16) and isinstance(case.reference, torch.nn.Module):
-        # Gradients against the reference that stores its conv outputs in dtype, so both decide
-        # the ReLUs on the same values (fasthg.accuracy.round_conv_outputs); outputs and
-        # statistics against the plain one.
+        # Gradients against the reference that stores its intermediate tensors as the kernels do,
+        # so both decide the ReLUs on the same values (fasthg.accuracy.round_stored_tensors);
+        # outputs and statistics against the plain one.
         stored, _ = run(case, "reference", torch.float64, device, storage=dtype, grads_out=grads_out, inputs=rounded)
         exact.grads = stored.grads
     eagers = [run(case, "reference", dtype, device, layout, grads_out=grads_out)[0]

@@ -35,7 +35,7 @@ from torch import nn
 
 import fasthg
 from fasthg import reference
-from fasthg.accuracy import in_accumulation_dtype, round_conv_outputs
+from fasthg.accuracy import in_accumulation_dtype, round_stored_tensors
 from fasthg.dispatch import runs_fused
 from fasthg.nn.step_counting import count_step, running_stats_momentum
 from fasthg.ops.head import head
@@ -476,8 +476,9 @@ class Bound:
 def bind(info, sizes, kind, dtype, options=None, storage=None):
     """The ``kind`` ("fused" or "reference") implementation of ``info`` at ``sizes`` in ``dtype``.
 
-    ``storage``: every conv output of a module is rounded to that dtype, as an implementation
-    computing in it stores them (the reference then decides each ReLU on the same value).
+    ``storage``: a module's intermediate tensors take the values fasthg's kernels store in that
+    dtype (:func:`fasthg.accuracy.round_stored_tensors`): the reference then decides each ReLU
+    on the value the kernels decide it on.
     """
     options = options or {}
     if info.modules is None:
@@ -486,7 +487,7 @@ def bind(info, sizes, kind, dtype, options=None, storage=None):
     fused, ref = info.modules(sizes)
     module = copy.deepcopy(fused if kind == "fused" else ref).to(dtype).train(sizes.get("training", True))
     if storage is not None:
-        round_conv_outputs(module, storage)
+        round_stored_tensors(module, storage)
     params = {name: p for name, p in module.named_parameters() if p.requires_grad}
     return Bound(lambda *tensors: module(*tensors, **options), params, module)
 
