@@ -36,9 +36,6 @@ from torch import nn
 import fasthg
 from fasthg import reference
 from fasthg.accuracy import in_accumulation_dtype, round_stored_tensors
-from fasthg.dispatch import runs_fused
-from fasthg.nn.step_counting import count_step, running_stats_momentum
-from fasthg.ops.head import head
 from harness import EAGER_FACTOR
 
 ALL_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
@@ -164,39 +161,43 @@ def pair(make_fused, make_reference, seed=0):
     return fused, ref
 
 
-class StackHead(nn.Module):
-    """A stack's head as fasthg.models composes it (features conv-BN-ReLU, heatmaps, merges), in plain PyTorch."""
+class StackHeadOf(nn.Module):
+    """Stack ``index``'s head of ``model`` as a module of (h, x), run by the model's own ``head``:
+    stack 0 of a 2-stack model merges into the next stack, stack 1 is the last. Only the head's
+    parameters get gradients (the features conv-BN-ReLU, the heatmap conv and the merges)."""
 
-    def __init__(self, f, oup, merged):
+    def __init__(self, model, merged):
         super().__init__()
-        self.features = reference.Conv(f, f, 1, bn=True, relu=True)
-        self.outs = reference.Conv(f, oup, 1, relu=False)
-        self.merge_features = reference.Merge(f, f) if merged else None
-        self.merge_preds = reference.Merge(oup, f) if merged else None
+        self.model, self.index = model, 0 if merged else 1
+        model.requires_grad_(False)
+        parts = [model.features[self.index][1], model.outs[self.index]]
+        parts += [model.merge_features[0], model.merge_preds[0]] if merged else []
+        for part in parts:
+            part.requires_grad_(True)
 
     def forward(self, h, x):
-        feature = self.features(h)
-        preds = self.outs(feature)
-        if self.merge_features is None:
-            return preds
-        return preds, x + self.merge_preds(preds) + self.merge_features(feature)
+        preds, x_next = self.model.head(self.index, h, x)
+        return preds if x_next is None else (preds, x_next)
 
 
-class FusedStackHead(StackHead):
-    """The same head run by ``fasthg.ops.head`` (internal: PoseNet's only path to it)."""
+class _Absent(nn.Module):
+    """Stands in for a block that a stack's head does not use."""
 
-    def forward(self, h, x):
-        if not runs_fused(h):
-            return super().forward(h, x)
-        bn = self.features.bn
-        if self.training:
-            count_step([bn])
-        momentum = running_stats_momentum(bn, 0) if self.training else 0.0
-        merged = self.merge_features is not None
-        preds, x_next = head(h, x, self.features.conv, bn, self.outs.conv,
-                             self.merge_features.conv.conv if merged else None,
-                             self.merge_preds.conv.conv if merged else None, self.training, momentum, h.dtype)
-        return (preds, x_next) if merged else preds
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+
+def _heads_only(model_class):
+    """``model_class`` built without the hourglasses, Residuals and pools its heads do not use:
+    the same ``head``, at a small part of the cost of building and copying a whole model."""
+    return type(f"{model_class.__name__}Heads", (model_class,),
+                {"residual_class": _Absent, "hourglass_class": _Absent, "pool_class": _Absent})
+
+
+def stack_head_pair(f, oup, merged):
+    """(fused, reference) fp64 heads of 2-stack models with ``f`` features and ``oup`` heatmaps, one state."""
+    return pair(lambda: StackHeadOf(_heads_only(fasthg.StackedHourglass)(2, f, oup), merged),
+                lambda: StackHeadOf(_heads_only(reference.StackedHourglass)(2, f, oup), merged))
 
 
 # ------------------------------------------------------------------------------- opcheck samples
@@ -227,10 +228,10 @@ def _residual_backward_sample():
 
 
 def _head_forward_sample():
-    fused, _ = pair(lambda: FusedStackHead(5, 3, True), lambda: StackHead(5, 3, True))
-    fused = fused.float()
-    conv, bn, outs = fused.features.conv, fused.features.bn, fused.outs.conv
-    mf, mp = fused.merge_features.conv.conv, fused.merge_preds.conv.conv
+    fused, _ = stack_head_pair(5, 3, True)
+    model = fused.model.float()
+    conv, bn, outs = model.features[0][1].conv, model.features[0][1].bn, model.outs[0].conv
+    mf, mp = model.merge_features[0].conv.conv, model.merge_preds[0].conv.conv
     with torch.no_grad():
         return (torch.randn(2, 5, 3, 4), torch.randn(2, 5, 3, 4), conv.weight.detach(), conv.bias.detach(),
                 bn.weight.detach(), bn.bias.detach(), bn.running_mean.clone(), bn.running_var.clone(),
@@ -291,7 +292,8 @@ def _hourglass_sizes(draw):
 @st.composite
 def _head_sizes(draw):
     training, h, w = draw(st.booleans()), draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    return {"f": draw(st.integers(1, 9)), "oup": draw(st.integers(1, 5)), "merged": draw(st.booleans()),
+    # f >= 2: a model's Residual(f, f) has f // 2 bottleneck channels.
+    return {"f": draw(st.integers(2, 9)), "oup": draw(st.integers(1, 5)), "merged": draw(st.booleans()),
             "n": draw(_batch(training, h, w)), "h": h, "w": w, "training": training}
 
 
@@ -397,7 +399,7 @@ OPS = [
     OpInfo(
         name="stack_head",
         public=False,
-        modules=lambda s: pair(lambda: FusedStackHead(s["f"], s["oup"], s["merged"]), lambda: StackHead(s["f"], s["oup"], s["merged"])),
+        modules=lambda s: stack_head_pair(s["f"], s["oup"], s["merged"]),
         sizes=_head_sizes(),
         example={"f": 5, "oup": 3, "merged": True, "n": 2, "h": 3, "w": 4, "training": True},
         inputs=lambda s, g: Sample({"h": normal((s["n"], s["f"], s["h"], s["w"]), g),
