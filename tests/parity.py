@@ -9,7 +9,8 @@
 * Gradients are judged on the scale of all the gradients (docs/without_a_gpu.md): some are zero in exact
   arithmetic (a conv bias before a train-mode BN), others sums of few terms that nearly cancel
   (a bias over a 2x2 map, conv1's weight with one input channel), and their own relative error
-  is then any implementation's noise, eager's luck included.
+  is then any implementation's noise, eager's luck included. Their floor is smaller than other
+  results' (``fasthg.accuracy.GRADIENT_FLOOR_ULPS``): tests/test_stack_head.py shows a 5% error fail.
 * Mask flips: in fp16/bf16 a pre-activation within rounding distance of zero may land on either
   side of a ReLU, and that element's gradient is then off by its whole value (in training, through
   BN's sums, every element a little). For ops with ReLUs (``info.relu_masks``) the gradients are
@@ -21,11 +22,10 @@
 """
 import torch
 
-from fasthg.accuracy import against_eager, magnitude
+from fasthg.accuracy import FLOOR_ULPS, GRADIENT_FLOOR_ULPS, against_eager, magnitude
 from harness import assert_close
 from opinfo import Sample, bind, grad_outputs, leaves, run
 
-ULPS = 4
 
 
 def compare_exact(info, ours, theirs, tolerance=None):
@@ -43,8 +43,8 @@ def compare_exact(info, ours, theirs, tolerance=None):
         assert_close(ours.buffers[name], want, name, rtol=tolerance, atol=tolerance)
 
 
-def _judge(name, got, eagers, exact, factor, scale=None):
-    judgement = against_eager(name, got, eagers, exact, factor, ULPS, scale)
+def _judge(name, got, eagers, exact, factor, scale=None, ulps=FLOOR_ULPS):
+    judgement = against_eager(name, got, eagers, exact, factor, ulps, scale)
     assert judgement.passed, str(judgement)
 
 
@@ -61,7 +61,7 @@ def compare_with_eager(info, ours, eagers, exact):
     for name, want in exact.grads.items():
         got, theirs = ours.grads[name], [e.grads[name] for e in eagers]
         assert got.dtype == theirs[0].dtype, f"grad {name}: dtype {got.dtype} != reference's {theirs[0].dtype}"
-        _judge(f"grad {name}", got, theirs, want, factor, scale)
+        _judge(f"grad {name}", got, theirs, want, factor, scale, GRADIENT_FLOOR_ULPS)
     for name, want in exact.buffers.items():
         theirs = [e.buffers[name] for e in eagers]
         if want.is_floating_point():
