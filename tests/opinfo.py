@@ -170,9 +170,9 @@ class StackHeadOf(nn.Module):
         super().__init__()
         self.model, self.index = model, 0 if merged else 1
         model.requires_grad_(False)
-        parts = [model.features[self.index][1], model.outs[self.index]]
-        parts += [model.merge_features[0], model.merge_preds[0]] if merged else []
-        for part in parts:
+        self.parts = [model.features[self.index][1], model.outs[self.index]]
+        self.parts += [model.merge_features[0], model.merge_preds[0]] if merged else []
+        for part in self.parts:
             part.requires_grad_(True)
 
     def forward(self, h, x):
@@ -194,10 +194,14 @@ def _heads_only(model_class):
                 {"residual_class": _Absent, "hourglass_class": _Absent, "pool_class": _Absent})
 
 
-def stack_head_pair(f, oup, merged):
-    """(fused, reference) fp64 heads of 2-stack models with ``f`` features and ``oup`` heatmaps, one state."""
-    return pair(lambda: StackHeadOf(_heads_only(fasthg.StackedHourglass)(2, f, oup), merged),
-                lambda: StackHeadOf(_heads_only(reference.StackedHourglass)(2, f, oup), merged))
+def stack_head_pair(f, oup, merged, seed=0):
+    """(fused, reference) fp64 heads of 2-stack models with ``f`` features and ``oup`` heatmaps, one
+    state: the head's parts drawn by :func:`randomize` in the order the head applies them."""
+    ref = StackHeadOf(_heads_only(reference.StackedHourglass)(2, f, oup), merged).double()
+    randomize(nn.ModuleList(ref.parts), torch.Generator().manual_seed(seed))
+    fused = StackHeadOf(_heads_only(fasthg.StackedHourglass)(2, f, oup), merged).double()
+    fused.load_state_dict(ref.state_dict())
+    return fused, ref
 
 
 # ------------------------------------------------------------------------------- opcheck samples
