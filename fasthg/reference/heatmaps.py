@@ -134,8 +134,9 @@ def _visible(visible, b, k):
 
 def render_targets(keypoints, visible=None, size=(64, 64), sigma=1.0, style="princeton", dtype=torch.float32):
     """(heatmaps (B, K, H, W) in ``dtype``, target weights (B, K) in ``dtype``); no gradient flows
-    to ``keypoints`` (targets are data)."""
+    to ``keypoints`` or ``visible`` (targets are data)."""
     keypoints = keypoints.detach()
+    visible = None if visible is None else visible.detach()
     batch, joints, _ = keypoints.shape
     heatmaps = torch.zeros(batch, joints, *size, dtype=torch.float64)
     weights = torch.zeros(batch, joints, dtype=torch.float64)
