@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from . import cli, ops, reference
 from .accuracy import (
-    EAGER_FACTOR, FLOOR_ULPS, GRADIENT_FLOOR_ULPS, against_eager, in_accumulation_dtype, magnitude, round_stored_tensors,
+    EAGER_FACTOR, FLOOR_ULPS, against_eager, in_accumulation_dtype, magnitude, round_stored_tensors,
 )
 from .dispatch import backend, interpreting, rerun
 from .distributed import use_device
@@ -193,7 +193,7 @@ def run(case, kind, dtype, device, layout=torch.contiguous_format, storage=None,
     return Result(tuple(o.detach() for o in outputs), grads, buffers), grads_out
 
 
-def judge(ours, eagers, exact, factor=EAGER_FACTOR, ulps=FLOOR_ULPS, gradient_ulps=GRADIENT_FLOOR_ULPS):
+def judge(ours, eagers, exact, factor=EAGER_FACTOR, ulps=FLOOR_ULPS):
     """Every output, gradient (on the scale of all gradients) and buffer of ``ours`` against
     ``exact`` (fp64) relative to ``eagers``: a list of :class:`fasthg.accuracy.Judgement`."""
     fp64 = ours.outputs[0].dtype == torch.float64
@@ -204,7 +204,7 @@ def judge(ours, eagers, exact, factor=EAGER_FACTOR, ulps=FLOOR_ULPS, gradient_ul
     grad_scale = magnitude(exact.grads.values()) or 1.0
     for name, want in exact.grads.items():
         verdicts.append(against_eager(f"grad {name}", ours.grads[name], [e.grads[name] for e in eagers], want,
-                                      factor, gradient_ulps, grad_scale, floor))
+                                      factor, ulps, grad_scale, floor))
     for name, want in exact.buffers.items():
         if want.is_floating_point():
             verdicts.append(against_eager(name, ours.buffers[name], [e.buffers[name] for e in eagers], want,

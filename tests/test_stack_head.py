@@ -1,6 +1,9 @@
 """The stack head of fasthg's model (``StackedHourglass.head``, fused) against the reference
 model's, in low precision on fixed draws (test_properties draws its shapes), and proof that the
-low-precision judgement (tests/parity.py) catches a gradient that is 5% wrong."""
+low-precision judgement (tests/parity.py) catches a gradient that is 5% wrong in fp16.
+
+In bf16 it cannot promise to: 5% is 6.4 bf16 ulps, and the bound, 3x eager's error plus
+``fasthg.accuracy.FLOOR_ULPS`` (4) ulps, is 4.5-6% at the gradients' scale on these draws."""
 import pytest
 import torch
 
@@ -32,10 +35,9 @@ def feature_weight_gradient_5_percent_too_large(monkeypatch):
     monkeypatch.setattr(head_ops, "head_backward", planted)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_a_gradient_5_percent_wrong_fails(triton_backend, feature_weight_gradient_5_percent_too_large, dtype, training):
+def test_a_gradient_5_percent_wrong_fails_in_fp16(triton_backend, feature_weight_gradient_5_percent_too_large, training):
     # The same draws pass test_low_precision_as_accurate_as_eager with the correct backward.
     sizes = {**SIZES, "training": training}
     with pytest.raises(AssertionError, match=r"grad model\.features\.0\.1\.conv\.weight: .* exceeds"):
-        check_parity(HEAD, sizes, draw_sample(HEAD, sizes), dtype, "channels_last")
+        check_parity(HEAD, sizes, draw_sample(HEAD, sizes), torch.float16, "channels_last")
