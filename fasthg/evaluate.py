@@ -1,7 +1,7 @@
 """``python -m fasthg.evaluate --checkpoint RUN``: validation PCKh@0.5 of a trained model.
 
-Both conventions of DESIGN.md §4 (``mpii``: mean over the 14 joints without pelvis and thorax;
-``all16``: the count-weighted total) and every joint, as a table and as JSON. The dataset, its
+Both conventions of docs/conventions.md (``mpii``: mean over the 14 joints without pelvis and
+thorax; ``all16``: the count-weighted total) and every joint, as a table and as JSON. The dataset, its
 folders and the input size default to the checkpoint's training run.
 """
 import argparse

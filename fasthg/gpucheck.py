@@ -47,7 +47,9 @@ import torch
 import torch.nn.functional as F
 
 from . import cli, ops, reference
-from .accuracy import against_eager, in_accumulation_dtype, magnitude, round_conv_outputs
+from .accuracy import (
+    EAGER_FACTOR, FLOOR_ULPS, against_eager, in_accumulation_dtype, magnitude, round_stored_tensors,
+)
 from .dispatch import backend, interpreting, rerun
 from .distributed import use_device
 from .models import PoseNet
@@ -78,7 +80,7 @@ LOW_PRECISION = (torch.float32, torch.bfloat16, torch.float16)
 FULL = Sizes(batch=16, size=256, inp_dim=256, nstack=8, joints=16, model_dtypes=LOW_PRECISION, op_dtypes=LOW_PRECISION)
 # The interpreter runs the fused 1-stack PoseNet training step in about 2 minutes at this size (the
 # depth-4 hourglass needs 64x64 images), the rest of the checks together in about one; whole models are judged
-# in fp64 there, since at tiny sizes eager's own low-precision error is luck, no bar (DESIGN.md §5).
+# in fp64 there, since at tiny sizes eager's own low-precision error is luck, no bar (docs/without_a_gpu.md).
 INTERPRETER = Sizes(batch=2, size=64, inp_dim=4, nstack=1, joints=2, model_dtypes=(torch.float64,), op_dtypes=LOW_PRECISION,
                     whole_model_determinism=False)
 
@@ -168,13 +170,13 @@ def _tuple(out):
 def run(case, kind, dtype, device, layout=torch.contiguous_format, storage=None, grads_out=None, inputs=None):
     """Forward and (for differentiable inputs) backward of the ``kind`` ('fused' or 'reference')
     side in ``dtype`` on ``device``; float inputs are cast to ``dtype`` (``inputs``: others, fp64),
-    4-d ones given ``layout``. ``storage``: round the module's conv outputs to that dtype."""
+    4-d ones given ``layout``. ``storage``: the module's intermediate tensors as the kernels store them in that dtype."""
     fn = getattr(case, kind)
     module = None
     if isinstance(fn, torch.nn.Module):
         module = copy.deepcopy(fn).to(device=device, dtype=dtype, memory_format=layout)
         if storage is not None:
-            round_conv_outputs(module, storage)
+            round_stored_tensors(module, storage)
         fn = module
     leaves = {}
     for name, t in (inputs or case.inputs).items():
@@ -196,7 +198,7 @@ def run(case, kind, dtype, device, layout=torch.contiguous_format, storage=None,
     return Result(tuple(o.detach() for o in outputs), grads, buffers), grads_out
 
 
-def judge(ours, eagers, exact, factor=3.0, ulps=4):
+def judge(ours, eagers, exact, factor=EAGER_FACTOR, ulps=FLOOR_ULPS):
     """Every output, gradient (on the scale of all gradients) and buffer of ``ours`` against
     ``exact`` (fp64) relative to ``eagers``: a list of :class:`fasthg.accuracy.Judgement`."""
     fp64 = ours.outputs[0].dtype == torch.float64
@@ -225,9 +227,9 @@ def parity(case, dtype, device):
     if dtype == torch.float64:
         return judge(ours, [], exact)
     if dtype in (torch.float16, torch.bfloat16) and isinstance(case.reference, torch.nn.Module):
-        # Gradients against the reference that stores its conv outputs in dtype, so both decide
-        # the ReLUs on the same values (fasthg.accuracy.round_conv_outputs); outputs and
-        # statistics against the plain one.
+        # Gradients against the reference that stores its intermediate tensors as the kernels do,
+        # so both decide the ReLUs on the same values (fasthg.accuracy.round_stored_tensors);
+        # outputs and statistics against the plain one.
         stored, _ = run(case, "reference", torch.float64, device, storage=dtype, grads_out=grads_out, inputs=rounded)
         exact.grads = stored.grads
     eagers = [run(case, "reference", dtype, device, layout, grads_out=grads_out)[0]

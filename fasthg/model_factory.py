@@ -1,5 +1,5 @@
-"""The network that training, evaluation and prediction build: fasthg's fused PoseNet when the
-package has one, else the plain-PyTorch reference (same state_dict, so checkpoints move freely)."""
+"""The network that training, evaluation and prediction build: fasthg's fused PoseNet (its
+state_dict is the reference's and princeton-vl's, so checkpoints move freely between them)."""
 import torch
 
 import fasthg
@@ -7,17 +7,13 @@ import fasthg
 from .dispatch import interpreting
 from .errors import UserError
 from .joints import NUM_JOINTS
-
-
-def model_class():
-    """fasthg.PoseNet, or fasthg.reference.PoseNet in a build without the fused model."""
-    return getattr(fasthg, "PoseNet", None) or fasthg.reference.PoseNet
+from .models import PoseNet
 
 
 def build_model(nstack, inp_dim, device, oup_dim=NUM_JOINTS, increase=0):
     """A PoseNet (16 MPII joints unless ``oup_dim`` says otherwise) on ``device``, parameters in
     channels_last (the NHWC input's layout)."""
-    model = model_class()(nstack, inp_dim, oup_dim, increase=increase)
+    model = PoseNet(nstack, inp_dim, oup_dim, increase=increase)
     return model.to(device=device, memory_format=torch.channels_last)
 
 

@@ -6,8 +6,6 @@ they are. Every Residual, upsample-add, max-pool and stack head (features conv, 
 conv and the merges into the next stack, see :mod:`fasthg.ops.head`) runs fused; the stem
 (7x7 conv, BN, ReLU) is PyTorch's own.
 """
-import torch
-
 from .ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
 from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
@@ -50,29 +48,24 @@ class StackedHourglass(reference.StackedHourglass):
 
     def forward(self, x):
         _check_images(x, 1, self.pre[0].conv.weight, self.training)
-        if not runs_fused(x):
-            return super().forward(x)
-        return forward_counting_steps(self, True, self._fused_forward, x)
+        return forward_counting_steps(self, runs_fused(x), super().forward, x)
 
     def fused_batch_norms(self):
         """The stack heads' BNs, whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
         return [features.bn for _, features in self.features]
 
-    def _fused_forward(self, x):
-        pending = count_step_of(self) if self.training else 0  # the heads' BNs
-        x = self.pre(x)
-        stack_preds = []
-        for i in range(self.nstack):
-            residual, features = self.features[i]
-            h = residual(self.hgs[i](x))
-            last = i == self.nstack - 1
-            preds, x = head(h, x, features.conv, features.bn, self.outs[i].conv,
-                            None if last else self.merge_features[i].conv.conv,
-                            None if last else self.merge_preds[i].conv.conv,
-                            self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
-                            compute_dtype(h))
-            stack_preds.append(preds)
-        return torch.stack(stack_preds, 1)
+    def head(self, i, h, x):
+        """Stack ``i``'s head fused (:mod:`fasthg.ops.head`): (preds, the next stack's x, None after the last)."""
+        if not runs_fused(h):
+            return super().head(i, h, x)
+        features, last = self.features[i][1], i == self.nstack - 1
+        pending = count_step_of(self, [features.bn]) if self.training else 0
+        preds, x_next = head(h, x, features.conv, features.bn, self.outs[i].conv,
+                             None if last else self.merge_features[i].conv.conv,
+                             None if last else self.merge_preds[i].conv.conv,
+                             self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
+                             compute_dtype(h))
+        return preds, None if last else x_next
 
 
 class PoseNet(StackedHourglass):
