@@ -19,14 +19,14 @@ from . import cli
 from .dispatch import BACKENDS
 from .distributed import use_device
 from .errors import UserError
-from .estimator import PoseEstimator, box_crop
 from .files import write_atomic
-from .images import read_image
-from .model_factory import select_backend
-from .pose_model import SyntheticWeightsWarning, photo_notice
+from .pose.drawing import draw_skeleton, encode_png
+from .pose.estimator import PoseEstimator, box_crop
+from .pose.images import read_image
+from .pose.network import select_backend
+from .pose.video import VIDEO_EXTENSIONS, is_video, open_video, predict_video, require_display, show_camera
+from .pose.weights import SyntheticWeightsWarning, photo_notice
 from .precision import AMP_MODES
-from .video import VIDEO_EXTENSIONS, is_video, open_video, predict_video, require_display, show_camera
-from .visualize import draw_skeleton, encode_png
 
 
 def build_parser():

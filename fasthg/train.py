@@ -8,12 +8,12 @@ import dataclasses
 import sys
 
 from . import cli, distributed
-from .checkpointing import load_checkpoint
 from .errors import UserError
 from .joints import NUM_JOINTS
-from .pose_model import read_pose_weights
-from .train_options import parse, resumed
-from .trainer import Diverged, Interrupted, Trainer
+from .pose.weights import read_pose_weights
+from .training.checkpoints import load_checkpoint
+from .training.options import parse, resumed
+from .training.trainer import Diverged, Interrupted, Trainer
 
 
 def fine_tuning(config, given):

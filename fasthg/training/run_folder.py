@@ -13,9 +13,9 @@ import io
 import json
 import os
 
-from . import visualize
-from .checkpointing import LAST
-from .files import write_atomic
+from ..files import write_atomic
+from ..pose import drawing as visualize
+from .checkpoints import LAST
 
 
 class RunFolder:

@@ -11,10 +11,10 @@ import os
 import warnings
 from dataclasses import dataclass
 
-from .checkpoint import PoseNetArchitecture, load_state_dict_compat, posenet_architecture
-from .checkpointing import checkpoint_path, read_checkpoint_file
-from .errors import InvalidValueError
-from .model_factory import build_model
+from ..errors import InvalidValueError
+from ..training.checkpoints import checkpoint_path, read_checkpoint_file
+from .network import build_model
+from .state_dicts import PoseNetArchitecture, load_state_dict_compat, posenet_architecture
 
 PRINCETON_INPUT_SIZE = 256
 

@@ -21,16 +21,17 @@ from tqdm import tqdm
 
 import fasthg
 
-from . import distributed, evaluation
-from .checkpointing import capture_rng, restore_rng, save_checkpoint
-from .data import make_dataset
-from .errors import UserError
-from .inference import model_input, run_model
-from .model_factory import build_model, select_backend
-from .pose_model import load_weights
-from .precision import autocast_dtype
+from .. import distributed
+from ..data import make_dataset
+from ..errors import UserError
+from ..pose import evaluation
+from ..pose.inference import model_input, run_model
+from ..pose.network import build_model, select_backend
+from ..pose.targets import HeatmapTargets
+from ..pose.weights import load_weights
+from ..precision import autocast_dtype
+from .checkpoints import capture_rng, restore_rng, save_checkpoint
 from .run_folder import RunFolder
-from .targets import HeatmapTargets
 
 _PREVIEW_IMAGES = 16
 

@@ -8,7 +8,7 @@ matplotlib.use("Agg")  # files only: training runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .joints import BONES  # noqa: E402
+from ..joints import BONES  # noqa: E402
 
 _SIDE_COLOURS = {"right": (255, 64, 64), "left": (64, 160, 255), "centre": (255, 220, 0)}  # RGB
 
