@@ -8,13 +8,13 @@ coordinate mapping are a few elementwise torch ops on every backend.
 """
 import torch
 
-from .. import dispatch
-from ..joints import FLIP_PAIRS
-from .heatmap_args import check_map_size, launch
-from .launch import accumulation_dtype
-from .validate import (
+from ... import dispatch
+from ...joints import FLIP_PAIRS
+from ..launch import accumulation_dtype
+from ..validate import (
     check_choice, check_int32_addressable, check_nonempty, check_same_device, check_same_dtype, check_tensor,
 )
+from .arguments import check_map_size, launch
 
 DECODE_STYLES = ("princeton", "bearpaw", "mmpose")
 KERNEL_LAUNCHES = {"forward": 1}

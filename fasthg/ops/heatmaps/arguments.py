@@ -7,10 +7,10 @@ mmpose's threshold) or None, sigma rounded to float32 (what the kernels receive)
 import numpy
 import torch
 
-from ..kernels import registry
-from .heatmap_styles import STYLE_IDS, STYLES
-from .launch import launch_config
-from .validate import check_choice, check_nonempty, check_positive, check_same_device, check_tensor
+from ...kernels import registry
+from ..launch import launch_config
+from ..validate import check_choice, check_nonempty, check_positive, check_same_device, check_tensor
+from .torch_targets import STYLE_IDS, STYLES
 
 VISIBLE_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
                   torch.float16, torch.bfloat16, torch.float32, torch.float64)

@@ -9,10 +9,10 @@ from typing import Optional
 import torch
 import triton
 
-from .. import dispatch
-from .heatmap_args import check_map_size, check_targets, launch, visible_arguments
-from .heatmap_styles import gaussian_targets
-from .validate import check_int32_addressable
+from ... import dispatch
+from ..validate import check_int32_addressable
+from .arguments import check_map_size, check_targets, launch, visible_arguments
+from .torch_targets import gaussian_targets
 
 KERNEL_LAUNCHES = {"forward": 1}
 

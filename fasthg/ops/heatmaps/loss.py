@@ -10,11 +10,11 @@ from typing import Optional
 
 import torch
 
-from .. import dispatch
-from .heatmap_args import check_targets, launch, visible_arguments
-from .heatmap_styles import gaussian_targets
-from .launch import accumulation_dtype
-from .validate import check_int32_addressable, check_nonempty, check_same_device, check_tensor
+from ... import dispatch
+from ..launch import accumulation_dtype
+from ..validate import check_int32_addressable, check_nonempty, check_same_device, check_tensor
+from .arguments import check_targets, launch, visible_arguments
+from .torch_targets import gaussian_targets
 
 KERNEL_LAUNCHES = {"forward": 1}  # the backward scales the stored gradient: one aten multiply
 
