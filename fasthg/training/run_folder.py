@@ -14,7 +14,8 @@ import json
 import os
 
 from ..files import write_atomic
-from ..pose import drawing as visualize
+from ..pose.drawing import encode_png
+from . import pictures
 from .checkpoints import LAST
 
 
@@ -42,8 +43,8 @@ class RunFolder:
 
     def write_curves(self, records, baseline=None):
         buffer = io.BytesIO()
-        visualize.plot_curves(records, buffer, baseline)
+        pictures.plot_curves(records, buffer, baseline)
         write_atomic(self.file("curves.png"), buffer.getvalue())
 
     def write_predictions(self, images, keypoints):
-        write_atomic(self.file("predictions.png"), visualize.encode_png(visualize.skeleton_grid(images, keypoints)))
+        write_atomic(self.file("predictions.png"), encode_png(pictures.skeleton_grid(images, keypoints)))
