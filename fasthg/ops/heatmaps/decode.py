@@ -27,7 +27,7 @@ def _decode_heatmaps(heatmaps: torch.Tensor, style: str) -> tuple[torch.Tensor, 
     coords = torch.empty((batch, joints, 2), dtype=dtype, device=heatmaps.device)
     peaks = torch.empty((batch, joints), dtype=dtype, device=heatmaps.device)
     launch("decode_heatmaps", style, heatmaps.dtype, lambda meta: (batch * joints,),
-           heatmaps.contiguous(), coords, peaks, height, width)
+           heatmaps_ptr=heatmaps.contiguous(), coords_ptr=coords, peaks_ptr=peaks, height=height, width=width)
     return coords, peaks
 
 

@@ -33,8 +33,9 @@ def _heatmap_loss(preds: torch.Tensor, keypoints: torch.Tensor, visible: Optiona
     grad = torch.empty_like(preds) if store_grad else preds.new_empty(0)
     visible, has_visible = visible_arguments(visible, preds)
     launch("heatmap_loss", style, preds.dtype, lambda meta: (batch * joints, stacks),
-           preds, keypoints, visible, grad, partial, has_visible, int(store_grad), int(weighted),
-           stacks, joints, height, width, sigma)
+           preds_ptr=preds, keypoints_ptr=keypoints, visible_ptr=visible, grad_ptr=grad, partial_ptr=partial,
+           has_visible=has_visible, store_grad=int(store_grad), weighted=int(weighted),
+           stacks=stacks, joints=joints, height=height, width=width, sigma=sigma)
     return partial.sum(dim=0) * _loss_scale(weighted, batch * joints * height * width), grad
 
 

@@ -25,7 +25,8 @@ def _render_heatmaps(keypoints: torch.Tensor, visible: Optional[torch.Tensor], h
     visible, has_visible = visible_arguments(visible, keypoints)
     launch("render_heatmaps", style, torch.float32,
            lambda meta: (batch * joints, triton.cdiv(height * width, meta["BLOCK_HW"])),
-           keypoints, visible, out, has_visible, height, width, sigma)
+           keypoints_ptr=keypoints, visible_ptr=visible, out_ptr=out, has_visible=has_visible,
+           height=height, width=width, sigma=sigma)
     return out
 
 
