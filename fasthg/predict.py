@@ -6,7 +6,7 @@ checkpoint.pt or any PoseNet state_dict. The person is cropped as in training (a
 box plus a 25% margin, as MPII's people fill about 80% of their crop), or ``--center X Y --scale S``
 in MPII's convention. Images: ``keypoints.json`` (x, y in image pixels and a confidence, the
 heatmap's peak, per joint) and an overlay PNG each in ``--output``. Videos: an annotated video and
-one JSON line per frame each (:mod:`fasthg.video`). ``--camera N``: a live window.
+one JSON line per frame each (:mod:`fasthg.pose.video`). ``--camera N``: a live window.
 """
 import argparse
 import functools

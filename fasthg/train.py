@@ -1,4 +1,4 @@
-"""``python -m fasthg.train``: train a stacked hourglass (see ``--help``; options in fasthg.train_options).
+"""``python -m fasthg.train``: train a stacked hourglass (see ``--help``; options in fasthg.training.options).
 
 Also under ``torchrun --nproc_per_node N -m fasthg.train ...`` (DDP: NCCL on GPU, gloo on CPU).
 Exit status: 0 done, 1 the loss diverged, 2 a user error, 128 + signal number when stopped by

@@ -84,7 +84,7 @@ class PoseEstimator:
     a fasthg config are taken to be princeton's: 256-pixel crops, princeton heatmaps).
     ``flip_pairs`` maps each joint to its mirror joint: MPII's for 16 joints, needed for flip tests
     of any other number. Weights trained on fasthg's synthetic figures warn that they are
-    (:class:`fasthg.pose_model.SyntheticWeightsWarning`).
+    (:class:`fasthg.pose.weights.SyntheticWeightsWarning`).
     """
 
     def __init__(self, checkpoint_or_model, device="auto", flip_test=False, amp="off", input_size=None,

@@ -29,7 +29,7 @@ class PoseModelInfo:
 
     architecture: PoseNetArchitecture
     input_size: int  # the side of the square crops it was trained on, a multiple of 64
-    heatmap_style: str  # its targets' convention, which decoding follows (fasthg.targets)
+    heatmap_style: str  # its targets' convention, which decoding follows (fasthg.pose.targets)
     sigma: float
     trained_on: str | None  # the dataset of a fasthg run ("synthetic", "mpii"); None when unknown
     source: str  # the file read, or a description of the object given

@@ -3,7 +3,7 @@
 ::
 
     config.json           the TrainConfig
-    checkpoints/last.pt   the latest checkpoint (fasthg.checkpointing)
+    checkpoints/last.pt   the latest checkpoint (fasthg.training.checkpoints)
     metrics.jsonl         one JSON record per epoch: losses, PCKh, learning rate, throughput
     curves.png            loss and validation PCKh per epoch
     predictions.png       predicted skeletons over validation images

@@ -83,8 +83,8 @@ def learning_rate_factor(schedule, warmup_steps, total_steps):
 
 class Trainer:
     """A run of ``config`` (a TrainConfig) in ``context`` (fasthg.distributed), from scratch, from
-    ``initial_weights`` (the (state_dict, info) of :func:`fasthg.pose_model.read_pose_weights`, fine-tuned) or from ``checkpoint`` (a dict from
-    :func:`fasthg.checkpointing.load_checkpoint`)."""
+    ``initial_weights`` (the (state_dict, info) of :func:`fasthg.pose.weights.read_pose_weights`, fine-tuned) or from ``checkpoint`` (a dict from
+    :func:`fasthg.training.checkpoints.load_checkpoint`)."""
 
     def __init__(self, config, context, checkpoint=None, initial_weights=None):
         self.config, self.context = config, context
