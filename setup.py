@@ -5,7 +5,8 @@ setup(
     version="0.1.0",
     description="Fused Triton kernels for the stacked hourglass pose network, as drop-in PyTorch modules",
     python_requires=">=3.10",
-    packages=["fasthg", "fasthg.ops", "fasthg.nn", "fasthg.reference", "fasthg.data", "fasthg.kernels"],
+    packages=["fasthg", "fasthg.ops", "fasthg.ops.heatmaps", "fasthg.nn", "fasthg.reference", "fasthg.data",
+              "fasthg.pose", "fasthg.training", "fasthg.kernels"],
     package_dir={"fasthg.kernels": "kernels"},
     install_requires=[
         "torch>=2.5",

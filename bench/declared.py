@@ -20,9 +20,9 @@ _VARIANTS = {
     "fasthg::upsample_add_backward": ("upsample_add", lambda a: "backward"),
     "fasthg::max_pool2x2": ("max_pool", lambda a: "forward"),
     "fasthg::max_pool2x2_backward": ("max_pool", lambda a: "backward"),
-    "fasthg::render_heatmaps": ("heatmaps", lambda a: "forward"),
-    "fasthg::heatmap_loss": ("heatmap_loss", lambda a: "forward"),  # its backward is one aten multiply
-    "fasthg::decode_heatmaps": ("heatmap_decode", lambda a: "forward"),
+    "fasthg::render_heatmaps": ("heatmaps.render", lambda a: "forward"),
+    "fasthg::heatmap_loss": ("heatmaps.loss", lambda a: "forward"),  # its backward is one aten multiply
+    "fasthg::decode_heatmaps": ("heatmaps.decode", lambda a: "forward"),
 }
 
 

@@ -10,18 +10,19 @@ import os
 
 from torch.utils.data import DataLoader, Subset
 
-from . import cli, distributed, evaluation
+from . import cli, distributed
 from .data import DATASETS, make_dataset
 from .dispatch import BACKENDS
 from .files import write_atomic
 from .joints import NUM_JOINTS
-from .model_factory import select_backend
-from .pose_model import load_pose_model
+from .pose import evaluation
+from .pose.network import select_backend
+from .pose.weights import load_pose_model
 from .precision import AMP_MODES, autocast_dtype
-from .checkpointing import checkpoint_path
 from .errors import UserError
-from .targets import HeatmapTargets
-from .train_options import DEFAULT_VAL_SIZE
+from .pose.targets import HeatmapTargets
+from .training.checkpoints import checkpoint_path
+from .training.options import DEFAULT_VAL_SIZE
 
 
 def build_parser():

@@ -17,7 +17,7 @@ import torch
 from . import cli
 from .errors import InvalidValueError, UserError
 from .files import write_atomic
-from .pose_model import load_weights, read_pose_weights
+from .pose.weights import load_weights, read_pose_weights
 from .reference import PoseNet
 
 FORMATS = ("onnx", "torchscript")

@@ -6,7 +6,7 @@ checkpoint.pt or any PoseNet state_dict. The person is cropped as in training (a
 box plus a 25% margin, as MPII's people fill about 80% of their crop), or ``--center X Y --scale S``
 in MPII's convention. Images: ``keypoints.json`` (x, y in image pixels and a confidence, the
 heatmap's peak, per joint) and an overlay PNG each in ``--output``. Videos: an annotated video and
-one JSON line per frame each (:mod:`fasthg.video`). ``--camera N``: a live window.
+one JSON line per frame each (:mod:`fasthg.pose.video`). ``--camera N``: a live window.
 """
 import argparse
 import functools
@@ -19,14 +19,14 @@ from . import cli
 from .dispatch import BACKENDS
 from .distributed import use_device
 from .errors import UserError
-from .estimator import PoseEstimator, box_crop
 from .files import write_atomic
-from .images import read_image
-from .model_factory import select_backend
-from .pose_model import SyntheticWeightsWarning, photo_notice
+from .pose.drawing import draw_skeleton, encode_png
+from .pose.estimator import PoseEstimator, box_crop
+from .pose.images import read_image
+from .pose.network import select_backend
+from .pose.video import VIDEO_EXTENSIONS, is_video, open_video, predict_video, require_display, show_camera
+from .pose.weights import SyntheticWeightsWarning, photo_notice
 from .precision import AMP_MODES
-from .video import VIDEO_EXTENSIONS, is_video, open_video, predict_video, require_display, show_camera
-from .visualize import draw_skeleton, encode_png
 
 
 def build_parser():

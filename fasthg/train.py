@@ -1,4 +1,4 @@
-"""``python -m fasthg.train``: train a stacked hourglass (see ``--help``; options in fasthg.train_options).
+"""``python -m fasthg.train``: train a stacked hourglass (see ``--help``; options in fasthg.training.options).
 
 Also under ``torchrun --nproc_per_node N -m fasthg.train ...`` (DDP: NCCL on GPU, gloo on CPU).
 Exit status: 0 done, 1 the loss diverged, 2 a user error, 128 + signal number when stopped by
@@ -8,12 +8,12 @@ import dataclasses
 import sys
 
 from . import cli, distributed
-from .checkpointing import load_checkpoint
 from .errors import UserError
 from .joints import NUM_JOINTS
-from .pose_model import read_pose_weights
-from .train_options import parse, resumed
-from .trainer import Diverged, Interrupted, Trainer
+from .pose.weights import read_pose_weights
+from .training.checkpoints import load_checkpoint
+from .training.options import parse, resumed
+from .training.trainer import Diverged, Interrupted, Trainer
 
 
 def fine_tuning(config, given):

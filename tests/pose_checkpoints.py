@@ -8,7 +8,7 @@ import os
 import torch
 
 import fasthg
-from fasthg.train_options import parse
+from fasthg.training.options import parse
 
 NSTACK, INP_DIM, JOINTS, INPUT_SIZE = 1, 8, 16, 64
 

@@ -124,8 +124,9 @@ def test_train_fine_tunes_princetons_checkpoint(checkpoints, tmp_path, capsys):
 
 
 def test_fine_tuning_starts_from_the_checkpoints_weights(checkpoints, tmp_path):
-    from fasthg import distributed, trainer
-    from fasthg.train_options import parse
+    from fasthg import distributed
+    from fasthg.training import trainer
+    from fasthg.training.options import parse
     config, _, given = parse(["--checkpoint", checkpoints["state_dict"], "--input-size", "64", "--train-size", "2",
                               "--val-size", "2", "--batch-size", "2", "--output", str(tmp_path / "run"), *ON_CPU])
     config, weights = train.fine_tuning(config, given)

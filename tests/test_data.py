@@ -8,9 +8,9 @@ from fasthg.data import SyntheticPoses, make_dataset
 from fasthg.data.mpii import MPIIPoses
 from fasthg.data.transforms import crop_matrix, invert_matrix, transform_points, warp_image
 from fasthg.errors import MissingFileError, UserError
-from fasthg.evaluation import mean_pose
 from fasthg.joints import JOINT_NAMES
 from fasthg.metrics import pckh
+from fasthg.pose.evaluation import mean_pose
 from mpii_annotations import valid_h5
 
 R_WRIST, L_WRIST = JOINT_NAMES.index("r_wrist"), JOINT_NAMES.index("l_wrist")

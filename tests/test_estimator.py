@@ -6,8 +6,8 @@ import torch
 
 import fasthg
 from fasthg.data.transforms import crop_matrix
-from fasthg.images import crop
-from fasthg.pose_model import SyntheticWeightsWarning
+from fasthg.pose.images import crop
+from fasthg.pose.weights import SyntheticWeightsWarning
 from pose_checkpoints import INPUT_SIZE, fasthg_checkpoint, tiny_posenet, write_checkpoints
 
 STRIDE = 4  # input pixels per heatmap pixel

@@ -1,9 +1,9 @@
-"""fasthg.targets: each heatmap style's targets decode back to their keypoints in input pixels, so
+"""fasthg.pose.targets: each heatmap style's targets decode back to their keypoints in input pixels, so
 training and evaluation agree on where a pixel's centre is."""
 import pytest
 import torch
 
-from fasthg.targets import DECODING, STRIDE, HeatmapTargets
+from fasthg.pose.targets import DECODING, STRIDE, HeatmapTargets
 
 
 @pytest.mark.parametrize("style", sorted(DECODING))

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 import fasthg
-from fasthg import distributed, trainer
-from fasthg.checkpointing import load_checkpoint
-from fasthg.train_options import parse
+from fasthg import distributed
+from fasthg.training import trainer
+from fasthg.training.checkpoints import load_checkpoint
+from fasthg.training.options import parse
 from test_data import stand_in_mpii  # noqa: F401 (a fixture shared with the data tests)
 
 # A model and data small enough for a step in tens of milliseconds on one core.

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import fasthg
-from fasthg import predict, video
+from fasthg import predict
+from fasthg.pose import video
 from fasthg.data import SyntheticPoses
 from pose_checkpoints import tiny_posenet, write_checkpoints
 from test_cli import run_command

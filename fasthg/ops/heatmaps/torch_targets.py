@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ..kernels.heatmap import STYLES
+from ...kernels.heatmap import STYLES
 
 STYLE_IDS = {name: index for index, name in enumerate(STYLES)}  # the kernels' STYLE constexpr
 _FLUSH = -87.0  # exp(-87) is about float32's smallest normal number

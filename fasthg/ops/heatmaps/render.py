@@ -9,10 +9,10 @@ from typing import Optional
 import torch
 import triton
 
-from .. import dispatch
-from .heatmap_args import check_map_size, check_targets, launch, visible_arguments
-from .heatmap_styles import gaussian_targets
-from .validate import check_int32_addressable
+from ... import dispatch
+from ..validate import check_int32_addressable
+from .arguments import check_map_size, check_targets, launch, visible_arguments
+from .torch_targets import gaussian_targets
 
 KERNEL_LAUNCHES = {"forward": 1}
 
@@ -25,7 +25,8 @@ def _render_heatmaps(keypoints: torch.Tensor, visible: Optional[torch.Tensor], h
     visible, has_visible = visible_arguments(visible, keypoints)
     launch("render_heatmaps", style, torch.float32,
            lambda meta: (batch * joints, triton.cdiv(height * width, meta["BLOCK_HW"])),
-           keypoints, visible, out, has_visible, height, width, sigma)
+           keypoints_ptr=keypoints, visible_ptr=visible, out_ptr=out, has_visible=has_visible,
+           height=height, width=width, sigma=sigma)
     return out
 
 

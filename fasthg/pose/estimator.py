@@ -20,16 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checkpoint import posenet_architecture
-from .data.transforms import CROP_UNIT, crop_matrix, invert_matrix
-from .distributed import use_device
-from .errors import InvalidValueError
+from ..data.transforms import CROP_UNIT, crop_matrix, invert_matrix
+from ..distributed import use_device
+from ..errors import InvalidValueError
+from ..joints import FLIP_PAIRS, JOINT_NAMES
+from ..precision import AMP_MODES, autocast_dtype
 from .images import crop, rgb_tensor
 from .inference import flip_tested, run_model, to_original
-from .joints import FLIP_PAIRS, JOINT_NAMES
-from .pose_model import load_pose_model, princeton_info, warn_if_synthetic
-from .precision import AMP_MODES, autocast_dtype
+from .state_dicts import posenet_architecture
 from .targets import DECODING, HeatmapTargets
+from .weights import load_pose_model, princeton_info, warn_if_synthetic
 
 BOX_MARGIN = 1.25
 
@@ -84,7 +84,7 @@ class PoseEstimator:
     a fasthg config are taken to be princeton's: 256-pixel crops, princeton heatmaps).
     ``flip_pairs`` maps each joint to its mirror joint: MPII's for 16 joints, needed for flip tests
     of any other number. Weights trained on fasthg's synthetic figures warn that they are
-    (:class:`fasthg.pose_model.SyntheticWeightsWarning`).
+    (:class:`fasthg.pose.weights.SyntheticWeightsWarning`).
     """
 
     def __init__(self, checkpoint_or_model, device="auto", flip_test=False, amp="off", input_size=None,

@@ -21,16 +21,17 @@ from tqdm import tqdm
 
 import fasthg
 
-from . import distributed, evaluation
-from .checkpointing import capture_rng, restore_rng, save_checkpoint
-from .data import make_dataset
-from .errors import UserError
-from .inference import model_input, run_model
-from .model_factory import build_model, select_backend
-from .pose_model import load_weights
-from .precision import autocast_dtype
+from .. import distributed
+from ..data import make_dataset
+from ..errors import UserError
+from ..pose import evaluation
+from ..pose.inference import model_input, run_model
+from ..pose.network import build_model, select_backend
+from ..pose.targets import HeatmapTargets
+from ..pose.weights import load_weights
+from ..precision import autocast_dtype
+from .checkpoints import capture_rng, restore_rng, save_checkpoint
 from .run_folder import RunFolder
-from .targets import HeatmapTargets
 
 _PREVIEW_IMAGES = 16
 
@@ -82,8 +83,8 @@ def learning_rate_factor(schedule, warmup_steps, total_steps):
 
 class Trainer:
     """A run of ``config`` (a TrainConfig) in ``context`` (fasthg.distributed), from scratch, from
-    ``initial_weights`` (the (state_dict, info) of :func:`fasthg.pose_model.read_pose_weights`, fine-tuned) or from ``checkpoint`` (a dict from
-    :func:`fasthg.checkpointing.load_checkpoint`)."""
+    ``initial_weights`` (the (state_dict, info) of :func:`fasthg.pose.weights.read_pose_weights`, fine-tuned) or from ``checkpoint`` (a dict from
+    :func:`fasthg.training.checkpoints.load_checkpoint`)."""
 
     def __init__(self, config, context, checkpoint=None, initial_weights=None):
         self.config, self.context = config, context

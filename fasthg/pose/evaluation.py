@@ -3,10 +3,10 @@ and the mean-pose baseline that a model must beat."""
 import numpy as np
 import torch
 
-from . import distributed
+from .. import distributed
+from ..joints import JOINT_NAMES
+from ..metrics import CONVENTIONS, pckh
 from .inference import flip_tested, model_input, run_model, to_original
-from .joints import JOINT_NAMES
-from .metrics import CONVENTIONS, pckh
 
 _BASELINE_SAMPLES = 4096  # training crops averaged into the mean pose
 

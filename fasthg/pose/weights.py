@@ -11,10 +11,10 @@ import os
 import warnings
 from dataclasses import dataclass
 
-from .checkpoint import PoseNetArchitecture, load_state_dict_compat, posenet_architecture
-from .checkpointing import checkpoint_path, read_checkpoint_file
-from .errors import InvalidValueError
-from .model_factory import build_model
+from ..errors import InvalidValueError
+from ..training.checkpoints import checkpoint_path, read_checkpoint_file
+from .network import build_model
+from .state_dicts import PoseNetArchitecture, load_state_dict_compat, posenet_architecture
 
 PRINCETON_INPUT_SIZE = 256
 
@@ -29,7 +29,7 @@ class PoseModelInfo:
 
     architecture: PoseNetArchitecture
     input_size: int  # the side of the square crops it was trained on, a multiple of 64
-    heatmap_style: str  # its targets' convention, which decoding follows (fasthg.targets)
+    heatmap_style: str  # its targets' convention, which decoding follows (fasthg.pose.targets)
     sigma: float
     trained_on: str | None  # the dataset of a fasthg run ("synthetic", "mpii"); None when unknown
     source: str  # the file read, or a description of the object given

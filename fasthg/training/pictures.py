@@ -1,4 +1,4 @@
-"""Pictures a run leaves behind: loss and accuracy curves, and skeletons drawn over images."""
+"""Pictures a run leaves behind: loss and accuracy curves, and skeletons drawn over a grid of images."""
 import math
 
 import cv2
@@ -8,30 +8,7 @@ matplotlib.use("Agg")  # files only: training runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .joints import BONES  # noqa: E402
-
-_SIDE_COLOURS = {"right": (255, 64, 64), "left": (64, 160, 255), "centre": (255, 220, 0)}  # RGB
-
-
-def draw_skeleton(image, keypoints, confidence=None, min_confidence=0.0, thickness=None):
-    """A copy of the RGB uint8 ``image`` with the bones between ``keypoints`` (16, 2) drawn on it.
-
-    Bones of the person's right side are red, left blue, centre yellow; a bone is left out when
-    either end is NaN or its ``confidence`` is below ``min_confidence``.
-    """
-    canvas = np.ascontiguousarray(image).copy()
-    thickness = thickness or max(1, round(min(canvas.shape[:2]) / 100))
-    shown = np.all(np.isfinite(keypoints), axis=-1)
-    if confidence is not None:
-        shown &= np.asarray(confidence) >= min_confidence
-    for first, second, side in BONES:
-        if shown[first] and shown[second]:
-            start = tuple(int(round(v)) for v in keypoints[first])
-            end = tuple(int(round(v)) for v in keypoints[second])
-            cv2.line(canvas, start, end, _SIDE_COLOURS[side], thickness, cv2.LINE_AA)
-    for joint in np.flatnonzero(shown):
-        cv2.circle(canvas, tuple(int(round(v)) for v in keypoints[joint]), thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)
-    return canvas
+from ..pose.drawing import draw_skeleton  # noqa: E402
 
 
 def skeleton_grid(images, keypoints, columns=4, tile=256):
@@ -46,14 +23,6 @@ def skeleton_grid(images, keypoints, columns=4, tile=256):
         row, column = divmod(i, columns)
         grid[row * size:(row + 1) * size, column * size:(column + 1) * size] = draw_skeleton(large, points * upscale)
     return grid
-
-
-def encode_png(image):
-    """PNG bytes of an RGB uint8 image."""
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))  # OpenCV wants BGR
-    if not ok:
-        raise ValueError(f"image: could not encode an array of shape {image.shape} as PNG")
-    return data.tobytes()
 
 
 def plot_curves(records, file, baseline=None):

@@ -10,11 +10,11 @@ from typing import Optional
 
 import torch
 
-from .. import dispatch
-from .heatmap_args import check_targets, launch, visible_arguments
-from .heatmap_styles import gaussian_targets
-from .launch import accumulation_dtype
-from .validate import check_int32_addressable, check_nonempty, check_same_device, check_tensor
+from ... import dispatch
+from ..launch import accumulation_dtype
+from ..validate import check_int32_addressable, check_nonempty, check_same_device, check_tensor
+from .arguments import check_targets, launch, visible_arguments
+from .torch_targets import gaussian_targets
 
 KERNEL_LAUNCHES = {"forward": 1}  # the backward scales the stored gradient: one aten multiply
 
@@ -33,8 +33,9 @@ def _heatmap_loss(preds: torch.Tensor, keypoints: torch.Tensor, visible: Optiona
     grad = torch.empty_like(preds) if store_grad else preds.new_empty(0)
     visible, has_visible = visible_arguments(visible, preds)
     launch("heatmap_loss", style, preds.dtype, lambda meta: (batch * joints, stacks),
-           preds, keypoints, visible, grad, partial, has_visible, int(store_grad), int(weighted),
-           stacks, joints, height, width, sigma)
+           preds_ptr=preds, keypoints_ptr=keypoints, visible_ptr=visible, grad_ptr=grad, partial_ptr=partial,
+           has_visible=has_visible, store_grad=int(store_grad), weighted=int(weighted),
+           stacks=stacks, joints=joints, height=height, width=width, sigma=sigma)
     return partial.sum(dim=0) * _loss_scale(weighted, batch * joints * height * width), grad
 
 

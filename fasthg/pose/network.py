@@ -4,10 +4,10 @@ import torch
 
 import fasthg
 
-from .dispatch import interpreting
-from .errors import UserError
-from .joints import NUM_JOINTS
-from .models import PoseNet
+from ..dispatch import interpreting
+from ..errors import UserError
+from ..joints import NUM_JOINTS
+from ..models import PoseNet
 
 
 def build_model(nstack, inp_dim, device, oup_dim=NUM_JOINTS, increase=0):

@@ -7,10 +7,10 @@ mmpose's threshold) or None, sigma rounded to float32 (what the kernels receive)
 import numpy
 import torch
 
-from ..kernels import registry
-from .heatmap_styles import STYLE_IDS, STYLES
-from .launch import launch_config
-from .validate import check_choice, check_nonempty, check_positive, check_same_device, check_tensor
+from ...kernels import registry
+from ..launch import launch_config
+from ..validate import check_choice, check_nonempty, check_positive, check_same_device, check_tensor
+from .torch_targets import STYLE_IDS, STYLES
 
 VISIBLE_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
                   torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -54,8 +54,11 @@ def visible_arguments(visible, like):
     return visible.contiguous().view(torch.uint8), 1
 
 
-def launch(name, style, dtype, grid, *args):
-    """Launches kernel ``name`` in its registry configuration for ``dtype`` and ``style`` on
-    ``args[0]``'s device; ``grid`` maps the configuration's constexprs to the launch grid."""
-    config = registry.lookup(name, dtype, args[0].device, STYLE=STYLE_IDS[style])
-    launch_config(config, grid(config.constexprs), *args)
+def launch(name, style, dtype, grid, **arguments):
+    """Launches kernel ``name`` in its registry configuration for ``dtype`` and ``style`` on the
+    device of its tensor ``arguments``, each passed by the kernel's parameter name
+    (:func:`fasthg.ops.launch.launch_config` checks they are exactly the ones it takes); ``grid``
+    maps the configuration's constexprs to the launch grid."""
+    device = next(value.device for value in arguments.values() if isinstance(value, torch.Tensor))
+    config = registry.lookup(name, dtype, device, STYLE=STYLE_IDS[style])
+    launch_config(config, grid, **arguments)

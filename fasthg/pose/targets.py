@@ -2,7 +2,7 @@
 rendering, loss and decoding serves training, evaluation and prediction)."""
 from dataclasses import dataclass
 
-from . import ops
+from .. import ops
 
 STRIDE = 4  # input pixels per heatmap pixel: the stem halves twice
 # Each style decodes in its own project's convention; unbiased targets peak at the keypoint's

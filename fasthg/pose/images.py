@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.transforms import invert_matrix
-from .errors import InvalidValueError, MissingFileError
+from ..data.transforms import invert_matrix
+from ..errors import InvalidValueError, MissingFileError
 
 _CHANNELS = (1, 3, 4)
 

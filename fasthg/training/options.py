@@ -11,10 +11,10 @@ import datetime
 import os
 from dataclasses import dataclass
 
-from .data import DATASETS
-from .dispatch import BACKENDS
-from .errors import UserError
-from .precision import AMP_MODES
+from ..data import DATASETS
+from ..dispatch import BACKENDS
+from ..errors import UserError
+from ..precision import AMP_MODES
 
 HEATMAP_STYLES = ("princeton", "bearpaw", "mmpose", "unbiased")
 SCHEDULES = ("constant", "step", "cosine")

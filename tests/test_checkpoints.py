@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fasthg.checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from fasthg.training.checkpoints import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from fasthg.errors import MissingFileError, UserError
 
 

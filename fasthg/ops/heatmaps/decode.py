@@ -8,13 +8,13 @@ coordinate mapping are a few elementwise torch ops on every backend.
 """
 import torch
 
-from .. import dispatch
-from ..joints import FLIP_PAIRS
-from .heatmap_args import check_map_size, launch
-from .launch import accumulation_dtype
-from .validate import (
+from ... import dispatch
+from ...joints import FLIP_PAIRS
+from ..launch import accumulation_dtype
+from ..validate import (
     check_choice, check_int32_addressable, check_nonempty, check_same_device, check_same_dtype, check_tensor,
 )
+from .arguments import check_map_size, launch
 
 DECODE_STYLES = ("princeton", "bearpaw", "mmpose")
 KERNEL_LAUNCHES = {"forward": 1}
@@ -27,7 +27,7 @@ def _decode_heatmaps(heatmaps: torch.Tensor, style: str) -> tuple[torch.Tensor, 
     coords = torch.empty((batch, joints, 2), dtype=dtype, device=heatmaps.device)
     peaks = torch.empty((batch, joints), dtype=dtype, device=heatmaps.device)
     launch("decode_heatmaps", style, heatmaps.dtype, lambda meta: (batch * joints,),
-           heatmaps.contiguous(), coords, peaks, height, width)
+           heatmaps_ptr=heatmaps.contiguous(), coords_ptr=coords, peaks_ptr=peaks, height=height, width=width)
     return coords, peaks
 
 

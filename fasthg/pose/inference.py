@@ -1,8 +1,8 @@
 """Running a PoseNet on crops: last-stack heatmaps (optionally flip-tested) and keypoints mapped
 from crop pixels back to the original image."""
-from . import ops
-from .joints import FLIP_PAIRS
-from .precision import autocast
+from .. import ops
+from ..joints import FLIP_PAIRS
+from ..precision import autocast
 
 
 def model_input(images, device):

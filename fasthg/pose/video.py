@@ -18,9 +18,9 @@ import time
 import cv2
 from tqdm import tqdm
 
-from .errors import InvalidValueError, MissingFileError, UserError
-from .files import write_atomic
-from .visualize import draw_skeleton
+from ..errors import InvalidValueError, MissingFileError, UserError
+from ..files import write_atomic
+from .drawing import draw_skeleton
 
 FRAMES_AHEAD = 32
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import fasthg
-from fasthg.checkpoint import PoseNetArchitecture, posenet_architecture
 from fasthg.errors import InvalidValueError, MissingFileError
-from fasthg.pose_model import load_pose_model, photo_notice, read_pose_weights
+from fasthg.pose.state_dicts import PoseNetArchitecture, posenet_architecture
+from fasthg.pose.weights import load_pose_model, photo_notice, read_pose_weights
 from pose_checkpoints import (
     INP_DIM, INPUT_SIZE, JOINTS, NSTACK, fasthg_checkpoint, princeton_checkpoint, tiny_posenet, write_checkpoints,
     write_non_posenets,

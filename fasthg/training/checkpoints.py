@@ -14,8 +14,8 @@ import zipfile
 import numpy as np
 import torch
 
-from .errors import InvalidValueError, MissingFileError, UserError
-from .files import write_atomic
+from ..errors import InvalidValueError, MissingFileError, UserError
+from ..files import write_atomic
 
 LAST = "last.pt"
 

@@ -3,7 +3,7 @@
 ::
 
     config.json           the TrainConfig
-    checkpoints/last.pt   the latest checkpoint (fasthg.checkpointing)
+    checkpoints/last.pt   the latest checkpoint (fasthg.training.checkpoints)
     metrics.jsonl         one JSON record per epoch: losses, PCKh, learning rate, throughput
     curves.png            loss and validation PCKh per epoch
     predictions.png       predicted skeletons over validation images
@@ -13,9 +13,10 @@ import io
 import json
 import os
 
-from . import visualize
-from .checkpointing import LAST
-from .files import write_atomic
+from ..files import write_atomic
+from ..pose.drawing import encode_png
+from . import pictures
+from .checkpoints import LAST
 
 
 class RunFolder:
@@ -42,8 +43,8 @@ class RunFolder:
 
     def write_curves(self, records, baseline=None):
         buffer = io.BytesIO()
-        visualize.plot_curves(records, buffer, baseline)
+        pictures.plot_curves(records, buffer, baseline)
         write_atomic(self.file("curves.png"), buffer.getvalue())
 
     def write_predictions(self, images, keypoints):
-        write_atomic(self.file("predictions.png"), visualize.encode_png(visualize.skeleton_grid(images, keypoints)))
+        write_atomic(self.file("predictions.png"), encode_png(pictures.skeleton_grid(images, keypoints)))
