@@ -26,7 +26,7 @@ from .distributed import use_device
 from .errors import InvalidValueError
 from .images import crop, rgb_tensor
 from .inference import flip_tested, run_model, to_original
-from .joints import FLIP_PAIRS, JOINT_NAMES
+from .joint_sets import joint_set_for_channels
 from .pose_model import load_pose_model, princeton_info, warn_if_synthetic
 from .precision import AMP_MODES, autocast_dtype
 from .targets import DECODING, HeatmapTargets
@@ -82,8 +82,8 @@ class PoseEstimator:
     image's heatmaps with its mirror image's. ``amp``: "off" (fp32), "bf16", "fp16" (CUDA) or
     "auto". ``input_size`` and ``heatmap_style`` override what the checkpoint says (weights without
     a fasthg config are taken to be princeton's: 256-pixel crops, princeton heatmaps).
-    ``flip_pairs`` maps each joint to its mirror joint: MPII's for 16 joints, needed for flip tests
-    of any other number. Weights trained on fasthg's synthetic figures warn that they are
+    ``flip_pairs`` maps each joint to its mirror joint: the built-in joint set's (fasthg.joint_sets)
+    for 16 (MPII) or 17 (COCO) joints, needed for flip tests of any other number. Weights trained on fasthg's synthetic figures warn that they are
     (:class:`fasthg.pose_model.SyntheticWeightsWarning`).
     """
 
@@ -110,8 +110,9 @@ class PoseEstimator:
         if not isinstance(self.input_size, int) or self.input_size < 64 or self.input_size % 64:
             raise InvalidValueError(f"input_size: expected a multiple of 64 (the network halves it 6 times), got {input_size!r}")
         joints = self.info.architecture.oup_dim
-        self.joint_names = JOINT_NAMES if joints == len(JOINT_NAMES) else tuple(f"joint_{j}" for j in range(joints))
-        self.flip_pairs = flip_pairs if flip_pairs is not None else FLIP_PAIRS if joints == len(FLIP_PAIRS) else None
+        joint_set = joint_set_for_channels(joints)
+        self.joint_names = joint_set.names if joint_set else tuple(f"joint_{j}" for j in range(joints))
+        self.flip_pairs = flip_pairs if flip_pairs is not None else joint_set.flip_pairs if joint_set else None
         if flip_test and self.flip_pairs is None:
             raise InvalidValueError(f"flip_pairs: a flip test of {joints} joints needs each joint's mirror joint")
         self.flip_test = bool(flip_test)

@@ -11,10 +11,10 @@ import os
 from torch.utils.data import DataLoader, Subset
 
 from . import cli, distributed, evaluation
-from .data import DATASETS, make_dataset
+from .data import DATASETS, JOINT_SETS, make_dataset
 from .dispatch import BACKENDS
 from .files import write_atomic
-from .joints import NUM_JOINTS
+from .joint_sets import check_model_joints
 from .model_factory import select_backend
 from .pose_model import load_pose_model
 from .precision import AMP_MODES, autocast_dtype
@@ -59,14 +59,13 @@ def main(argv=None):
     try:
         select_backend(args.backend, context.device)
         model, info = load_pose_model(args.checkpoint, context.device)
-        if info.architecture.oup_dim != NUM_JOINTS:
-            raise UserError(f"--checkpoint: {info.source} predicts {info.architecture.oup_dim} joints, "
-                            f"the validation sets' {NUM_JOINTS} MPII joints cannot score it")
         config = info.run_config or {}
         dataset_name = args.dataset or config.get("dataset")
         if dataset_name is None:
             raise UserError(f"--dataset: {info.source} is not a fasthg run, so it does not say what it was trained on: "
                             "give --dataset mpii --data-dir MPII/images (princeton's weights) or --dataset synthetic")
+        joint_set = JOINT_SETS[dataset_name]
+        check_model_joints(joint_set, info.architecture.oup_dim, info.source)
         same_dataset = dataset_name == config.get("dataset")
         data_dir = args.data_dir or (config["data_dir"] if same_dataset else None)
         if dataset_name == "mpii" and not data_dir:
@@ -78,12 +77,13 @@ def main(argv=None):
         loader = DataLoader(shard, batch_size=args.batch_size, num_workers=args.workers)
         targets = HeatmapTargets(info.heatmap_style, info.sigma, config.get("weighted_loss", False))
         results = evaluation.predict_dataset(model, loader, context, targets,
-                                             autocast_dtype(args.amp, context.device), flip=args.flip_test)
+                                             autocast_dtype(args.amp, context.device), flip=args.flip_test,
+                                             joint_set=joint_set)
     finally:
         distributed.shutdown(context)
     if results is None:  # not rank 0
         return 0
-    scores = evaluation.score(results)
+    scores = evaluation.score(results, joint_set=joint_set)
     report = {"checkpoint": checkpoint_path(args.checkpoint), "dataset": dataset_name, "items": len(results["index"]),
               "flip_test": args.flip_test, "pckh": scores}
     path = args.json or default_json_path(args.checkpoint)

@@ -101,7 +101,8 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise UserError(f"--batch-size {config.batch_size}: more than the {len(self.sampler)} training items "
                             "each process gets per epoch")
-        self.model = build_model(config.nstack, config.inp_dim, context.device)
+        self.joint_set = self.train_set.joint_set
+        self.model = build_model(config.nstack, config.inp_dim, context.device, len(self.joint_set))
         if initial_weights is not None:
             load_weights(self.model, *initial_weights)
         # The reference model's unused skip convolutions need DDP's search; fasthg's are frozen.
@@ -250,7 +251,8 @@ class Trainer:
     def _predict_validation(self):
         """The validation set's predictions, each process predicting its share (gathered on rank 0)."""
         shard = Subset(self.val_set, range(self.context.rank, len(self.val_set), self.context.world_size))
-        return evaluation.predict_dataset(self.model, self._loader(shard), self.context, self.targets, self.amp_dtype)
+        return evaluation.predict_dataset(self.model, self._loader(shard), self.context, self.targets, self.amp_dtype,
+                                          joint_set=self.joint_set)
 
     def _record(self, results):
         """Closes the epoch (or the partial epoch at --max-steps): its metrics record, checkpoint and curves."""
@@ -262,7 +264,7 @@ class Trainer:
             self.progress.update(epoch=self.progress["epoch"] + 1, batch=0, loss_sum=0.0)
         if not self.context.is_main:
             return
-        scores = evaluation.score(results)
+        scores = evaluation.score(results, joint_set=self.joint_set)
         record.update(val_loss=results["loss"], pckh_mpii=scores["mpii"]["mean"], pckh_all16=scores["all16"]["mean"])
         self.history.append(record)
         self._save()
@@ -275,8 +277,8 @@ class Trainer:
         """Final report on rank 0: the table, the mean-pose baseline, results.json, curves and predictions."""
         if not self.context.is_main:
             return None
-        scores = evaluation.score(results)
-        baseline = evaluation.baseline_score(results, evaluation.mean_pose(self.train_set))
+        scores = evaluation.score(results, joint_set=self.joint_set)
+        baseline = evaluation.baseline_score(results, evaluation.mean_pose(self.train_set), self.joint_set)
         self.folder.write_curves(self.history, baseline["mpii"]["mean"])
         self._write_predictions()
         summary = {"pckh": scores, "mean_pose_baseline": baseline, "train_seconds": self.progress["seconds"],

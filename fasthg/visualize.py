@@ -8,23 +8,25 @@ matplotlib.use("Agg")  # files only: training runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .joints import BONES  # noqa: E402
+from .joint_sets import joint_set_for_channels  # noqa: E402
 
 _SIDE_COLOURS = {"right": (255, 64, 64), "left": (64, 160, 255), "centre": (255, 220, 0)}  # RGB
 
 
-def draw_skeleton(image, keypoints, confidence=None, min_confidence=0.0, thickness=None):
-    """A copy of the RGB uint8 ``image`` with the bones between ``keypoints`` (16, 2) drawn on it.
+def draw_skeleton(image, keypoints, confidence=None, min_confidence=0.0, thickness=None, joint_set=None):
+    """A copy of the RGB uint8 ``image`` with the bones of ``joint_set`` between ``keypoints`` (K, 2)
+    drawn on it (default: the built-in set of K joints; joints only for another K).
 
     Bones of the person's right side are red, left blue, centre yellow; a bone is left out when
     either end is NaN or its ``confidence`` is below ``min_confidence``.
     """
+    joint_set = joint_set or joint_set_for_channels(len(keypoints))
     canvas = np.ascontiguousarray(image).copy()
     thickness = thickness or max(1, round(min(canvas.shape[:2]) / 100))
     shown = np.all(np.isfinite(keypoints), axis=-1)
     if confidence is not None:
         shown &= np.asarray(confidence) >= min_confidence
-    for first, second, side in BONES:
+    for first, second, side in joint_set.bones if joint_set else ():
         if shown[first] and shown[second]:
             start = tuple(int(round(v)) for v in keypoints[first])
             end = tuple(int(round(v)) for v in keypoints[second])
@@ -36,7 +38,7 @@ def draw_skeleton(image, keypoints, confidence=None, min_confidence=0.0, thickne
 
 def skeleton_grid(images, keypoints, columns=4, tile=256):
     """A grid image of ``images`` (N, S, S, 3) uint8, each enlarged by a whole factor to about
-    ``tile`` pixels, with their ``keypoints`` (N, 16, 2) in image pixels drawn on."""
+    ``tile`` pixels, with their ``keypoints`` (N, K, 2) in image pixels drawn on."""
     upscale = max(1, tile // images.shape[1])
     rows = math.ceil(len(images) / columns)
     size = images.shape[1] * upscale

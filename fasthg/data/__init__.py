@@ -1,9 +1,12 @@
 """Pose datasets: the built-in synthetic figures (the default) and MPII, yielding one item format
 (:func:`fasthg.data.sample.make_sample`) with a split named "train" or "val"."""
+from ..joint_sets import MPII_16
 from .mpii import MPIIPoses
 from .synthetic import SyntheticPoses
 
 DATASETS = ("synthetic", "mpii")
+# The joints each dataset annotates, which a model trained or scored on it predicts.
+JOINT_SETS = {"synthetic": MPII_16, "mpii": MPII_16}
 
 
 def make_dataset(name, split, size, seed=0, length=None, image_dir=None, annotation_dir=None):

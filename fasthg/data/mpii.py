@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import MissingFileError, UserError
+from ..joint_sets import MPII_16
 from ..joints import NUM_JOINTS
 from .sample import make_sample
 from .transforms import crop_matrix, flip_joint_order, inside, invert_matrix, jitter_colour, transform_points, warp_image
@@ -53,6 +54,8 @@ class MPIIPoses(torch.utils.data.Dataset):
     ``annot`` beside the image folder). Every image the annotations name must exist: the first
     missing one is named in the error. ``augment`` turns on the random crops, mirrors and colours.
     """
+
+    joint_set = MPII_16
 
     def __init__(self, split, image_dir, annotation_dir=None, size=256, augment=False, seed=0):
         if split not in _SPLITS:

@@ -58,9 +58,10 @@ def warp_image(image, matrix, size):
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def flip_joint_order(per_joint):
-    """Reorders a per-joint array (16, ...) after a left-right mirror, so joint j is again MPII's joint j."""
-    return per_joint[list(FLIP_PAIRS)]
+def flip_joint_order(per_joint, flip_pairs=FLIP_PAIRS):
+    """Reorders a per-joint array (K, ...) after a left-right mirror, so joint j is again joint j
+    (``flip_pairs``: the joint set's, MPII's by default)."""
+    return per_joint[list(flip_pairs)]
 
 
 def inside(points, size):
