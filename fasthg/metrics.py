@@ -6,7 +6,7 @@ import torch
 
 from .joint_sets import MPII_16, JointSet
 
-CONVENTIONS = ("mpii", "all16")
+CONVENTIONS = ("mpii", "all16", "mmpose")
 
 
 def _as_array(name, value, shape_text, ndim):
@@ -62,8 +62,9 @@ def pckh(pred, gt, annotated, normalize, threshold=0.5, convention="mpii", joint
     With n_j the annotated and h_j the correct joints j over the N people, PCKh_j = h_j / n_j and
     E the joint set's ``pckh_excluded`` (MPII: pelvis and thorax), ``mean`` is:
     ``convention="mpii"``: mean over j not in E of PCKh_j (unweighted, MPII's leaderboard);
-    ``"all16"``: sum_j h_j / sum_j n_j over all joints (count-weighted, princeton's "total").
-    Joints that no person has annotated are left out of every mean.
+    ``"all16"``: sum_j h_j / sum_j n_j over all joints (count-weighted, princeton's "total");
+    ``"mmpose"``: sum over j not in E of h_j / sum over j not in E of n_j (count-weighted without
+    E, MMPose's "PCKh"). Joints that no person has annotated are left out of every mean.
     Returns ``{"per_joint": {name: PCKh or NaN when no joint was annotated}, "count": {name:
     annotated joints}, "mean": float, "convention": str, "threshold": float}``.
     """
