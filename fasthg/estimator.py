@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .checkpoint import posenet_architecture
-from .data.transforms import CROP_UNIT, crop_matrix, invert_matrix
+from .data.transforms import CROP_UNIT, box_crop_square, crop_matrix, invert_matrix
 from .distributed import use_device
 from .errors import InvalidValueError
 from .images import crop, rgb_tensor
@@ -31,7 +31,6 @@ from .pose_model import load_pose_model, princeton_info, warn_if_synthetic
 from .precision import AMP_MODES, autocast_dtype
 from .targets import DECODING, HeatmapTargets
 
-BOX_MARGIN = 1.25
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +68,7 @@ def box_crop(box, width, height, name="box"):
         raise InvalidValueError(f"{name}: expected finite x0 < x1 and y0 < y1, got {(x0, y0, x1, y1)}")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         raise InvalidValueError(f"{name}: {(x0, y0, x1, y1)} lies outside the {width}x{height} image")
-    return ((x0 + x1) / 2, (y0 + y1) / 2), max(x1 - x0, y1 - y0) * BOX_MARGIN / CROP_UNIT
+    return box_crop_square(x0, y0, x1, y1)
 
 
 class PoseEstimator:

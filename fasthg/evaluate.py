@@ -1,6 +1,7 @@
-"""``python -m fasthg.evaluate --checkpoint RUN``: validation PCKh of a trained model.
+"""``python -m fasthg.evaluate --checkpoint RUN``: validation PCKh, or on COCO OKS AP, of a trained model.
 
-Every joint at PCKh@0.5, and the table papers print (:mod:`fasthg.pckh_table`: each body part
+On COCO, pycocotools' AP, AP50, AP75, APm, APl and AR (fasthg.coco_eval). Elsewhere, every
+joint at PCKh@0.5, and the table papers print (:mod:`fasthg.pckh_table`: each body part
 at PCKh@0.5 and @0.1 with the means of every convention of docs/conventions.md: ``mpii``, the
 mean over the 14 joints without pelvis and thorax; ``all16``, the count-weighted total; ``mmpose``,
 the count-weighted mean over those 14), as text and as JSON. The dataset, its folders and the
@@ -13,12 +14,13 @@ import os
 from torch.utils.data import DataLoader, Subset
 
 from . import cli, distributed, evaluation
-from .data import DATASETS, JOINT_SETS, make_dataset
+from .data import DATASETS, JOINT_SETS, ON_DISK, make_dataset
 from .dispatch import BACKENDS
 from .files import write_atomic
 from .joint_sets import check_model_joints
 from .model_factory import select_backend
 from .pckh_table import body_part_table, format_body_part_table
+from .scoring import OKSScoring, describe, scoring_for
 from .pose_model import load_pose_model
 from .precision import AMP_MODES, autocast_dtype
 from .checkpointing import checkpoint_path
@@ -29,12 +31,16 @@ from .train_options import DEFAULT_VAL_SIZE
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m fasthg.evaluate",
-                                     description="PCKh@0.5 of a trained model on the synthetic or MPII validation set.")
+                                     description="PCKh of a trained model on the synthetic or MPII validation set, "
+                                                 "OKS AP on COCO's.")
     parser.add_argument("--checkpoint", required=True,
                         help="a fasthg run folder or checkpoint, princeton-vl's checkpoint.pt or a PoseNet state_dict file")
     parser.add_argument("--dataset", choices=DATASETS, help="default: the run's")
-    parser.add_argument("--data-dir", help="mpii: the folder of MPII's images (default: the run's)")
-    parser.add_argument("--annot-dir", help="mpii: the folder of valid.h5 (default: the run's, or annot beside --data-dir)")
+    parser.add_argument("--data-dir", help="mpii: the folder of MPII's images; coco: the COCO folder, holding val2017/ "
+                                           "(default: the run's)")
+    parser.add_argument("--annot-dir", help="mpii: the folder of valid.h5, or of the official .mat and valid.h5 (default: "
+                                            "the run's, or annot beside --data-dir); coco: the folder of "
+                                            "person_keypoints_val2017.json (default: annotations in --data-dir)")
     parser.add_argument("--val-size", type=int, help="synthetic: validation figures (default: the run's)")
     parser.add_argument("--flip-test", action="store_true", help="average each image's heatmaps with its mirror image's")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -71,8 +77,8 @@ def main(argv=None):
         check_model_joints(joint_set, info.architecture.oup_dim, info.source)
         same_dataset = dataset_name == config.get("dataset")
         data_dir = args.data_dir or (config["data_dir"] if same_dataset else None)
-        if dataset_name == "mpii" and not data_dir:
-            raise UserError("--dataset mpii needs --data-dir, the folder of MPII's images")
+        if dataset_name in ON_DISK and not data_dir:
+            raise UserError(f"--dataset {dataset_name} needs --data-dir, {ON_DISK[dataset_name]}")
         dataset = make_dataset(dataset_name, "val", info.input_size, config.get("seed", 0),
                                args.val_size or config.get("val_size", DEFAULT_VAL_SIZE), data_dir,
                                args.annot_dir or (config["annot_dir"] if same_dataset else None))
@@ -86,16 +92,20 @@ def main(argv=None):
         distributed.shutdown(context)
     if results is None:  # not rank 0
         return 0
-    scores = evaluation.score(results, joint_set=joint_set)
-    table = body_part_table(results["predicted"], results["original_keypoints"], results["annotated"], results["normalize"])
+    scoring = scoring_for(dataset)
+    scores = scoring.score(results)
     report = {"checkpoint": checkpoint_path(args.checkpoint), "dataset": dataset_name, "items": len(results["index"]),
-              "flip_test": args.flip_test, "pckh": scores, "pckh_table": table}
+              "flip_test": args.flip_test, scoring.name: scores}
+    text = [scoring.format(scores)]
+    if not isinstance(scoring, OKSScoring):
+        report["pckh_table"] = body_part_table(results["predicted"], results["original_keypoints"], results["annotated"],
+                                               results["normalize"])
+        text.append(format_body_part_table(report["pckh_table"]))
     path = args.json or default_json_path(args.checkpoint)
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
-    print(evaluation.format_table(scores))
-    print(format_body_part_table(table))
+    print("\n".join(text))
     print(f"{dataset_name} validation, {len(results['index'])} people{', flip test' if args.flip_test else ''}: "
-          f"PCKh@0.5 {100 * scores['mpii']['mean']:.1f} (mpii) / {100 * scores['all16']['mean']:.1f} (all16); JSON in {path}")
+          f"{describe(scoring.headline(scores))}; JSON in {path}")
     return 0
 
 

@@ -69,11 +69,12 @@ def mean_pose(dataset, limit=_BASELINE_SAMPLES):
     return total / np.maximum(counts, 1)[:, None]
 
 
-def baseline_score(results, pose, joint_set=MPII_16):
-    """PCKh of predicting the crop keypoints ``pose`` (K, 2) for every item of ``results``."""
+def baseline_score(results, pose, scoring):
+    """The scores (by ``scoring``, fasthg.scoring) of predicting the crop keypoints ``pose`` (K, 2)
+    for every item of ``results``."""
     crops = torch.from_numpy(np.broadcast_to(pose, (len(results["index"]),) + pose.shape).copy())
     guesses = to_original(crops, torch.from_numpy(results["to_original"]).double()).numpy()
-    return score(results, guesses, joint_set)
+    return scoring.score(results, guesses)
 
 
 def format_table(scores, baseline=None):

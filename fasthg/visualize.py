@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .joint_sets import joint_set_for_channels  # noqa: E402
+from .scoring import LABELS  # noqa: E402
 
 _SIDE_COLOURS = {"right": (255, 64, 64), "left": (64, 160, 255), "centre": (255, 220, 0)}  # RGB
 
@@ -59,7 +60,8 @@ def encode_png(image):
 
 
 def plot_curves(records, file, baseline=None):
-    """Plots training loss and validation PCKh per epoch from metrics records (dicts) as a PNG into ``file``."""
+    """Plots training loss and the validation headline numbers (fasthg.scoring.LABELS: PCKh or OKS AP)
+    per epoch from metrics records (dicts) as a PNG into ``file``."""
     epochs = [record["epoch"] for record in records]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axis.plot(epochs, [record["train_loss"] for record in records], marker="o", label="train")
@@ -67,9 +69,9 @@ def plot_curves(records, file, baseline=None):
         loss_axis.plot(epochs, [record.get("val_loss", math.nan) for record in records], marker="o", label="validation")
     loss_axis.set(xlabel="epoch", ylabel="heatmap loss", yscale="log", title="loss")
     loss_axis.legend()
-    for convention in ("mpii", "all16"):
-        accuracy_axis.plot(epochs, [100 * record.get(f"pckh_{convention}", math.nan) for record in records],
-                           marker="o", label=f"PCKh@0.5 ({convention})")
+    for name, label in LABELS.items():
+        if any(name in record for record in records):
+            accuracy_axis.plot(epochs, [100 * record.get(name, math.nan) for record in records], marker="o", label=label)
     if baseline is not None:
         accuracy_axis.axhline(100 * baseline, color="grey", linestyle="--", label="mean-pose baseline")
     accuracy_axis.set(xlabel="epoch", ylabel="%", ylim=(0, 100), title="validation accuracy")

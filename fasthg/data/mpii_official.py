@@ -21,7 +21,6 @@ holds: :func:`split_people` takes it from that file, matching each of its people
 person of the same image whose centre lies within :data:`CENTRE_TOLERANCE` pixels.
 """
 import numpy as np
-import scipy.io
 
 from ..errors import UserError
 from ..joints import NUM_JOINTS
@@ -94,6 +93,10 @@ def read_official_annotations(path):
     Raises UserError (one line) for a file that is not a readable MATLAB file or lacks the
     release's structure, naming the first malformed image or person.
     """
+    try:
+        import scipy.io  # only this reader needs scipy (an extra of fasthg's)
+    except ImportError:
+        raise UserError("reading MPII's official annotations needs scipy: pip install scipy") from None
     try:
         release = scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True)["RELEASE"]
         annolist, flags = _items(release.annolist), np.atleast_1d(release.img_train)
