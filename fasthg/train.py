@@ -9,7 +9,8 @@ import sys
 
 from . import cli, distributed
 from .errors import UserError
-from .joints import NUM_JOINTS
+from .data import JOINT_SETS
+from .joint_sets import check_model_joints
 from .pose.weights import read_pose_weights
 from .training.checkpoints import load_checkpoint
 from .training.options import parse, resumed
@@ -23,9 +24,9 @@ def fine_tuning(config, given):
     for name in ("nstack", "inp_dim"):
         if name in given and given[name] != getattr(shape, name):
             raise UserError(f"--{name.replace('_', '-')}: the --checkpoint weights have {getattr(shape, name)}, got {given[name]}")
-    if shape.oup_dim != NUM_JOINTS or shape.increase:
-        raise UserError(f"--checkpoint: training needs a PoseNet of {NUM_JOINTS} joints and increase 0, {info.source} has "
-                        f"{shape.oup_dim} joints and increase {shape.increase}")
+    check_model_joints(JOINT_SETS[config.dataset], shape.oup_dim, info.source)
+    if shape.increase:
+        raise UserError(f"--checkpoint: training needs a PoseNet of increase 0, {info.source} has increase {shape.increase}")
     return dataclasses.replace(config, nstack=shape.nstack, inp_dim=shape.inp_dim), (state, info)
 
 

@@ -261,7 +261,7 @@ ROWS = [
     Row(PCKH, "threshold", "value", "0", ValueError, "a finite number > 0, got 0", lambda: pckh(threshold=0)),
     Row(PCKH, "threshold", "value", "-0.5", ValueError, "a finite number > 0, got -0.5", lambda: pckh(threshold=-0.5)),
     Row(PCKH, "threshold", "value", "inf", ValueError, "a finite number > 0, got inf", lambda: pckh(threshold=float("inf"))),
-    Row(PCKH, "convention", "option", "'lsp'", ValueError, "one of 'mpii', 'all16', got 'lsp'", lambda: pckh(convention="lsp")),
+    Row(PCKH, "convention", "option", "'lsp'", ValueError, "one of 'mpii', 'all16', 'mmpose', got 'lsp'", lambda: pckh(convention="lsp")),
 
     Row("fasthg.set_backend(name)", "backend", "option", "'cuda'", ValueError, "one of 'auto', 'triton', 'torch', got 'cuda'",
         lambda: fasthg.set_backend("cuda")),

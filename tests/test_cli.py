@@ -40,7 +40,7 @@ def test_evaluate_prints_a_table_and_writes_json(run_folder, capsys, tmp_path, f
     with open(path) as file:
         report = json.load(file)
     assert report["flip_test"] is flip and report["items"] == 8
-    assert set(report["pckh"]) == {"mpii", "all16"}
+    assert set(report["pckh"]) == {"mpii", "all16", "mmpose"}
     assert len(report["pckh"]["mpii"]["per_joint"]) == 16
 
 

@@ -79,7 +79,7 @@ def test_a_short_run_learns_and_writes_every_artefact(trained_run):
         assert json.load(file)["inp_dim"] == 16
     with open(os.path.join(folder, "results.json")) as file:
         results = json.load(file)
-    assert set(results["pckh"]) == {"mpii", "all16"} and "mean_pose_baseline" in results
+    assert set(results["pckh"]) == {"mpii", "all16", "mmpose"} and "mean_pose_baseline" in results
     assert "r_wrist" in result.stdout and "mean-pose baseline" in result.stdout and "mean (mpii)" in result.stdout
     assert "img_s=" in result.stderr  # the progress bar shows throughput
 

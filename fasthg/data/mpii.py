@@ -1,22 +1,17 @@
-"""MPII Human Pose from princeton-vl's annotation files (``train.h5``, ``valid.h5``) and an image folder.
-
-Each annotated person is cropped as a square of side 200·scale around its centre
-(docs/conventions.md) by one OpenCV affine warp that also applies the training augmentation: scale x [0.75, 1.25],
-rotation in [-30, 30] degrees, a left-right mirror with the joints' flip pairs, and colour
-jitter. Augmentation is drawn from (seed, split, epoch, index), so a resumed or distributed run
-sees exactly the crops an uninterrupted one would.
+"""MPII Human Pose from princeton-vl's annotation files (``train.h5``, ``valid.h5``) or the official
+``mpii_human_pose_v1_u12_1.mat`` (:mod:`fasthg.data.mpii_official`), and an image folder; people
+are cropped and augmented as :class:`~fasthg.data.person_crops.PersonCrops` says.
 """
 import os
 
-import cv2
 import h5py
 import numpy as np
-import torch
 
 from ..errors import MissingFileError, UserError
+from ..joint_sets import MPII_16
 from ..joints import NUM_JOINTS
-from .sample import make_sample
-from .transforms import crop_matrix, flip_joint_order, inside, invert_matrix, jitter_colour, transform_points, warp_image
+from .mpii_official import OFFICIAL_FILE, read_official_annotations, split_people
+from .person_crops import PersonCrops
 
 _SPLITS = {"train": 0, "valid": 1}
 _FIELDS = ("center", "scale", "part", "normalize", "imgname")
@@ -46,68 +41,45 @@ def read_annotations(path):
     return fields
 
 
-class MPIIPoses(torch.utils.data.Dataset):
+def split_annotations(annotation_dir, split):
+    """The people of ``split`` ("train" or "valid") from the folder ``annotation_dir``.
+
+    Where the folder holds the official ``mpii_human_pose_v1_u12_1.mat``, it is read, and split
+    as princeton-vl split it: "valid" is the people of ``valid.h5`` (which must lie beside it),
+    "train" every other annotated person of the training images. Otherwise princeton's
+    ``{split}.h5``.
+    """
+    official = os.path.join(annotation_dir, OFFICIAL_FILE)
+    if not os.path.isfile(official):
+        return read_annotations(os.path.join(annotation_dir, f"{split}.h5"))
+    valid_path = os.path.join(annotation_dir, "valid.h5")
+    if not os.path.isfile(valid_path):
+        raise MissingFileError(f"MPII validation split not found: {valid_path} (princeton-vl's list of validation "
+                               f"people, which the official {OFFICIAL_FILE} lacks: put their valid.h5 beside it)")
+    people = read_official_annotations(official)
+    train_rows, valid_rows = split_people(people, read_annotations(valid_path))
+    rows = valid_rows if split == "valid" else train_rows
+    return {name: values[rows] for name, values in people.items()}
+
+
+class MPIIPoses(PersonCrops):
     """People of MPII's ``split`` ("train" or "valid") as :func:`~fasthg.data.sample.make_sample` items.
 
-    image_dir: the folder of MPII's images; annotation_dir: the folder of ``{split}.h5`` (default:
-    ``annot`` beside the image folder). Every image the annotations name must exist: the first
-    missing one is named in the error. ``augment`` turns on the random crops, mirrors and colours.
+    image_dir: the folder of MPII's images; annotation_dir: the folder of ``{split}.h5``, or of the
+    official .mat and valid.h5 (:func:`split_annotations`; default: ``annot`` beside the image
+    folder). Every image the annotations name must exist: the first missing one is named in the
+    error. ``augment`` turns on the random crops, mirrors and colours.
     """
+
+    joint_set = MPII_16
 
     def __init__(self, split, image_dir, annotation_dir=None, size=256, augment=False, seed=0):
         if split not in _SPLITS:
             raise ValueError(f"split: expected one of {', '.join(map(repr, _SPLITS))}, got {split!r}")
         if not os.path.isdir(image_dir):
             raise MissingFileError(f"MPII image folder not found: {image_dir} (give the folder of MPII's images with --data-dir)")
-        annotation_dir = annotation_dir or default_annotation_dir(image_dir)
-        self.annotations = read_annotations(os.path.join(annotation_dir, f"{split}.h5"))
-        self.paths = [os.path.join(image_dir, name) for name in self.annotations["imgname"]]
-        missing = [path for path in dict.fromkeys(self.paths) if not os.path.isfile(path)]
-        if missing:
-            raise MissingFileError(f"MPII image not found: {missing[0]} ({len(missing)} of the "
-                                   f"{len(set(self.paths))} images named in {split}.h5 are missing from {image_dir})")
-        part = self.annotations["part"]
-        self.annotated = ~((part[..., 0] == 0) & (part[..., 1] == 0))
-        self.split, self.size, self.augment, self.seed = split, size, augment, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        """Draws new augmentation for ``epoch``."""
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.paths)
-
-    def _crop(self, index, rng):
-        """The crop's matrix and whether it is mirrored: augmented from ``rng``, or the plain 200·scale box."""
-        centre, scale = self.annotations["center"][index], self.annotations["scale"][index]
-        if not self.augment:
-            return crop_matrix(centre, scale, self.size), False
-        scale = scale * rng.uniform(0.75, 1.25)
-        rotation = rng.uniform(-30, 30) if rng.random() < 0.6 else 0.0
-        flip = bool(rng.random() < 0.5)
-        return crop_matrix(centre, scale, self.size, rotation, flip), flip
-
-    def keypoints(self, index):
-        """Person ``index``'s keypoints (16, 2) in its plain crop, and which are annotated and inside it."""
-        matrix = crop_matrix(self.annotations["center"][index], self.annotations["scale"][index], self.size)
-        keypoints = transform_points(self.annotations["part"][index], matrix)
-        return keypoints, self.annotated[index] & inside(keypoints, self.size)
-
-    def __getitem__(self, index):
-        rng = np.random.default_rng([self.seed, _SPLITS[self.split], self.epoch, index])
-        image = cv2.imread(self.paths[index], cv2.IMREAD_COLOR)
-        if image is None:
-            raise UserError(f"MPII image {self.paths[index]} could not be decoded")
-        matrix, flip = self._crop(index, rng)
-        crop = warp_image(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), matrix, self.size)
-        if self.augment:
-            crop = jitter_colour(crop, rng)
-        original = self.annotations["part"][index]
-        annotated = self.annotated[index]
-        keypoints = transform_points(original, matrix)
-        if flip:
-            original, annotated, keypoints = (flip_joint_order(array) for array in (original, annotated, keypoints))
-        visible = annotated & inside(keypoints, self.size)
-        return make_sample(index, crop, keypoints, visible, original, annotated,
-                           self.annotations["normalize"][index], invert_matrix(matrix))
+        annotations = split_annotations(annotation_dir or default_annotation_dir(image_dir), split)
+        part = annotations["part"]
+        super().__init__("MPII", _SPLITS[split], [os.path.join(image_dir, name) for name in annotations["imgname"]],
+                         annotations, ~((part[..., 0] == 0) & (part[..., 1] == 0)), size, augment, seed)
+        self.split = split

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..joint_sets import MPII_16
 from ..joints import HEAD_TOP, NUM_JOINTS, PELVIS, THORAX, UPPER_NECK
 from .transforms import inside
 from .sample import make_sample
@@ -171,6 +172,8 @@ class SyntheticPoses(torch.utils.data.Dataset):
     Items are the dicts of :func:`fasthg.data.sample.make_sample`; the crop is the whole image,
     so original and crop coordinates coincide.
     """
+
+    joint_set = MPII_16
 
     def __init__(self, split, length, size=128, seed=0):
         if split not in _SPLITS:

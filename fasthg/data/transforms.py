@@ -14,6 +14,13 @@ import numpy as np
 from ..joints import FLIP_PAIRS
 
 CROP_UNIT = 200.0  # MPII's scale is the side of the person's box in units of 200 pixels
+BOX_MARGIN = 1.25  # a person's box fills 80% of its crop's longer side, as MPII's people fill theirs
+
+
+def box_crop_square(x0, y0, x1, y1):
+    """(center, scale) of the square crop around the box (x0, y0, x1, y1): centred on it, of side
+    ``BOX_MARGIN`` x its longer side, i.e. scale = BOX_MARGIN * max(x1 - x0, y1 - y0) / 200."""
+    return ((x0 + x1) / 2, (y0 + y1) / 2), max(x1 - x0, y1 - y0) * BOX_MARGIN / CROP_UNIT
 
 
 def crop_matrix(center, scale, size, rotation=0.0, flip=False):
@@ -58,9 +65,10 @@ def warp_image(image, matrix, size):
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def flip_joint_order(per_joint):
-    """Reorders a per-joint array (16, ...) after a left-right mirror, so joint j is again MPII's joint j."""
-    return per_joint[list(FLIP_PAIRS)]
+def flip_joint_order(per_joint, flip_pairs=FLIP_PAIRS):
+    """Reorders a per-joint array (K, ...) after a left-right mirror, so joint j is again joint j
+    (``flip_pairs``: the joint set's, MPII's by default)."""
+    return per_joint[list(flip_pairs)]
 
 
 def inside(points, size):

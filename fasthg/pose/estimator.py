@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.transforms import CROP_UNIT, crop_matrix, invert_matrix
+from ..data.transforms import CROP_UNIT, box_crop_square, crop_matrix, invert_matrix
 from ..distributed import use_device
 from ..errors import InvalidValueError
-from ..joints import FLIP_PAIRS, JOINT_NAMES
+from ..joint_sets import joint_set_for_channels
 from ..precision import AMP_MODES, autocast_dtype
 from .images import crop, rgb_tensor
 from .inference import flip_tested, run_model, to_original
@@ -31,7 +31,6 @@ from .state_dicts import posenet_architecture
 from .targets import DECODING, HeatmapTargets
 from .weights import load_pose_model, princeton_info, warn_if_synthetic
 
-BOX_MARGIN = 1.25
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +68,7 @@ def box_crop(box, width, height, name="box"):
         raise InvalidValueError(f"{name}: expected finite x0 < x1 and y0 < y1, got {(x0, y0, x1, y1)}")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         raise InvalidValueError(f"{name}: {(x0, y0, x1, y1)} lies outside the {width}x{height} image")
-    return ((x0 + x1) / 2, (y0 + y1) / 2), max(x1 - x0, y1 - y0) * BOX_MARGIN / CROP_UNIT
+    return box_crop_square(x0, y0, x1, y1)
 
 
 class PoseEstimator:
@@ -82,9 +81,9 @@ class PoseEstimator:
     image's heatmaps with its mirror image's. ``amp``: "off" (fp32), "bf16", "fp16" (CUDA) or
     "auto". ``input_size`` and ``heatmap_style`` override what the checkpoint says (weights without
     a fasthg config are taken to be princeton's: 256-pixel crops, princeton heatmaps).
-    ``flip_pairs`` maps each joint to its mirror joint: MPII's for 16 joints, needed for flip tests
-    of any other number. Weights trained on fasthg's synthetic figures warn that they are
-    (:class:`fasthg.pose.weights.SyntheticWeightsWarning`).
+    ``flip_pairs`` maps each joint to its mirror joint: the built-in joint set's (fasthg.joint_sets)
+    for 16 (MPII) or 17 (COCO) joints, needed for flip tests of any other number. Weights trained on
+    fasthg's synthetic figures warn that they are (:class:`fasthg.pose.weights.SyntheticWeightsWarning`).
     """
 
     def __init__(self, checkpoint_or_model, device="auto", flip_test=False, amp="off", input_size=None,
@@ -110,8 +109,9 @@ class PoseEstimator:
         if not isinstance(self.input_size, int) or self.input_size < 64 or self.input_size % 64:
             raise InvalidValueError(f"input_size: expected a multiple of 64 (the network halves it 6 times), got {input_size!r}")
         joints = self.info.architecture.oup_dim
-        self.joint_names = JOINT_NAMES if joints == len(JOINT_NAMES) else tuple(f"joint_{j}" for j in range(joints))
-        self.flip_pairs = flip_pairs if flip_pairs is not None else FLIP_PAIRS if joints == len(FLIP_PAIRS) else None
+        joint_set = joint_set_for_channels(joints)
+        self.joint_names = joint_set.names if joint_set else tuple(f"joint_{j}" for j in range(joints))
+        self.flip_pairs = flip_pairs if flip_pairs is not None else joint_set.flip_pairs if joint_set else None
         if flip_test and self.flip_pairs is None:
             raise InvalidValueError(f"flip_pairs: a flip test of {joints} joints needs each joint's mirror joint")
         self.flip_test = bool(flip_test)

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from .. import distributed
-from ..joints import JOINT_NAMES
+from ..joint_sets import MPII_16
 from ..metrics import CONVENTIONS, pckh
 from .inference import flip_tested, model_input, run_model, to_original
 
@@ -12,11 +12,11 @@ _BASELINE_SAMPLES = 4096  # training crops averaged into the mean pose
 
 
 @torch.no_grad()
-def predict_dataset(model, loader, context, targets, amp_dtype=None, flip=False):
+def predict_dataset(model, loader, context, targets, amp_dtype=None, flip=False, joint_set=MPII_16):
     """Predictions for every item of the loaders of all processes, gathered on rank 0 (None elsewhere).
 
-    Returns a dict of NumPy arrays ordered by item index: ``predicted`` (N, 16, 2) and ``peaks``
-    (N, 16) in the original frame, the items' ``original_keypoints``, ``annotated``,
+    Returns a dict of NumPy arrays ordered by item index: ``predicted`` (N, K, 2) and ``peaks``
+    (N, K) in the original frame (K joints of ``joint_set``, whose flip pairs the flip test uses), the items' ``original_keypoints``, ``annotated``,
     ``normalize`` and ``to_original``, and the mean ``loss`` of every stack's heatmaps.
     """
     was_training = model.training
@@ -30,7 +30,7 @@ def predict_dataset(model, loader, context, targets, amp_dtype=None, flip=False)
         loss_sum, count = loss_sum + float(loss) * size, count + size
         heatmaps = stacks[:, -1]
         if flip:
-            heatmaps = flip_tested(model, inputs, heatmaps, amp_dtype)
+            heatmaps = flip_tested(model, inputs, heatmaps, amp_dtype, joint_set.flip_pairs)
         coordinates, peaks = targets.decode(heatmaps)
         parts.append({
             "index": batch["index"].numpy(),
@@ -50,17 +50,18 @@ def predict_dataset(model, loader, context, targets, amp_dtype=None, flip=False)
     return results
 
 
-def score(results, predicted=None):
-    """PCKh@0.5 in both conventions ({"mpii": ..., "all16": ...}) of ``predicted`` (default: the model's)."""
+def score(results, predicted=None, joint_set=MPII_16):
+    """PCKh@0.5 in every convention ({"mpii": ..., "all16": ..., "mmpose": ...}) of ``predicted``
+    (default: the model's)."""
     predicted = results["predicted"] if predicted is None else predicted
     return {convention: pckh(predicted, results["original_keypoints"], results["annotated"], results["normalize"],
-                             convention=convention) for convention in CONVENTIONS}
+                             convention=convention, joint_set=joint_set) for convention in CONVENTIONS}
 
 
 def mean_pose(dataset, limit=_BASELINE_SAMPLES):
-    """The average crop keypoints (16, 2) of the first ``limit`` items of a training set, each joint
+    """The average crop keypoints (K, 2) of the first ``limit`` items of a training set, each joint
     over the items where it is annotated and inside the crop."""
-    total, counts = np.zeros((len(JOINT_NAMES), 2)), np.zeros(len(JOINT_NAMES))
+    total, counts = np.zeros((len(dataset.joint_set), 2)), np.zeros(len(dataset.joint_set))
     for index in range(min(limit, len(dataset))):
         keypoints, known = dataset.keypoints(index)
         total += np.where(known[:, None], keypoints, 0)
@@ -68,11 +69,12 @@ def mean_pose(dataset, limit=_BASELINE_SAMPLES):
     return total / np.maximum(counts, 1)[:, None]
 
 
-def baseline_score(results, pose):
-    """PCKh of predicting the crop keypoints ``pose`` (16, 2) for every item of ``results``."""
+def baseline_score(results, pose, scoring):
+    """The scores (by ``scoring``, fasthg.pose.scoring) of predicting the crop keypoints ``pose`` (K, 2)
+    for every item of ``results``."""
     crops = torch.from_numpy(np.broadcast_to(pose, (len(results["index"]),) + pose.shape).copy())
     guesses = to_original(crops, torch.from_numpy(results["to_original"]).double()).numpy()
-    return score(results, guesses)
+    return scoring.score(results, guesses)
 
 
 def format_table(scores, baseline=None):
@@ -83,7 +85,7 @@ def format_table(scores, baseline=None):
     def row(name, value, base):
         return f"{name:<12}{100 * value:>10.1f}" + (f"{100 * base:>11.1f}" if baseline else "")
 
-    for name in JOINT_NAMES:
+    for name in scores["mpii"]["per_joint"]:
         lines.append(row(name, scores["mpii"]["per_joint"][name], baseline and baseline["mpii"]["per_joint"][name]))
     lines.append("-" * len(header))
     lines.append(row("mean (mpii)", scores["mpii"]["mean"], baseline and baseline["mpii"]["mean"]))

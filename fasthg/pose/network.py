@@ -6,13 +6,12 @@ import fasthg
 
 from ..dispatch import interpreting
 from ..errors import UserError
-from ..joints import NUM_JOINTS
 from ..models import PoseNet
 
 
-def build_model(nstack, inp_dim, device, oup_dim=NUM_JOINTS, increase=0):
-    """A PoseNet (16 MPII joints unless ``oup_dim`` says otherwise) on ``device``, parameters in
-    channels_last (the NHWC input's layout)."""
+def build_model(nstack, inp_dim, device, oup_dim, increase=0):
+    """A PoseNet of ``oup_dim`` heatmaps (one per joint of the joint set it predicts) on ``device``,
+    parameters in channels_last (the NHWC input's layout)."""
     model = PoseNet(nstack, inp_dim, oup_dim, increase=increase)
     return model.to(device=device, memory_format=torch.channels_last)
 

@@ -11,7 +11,7 @@ import datetime
 import os
 from dataclasses import dataclass
 
-from ..data import DATASETS
+from ..data import DATASETS, ON_DISK
 from ..dispatch import BACKENDS
 from ..errors import UserError
 from ..precision import AMP_MODES
@@ -61,11 +61,13 @@ _COMMON_DEFAULTS = {
 }
 # synthetic: measured to learn well within minutes on 2 CPU cores (64-pixel crops give 3x the steps
 # of 128-pixel ones in the same time, which matters more than resolution this early in training);
-# mpii: princeton-vl's 2-stack set-up.
+# mpii: princeton-vl's 2-stack set-up; coco: the same.
+_PHOTO_DEFAULTS = {"input_size": 256, "nstack": 2, "inp_dim": 256, "batch_size": 16, "epochs": 100, "lr": 1e-3,
+                   "schedule": "step", "warmup_steps": 0, "workers": 4, "save_every": 1000}
 DATASET_DEFAULTS = {
     "synthetic": {"input_size": 64, "nstack": 2, "inp_dim": 64, "batch_size": 16, "epochs": 6, "lr": 2e-3},
-    "mpii": {"input_size": 256, "nstack": 2, "inp_dim": 256, "batch_size": 16, "epochs": 100, "lr": 1e-3,
-             "schedule": "step", "warmup_steps": 0, "workers": 4, "save_every": 1000},
+    "mpii": _PHOTO_DEFAULTS,
+    "coco": _PHOTO_DEFAULTS,
 }
 
 
@@ -77,8 +79,10 @@ def build_parser():
                     "to its output folder and prints the validation PCKh against a mean-pose baseline.")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, help="default: synthetic")
-    data.add_argument("--data-dir", help="mpii: the folder of MPII's images")
-    data.add_argument("--annot-dir", help="mpii: the folder of train.h5 and valid.h5 (default: annot beside --data-dir)")
+    data.add_argument("--data-dir", help="mpii: the folder of MPII's images; coco: the COCO folder (train2017/, val2017/)")
+    data.add_argument("--annot-dir", help="mpii: the folder of train.h5 and valid.h5, or of the official "
+                                          "mpii_human_pose_v1_u12_1.mat and valid.h5 (default: annot beside --data-dir); "
+                                          "coco: the folder of person_keypoints_*2017.json (default: annotations in --data-dir)")
     data.add_argument("--train-size", type=int, help="synthetic: figures per epoch, drawn anew each epoch (default 8192)")
     data.add_argument("--val-size", type=int, help="synthetic: validation figures (default 512)")
     data.add_argument("--input-size", type=int, help="input crop side in pixels, a multiple of 64 (synthetic 64, mpii 256)")
@@ -129,8 +133,8 @@ def _check(config):
     for name in ("lr", "sigma"):
         if not 0 < getattr(config, name) < float("inf"):
             raise UserError(f"--{name}: expected a finite number > 0, got {getattr(config, name)}")
-    if config.dataset == "mpii" and not config.data_dir:
-        raise UserError("--dataset mpii needs --data-dir, the folder of MPII's images")
+    if config.dataset in ON_DISK and not config.data_dir:
+        raise UserError(f"--dataset {config.dataset} needs --data-dir, {ON_DISK[config.dataset]}")
 
 
 def parse(argv=None):

@@ -9,11 +9,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..pose.drawing import draw_skeleton  # noqa: E402
+from ..pose.scoring import LABELS  # noqa: E402
 
 
 def skeleton_grid(images, keypoints, columns=4, tile=256):
     """A grid image of ``images`` (N, S, S, 3) uint8, each enlarged by a whole factor to about
-    ``tile`` pixels, with their ``keypoints`` (N, 16, 2) in image pixels drawn on."""
+    ``tile`` pixels, with their ``keypoints`` (N, K, 2) in image pixels drawn on."""
     upscale = max(1, tile // images.shape[1])
     rows = math.ceil(len(images) / columns)
     size = images.shape[1] * upscale
@@ -26,7 +27,8 @@ def skeleton_grid(images, keypoints, columns=4, tile=256):
 
 
 def plot_curves(records, file, baseline=None):
-    """Plots training loss and validation PCKh per epoch from metrics records (dicts) as a PNG into ``file``."""
+    """Plots training loss and the validation headline numbers (fasthg.pose.scoring.LABELS: PCKh or OKS AP)
+    per epoch from metrics records (dicts) as a PNG into ``file``."""
     epochs = [record["epoch"] for record in records]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axis.plot(epochs, [record["train_loss"] for record in records], marker="o", label="train")
@@ -34,9 +36,9 @@ def plot_curves(records, file, baseline=None):
         loss_axis.plot(epochs, [record.get("val_loss", math.nan) for record in records], marker="o", label="validation")
     loss_axis.set(xlabel="epoch", ylabel="heatmap loss", yscale="log", title="loss")
     loss_axis.legend()
-    for convention in ("mpii", "all16"):
-        accuracy_axis.plot(epochs, [100 * record.get(f"pckh_{convention}", math.nan) for record in records],
-                           marker="o", label=f"PCKh@0.5 ({convention})")
+    for name, label in LABELS.items():
+        if any(name in record for record in records):
+            accuracy_axis.plot(epochs, [100 * record.get(name, math.nan) for record in records], marker="o", label=label)
     if baseline is not None:
         accuracy_axis.axhline(100 * baseline, color="grey", linestyle="--", label="mean-pose baseline")
     accuracy_axis.set(xlabel="epoch", ylabel="%", ylim=(0, 100), title="validation accuracy")

@@ -27,6 +27,7 @@ from ..errors import UserError
 from ..pose import evaluation
 from ..pose.inference import model_input, run_model
 from ..pose.network import build_model, select_backend
+from ..pose.scoring import describe, scoring_for
 from ..pose.targets import HeatmapTargets
 from ..pose.weights import load_weights
 from ..precision import autocast_dtype
@@ -96,13 +97,15 @@ class Trainer:
                                         config.train_size if split == "train" else config.val_size,
                                         config.data_dir, config.annot_dir) for split in ("train", "val")}
         self.train_set, self.val_set = datasets["train"], datasets["val"]
+        self.scoring = scoring_for(self.val_set)
         self.sampler = DistributedSampler(self.train_set, context.world_size, context.rank, shuffle=True,
                                           seed=config.seed, drop_last=True)
         self.steps_per_epoch = len(self.sampler) // config.batch_size
         if self.steps_per_epoch == 0:
             raise UserError(f"--batch-size {config.batch_size}: more than the {len(self.sampler)} training items "
                             "each process gets per epoch")
-        self.model = build_model(config.nstack, config.inp_dim, context.device)
+        self.joint_set = self.train_set.joint_set
+        self.model = build_model(config.nstack, config.inp_dim, context.device, len(self.joint_set))
         if initial_weights is not None:
             load_weights(self.model, *initial_weights)
         # The reference model's unused skip convolutions need DDP's search; fasthg's are frozen.
@@ -251,7 +254,8 @@ class Trainer:
     def _predict_validation(self):
         """The validation set's predictions, each process predicting its share (gathered on rank 0)."""
         shard = Subset(self.val_set, range(self.context.rank, len(self.val_set), self.context.world_size))
-        return evaluation.predict_dataset(self.model, self._loader(shard), self.context, self.targets, self.amp_dtype)
+        return evaluation.predict_dataset(self.model, self._loader(shard), self.context, self.targets, self.amp_dtype,
+                                          joint_set=self.joint_set)
 
     def _record(self, results):
         """Closes the epoch (or the partial epoch at --max-steps): its metrics record, checkpoint and curves."""
@@ -263,29 +267,29 @@ class Trainer:
             self.progress.update(epoch=self.progress["epoch"] + 1, batch=0, loss_sum=0.0)
         if not self.context.is_main:
             return
-        scores = evaluation.score(results)
-        record.update(val_loss=results["loss"], pckh_mpii=scores["mpii"]["mean"], pckh_all16=scores["all16"]["mean"])
+        headline = self.scoring.headline(self.scoring.score(results))
+        record.update(val_loss=results["loss"], **headline)
         self.history.append(record)
         self._save()
         self.folder.write_metrics(self.history)
         self.folder.write_curves(self.history)
         tqdm.write(f"epoch {record['epoch']}: train loss {record['train_loss']:.4g}, val loss {record['val_loss']:.4g}, "
-                   f"PCKh@0.5 {100 * record['pckh_mpii']:.1f} (mpii) {100 * record['pckh_all16']:.1f} (all16)")
+                   + describe(headline))
 
     def _finish(self, results):
         """Final report on rank 0: the table, the mean-pose baseline, results.json, curves and predictions."""
         if not self.context.is_main:
             return None
-        scores = evaluation.score(results)
-        baseline = evaluation.baseline_score(results, evaluation.mean_pose(self.train_set))
-        self.folder.write_curves(self.history, baseline["mpii"]["mean"])
+        scores = self.scoring.score(results)
+        baseline = evaluation.baseline_score(results, evaluation.mean_pose(self.train_set), self.scoring)
+        headline, baseline_headline = self.scoring.headline(scores), self.scoring.headline(baseline)
+        self.folder.write_curves(self.history, next(iter(baseline_headline.values())))
         self._write_predictions()
-        summary = {"pckh": scores, "mean_pose_baseline": baseline, "train_seconds": self.progress["seconds"],
+        summary = {self.scoring.name: scores, "mean_pose_baseline": baseline, "train_seconds": self.progress["seconds"],
                    "steps": self.progress["step"], "checkpoint": self.folder.checkpoint}
         self.folder.write_json("results.json", summary)
-        print(evaluation.format_table(scores, baseline))
-        print(f"validation PCKh@0.5 {100 * scores['mpii']['mean']:.1f} (mpii) / {100 * scores['all16']['mean']:.1f} (all16); "
-              f"mean-pose baseline {100 * baseline['mpii']['mean']:.1f} / {100 * baseline['all16']['mean']:.1f}; "
+        print(self.scoring.format(scores, baseline))
+        print(f"validation {describe(headline)}; mean-pose baseline {describe(baseline_headline)}; "
               f"{self.progress['step']} steps in {self.progress['seconds']:.0f} s; run folder {self.config.output}")
         return summary
 
