@@ -8,7 +8,7 @@ from fasthg import cli, evaluate, train
 from fasthg.data.transforms import flip_joint_order
 from fasthg.joint_sets import COCO_17, MPII_16, JointSet, joint_set_for_channels
 from fasthg.metrics import pckh
-from fasthg.visualize import draw_skeleton
+from fasthg.pose.drawing import draw_skeleton
 from pose_checkpoints import fasthg_checkpoint, tiny_posenet
 
 
