@@ -22,6 +22,9 @@ ALWAYS = ()
 _BN = ("mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr")
 _Y_BN = ("y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr")
 _Z_BN = ("z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")
+# The statistics of an output for the BN that normalises it next (STATS of upsample-add and max-pool)
+_OUT_STATS = [(("part_mean_ptr", "part_m2_ptr"), 2, ("STATS",)), (("mean_ptr", "var_ptr"), 1, ("STATS",)),
+              (("running_mean_ptr", "running_var_ptr"), 2, ("STATS",))]
 
 # kernel: [(pointer parameters, passes over each, flags of which any makes the kernel touch them)]
 TRITON_TRAFFIC = {
@@ -55,9 +58,9 @@ TRITON_TRAFFIC = {
         (("grad_ptr", "x_ptr", "mean_ptr", "var_ptr", "weight_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr", "out_ptr"), 1, ALWAYS),
         (("extra_ptr",), 1, ("HAS_EXTRA",)),
     ],
-    "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1, ALWAYS)],
+    "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1, ALWAYS), *_OUT_STATS],
     "upsample_add_backward_kernel": [(("grad_ptr", "grad_low_ptr"), 1, ALWAYS)],
-    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1, ALWAYS)],
+    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1, ALWAYS), *_OUT_STATS],
     "max_pool2x2_backward_kernel": [(("grad_ptr", "x_ptr", "grad_x_ptr"), 1, ALWAYS)],
     # visibility and the loss gradient may be empty placeholders (0 bytes) when unused
     "render_heatmaps_kernel": [(("keypoints_ptr", "visible_ptr", "out_ptr"), 1, ALWAYS)],

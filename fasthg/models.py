@@ -4,7 +4,8 @@
 have exactly the reference's modules, names and state_dicts: princeton-vl checkpoints load as
 they are. Every Residual, upsample-add, max-pool and stack head (features conv, BN-ReLU, heatmap
 conv and the merges into the next stack, see :mod:`fasthg.ops.head`) runs fused; the stem
-(7x7 conv, BN, ReLU) is PyTorch's own.
+(7x7 conv, BN, ReLU) is PyTorch's own. Every tensor a Residual normalises, but the stem's output,
+comes with its batch statistics, reduced by the fused op that wrote it (:mod:`fasthg.nn.chaining`).
 """
 import torch
 
@@ -13,6 +14,7 @@ from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
 from .dispatch import runs_fused
 from .nn.residual import compute_dtype
+from .nn.chaining import chained
 from .nn.step_counting import count_step_of, forward_counting_steps, running_stats_momentum
 from .ops.head import head
 
@@ -60,17 +62,24 @@ class StackedHourglass(reference.StackedHourglass):
 
     def _fused_forward(self, x):
         pending = count_step_of(self) if self.training else 0  # the heads' BNs
-        x = self.pre(x)
+        stem, first, pool, second, third = self.pre
+        x = first(stem(x))  # the stem is PyTorch's: the first Residual reduces its input's statistics
+        x, stats = chained(pool, x, consumer=second)
+        x, stats = chained(second, x, stats, consumer=third)
+        hourglasses = [sequential[0] for sequential in self.hgs]
+        x, stats = chained(third, x, stats, consumer=hourglasses[0])
         stack_preds = []
         for i in range(self.nstack):
             residual, features = self.features[i]
-            h = residual(self.hgs[i](x))
+            h = residual(*chained(hourglasses[i], x, stats, consumer=residual))
             last = i == self.nstack - 1
-            preds, x = head(h, x, features.conv, features.bn, self.outs[i].conv,
-                            None if last else self.merge_features[i].conv.conv,
-                            None if last else self.merge_preds[i].conv.conv,
-                            self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
-                            compute_dtype(h))
+            next_bn = None if last else hourglasses[i + 1].input_batch_norm()
+            preds, x, stats = head(h, x, features.conv, features.bn, self.outs[i].conv,
+                                   None if last else self.merge_features[i].conv.conv,
+                                   None if last else self.merge_preds[i].conv.conv,
+                                   self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
+                                   compute_dtype(h), next_bn)
+            stats = stats if next_bn is not None else None
             stack_preds.append(preds)
         return torch.stack(stack_preds, 1)
 

@@ -43,25 +43,44 @@ class KernelConfig:
         return {arg: kind.format(dtype=element, acc=acc) for arg, kind in self.signature.items()}
 
 
+# The forward kernels of upsample-add and max-pool reduce their output's statistics (STATS) for the BN next.
+_STATISTICS_OUT_SIGNATURE = {
+    "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64", "counter_ptr": "*i32",
+    **{name: "*{acc}" for name in ("mean_ptr", "var_ptr", "running_mean_ptr", "running_var_ptr")}, "momentum": "fp32",
+}
 _UPSAMPLE_FORWARD_SIGNATURE = {"low_ptr": "*{dtype}", "skip_ptr": "*{dtype}", "out_ptr": "*{dtype}",
-                               "N": "i32", "C": "i32", "H": "i32", "W": "i32"}
+                               "N": "i32", "C": "i32", "H": "i32", "W": "i32", **_STATISTICS_OUT_SIGNATURE}
 _UPSAMPLE_BACKWARD_SIGNATURE = {"grad_ptr": "*{dtype}", "grad_low_ptr": "*{dtype}",
                                 "N": "i32", "C": "i32", "h": "i32", "w": "i32"}
 
-_POOL_FORWARD_SIGNATURE = {"x_ptr": "*{dtype}", "out_ptr": "*{dtype}", "N": "i32", "C": "i32", "H": "i32", "W": "i32"}
+_POOL_FORWARD_SIGNATURE = {"x_ptr": "*{dtype}", "out_ptr": "*{dtype}", "N": "i32", "C": "i32", "H": "i32", "W": "i32",
+                           **_STATISTICS_OUT_SIGNATURE}
 _POOL_BACKWARD_SIGNATURE = {"grad_ptr": "*{dtype}", "x_ptr": "*{dtype}", "grad_x_ptr": "*{dtype}",
                             "N": "i32", "C": "i32", "H": "i32", "W": "i32"}
 
 REGISTRY = []
-for _archs, _blocks in {ARCHS: {"BLOCK_P": 16, "BLOCK_C": 64}, (INTERPRETER,): {"BLOCK_P": 128, "BLOCK_C": 64}}.items():
+# (tile, warps) per architecture and STATS. REDUCE_GROUP: children per node of the statistics'
+# reduction trees (as the convolutions' below). With STATS on GPUs, channel_stats' tile: 64-row
+# tiles keep the trees' partials a quarter of 16-row ones, and the 16x64 tile spilled 8 bytes on
+# sm_80 (C divisible by 16: 96 registers); 64x32 with 8 warps takes 104-112 and spills nothing.
+_PIXEL_TILES = {
+    ARCHS: {False: ({"BLOCK_P": 16, "BLOCK_C": 64, "REDUCE_GROUP": 8}, 4),
+            True: ({"BLOCK_P": 64, "BLOCK_C": 32, "REDUCE_GROUP": 8}, 8)},
+    (INTERPRETER,): {stats: ({"BLOCK_P": 128, "BLOCK_C": 64, "REDUCE_GROUP": 2}, 4) for stats in (False, True)},
+}
+for _archs, _tiles in _PIXEL_TILES.items():
+    _blocks = {k: v for k, v in _tiles[False][0].items() if k.startswith("BLOCK_")}
     for _dtype in TRITON_TYPE:
+        for _stats, (_tile, _warps) in _tiles.items():
+            REGISTRY += [
+                KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype,
+                             _UPSAMPLE_FORWARD_SIGNATURE, {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
+                KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
+                             _POOL_FORWARD_SIGNATURE, {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
+            ]
         REGISTRY += [
-            KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype,
-                         _UPSAMPLE_FORWARD_SIGNATURE, _blocks, archs=_archs),
             KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype,
                          _UPSAMPLE_BACKWARD_SIGNATURE, _blocks, archs=_archs),
-            KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
-                         _POOL_FORWARD_SIGNATURE, _blocks, archs=_archs),
             KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, _dtype,
                          _POOL_BACKWARD_SIGNATURE, _blocks, archs=_archs),
         ]
@@ -110,6 +129,11 @@ _CONV_VARIANTS = {
         dict(KSIZE=1, PROLOGUE=False, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=1, PROLOGUE=False, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=True, STATS=False, UPDATE_RUNNING=False),
+        # with the statistics of their output for the BN that normalises it next: the stack head's
+        # merge, a Residual's conv3 (skip conv or identity)
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=True, STATS=True, UPDATE_RUNNING=True),
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=True, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),

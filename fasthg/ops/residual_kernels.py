@@ -10,8 +10,9 @@ import torch
 import triton
 
 from ..kernels import registry
-from .launch import (accumulation_dtype, counters, dot_flags, launch_config, multiprocessors, partials, tree_counters,
-                     tree_nodes)
+from .launch import (accumulation_dtype, counters, dot_flags, launch_config, multiprocessors, partials,
+                     statistics_workspace, tree_counters, tree_nodes)
+from .statistics import BatchStatistics
 
 
 class BatchNormState(NamedTuple):
@@ -20,14 +21,6 @@ class BatchNormState(NamedTuple):
     var: torch.Tensor
     weight: torch.Tensor
     bias: torch.Tensor
-
-
-class BatchStatistics(NamedTuple):
-    """Where a kernel writes the batch statistics it reduces, and the running ones it updates."""
-    mean: torch.Tensor
-    var: torch.Tensor
-    running_mean: torch.Tensor
-    running_var: torch.Tensor
 
 
 class BackwardSums(NamedTuple):
@@ -48,13 +41,6 @@ def _config(name, dtype, device, variant):
 
 def _launch(config, constexprs, grid, *args):
     launch_config(config, grid, *args, constexprs=constexprs)
-
-
-def _statistics_workspace(grid, channels, constexprs, device):
-    """(partials, partials, counters) of per-channel reductions over the row tiles of a
-    (row tiles, column blocks) grid: one reduction tree per column block."""
-    group = constexprs["REDUCE_GROUP"]
-    return (*partials(grid[0], channels, group, device), counters(device, grid[1] * tree_counters(grid[0], group)))
 
 
 class WgradSplit(NamedTuple):
@@ -100,7 +86,7 @@ def channel_stats(x, stats: BatchStatistics, momentum):
     rows = n * h * w
     config, constexprs = _config("channel_stats", x.dtype, x.device, {"UPDATE_RUNNING": True})
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c, constexprs["BLOCK_C"]))
-    _launch(config, constexprs, grid, x, *_statistics_workspace(grid, c, constexprs, x.device), *stats, rows, c, momentum)
+    _launch(config, constexprs, grid, x, *statistics_workspace(grid, c, constexprs["REDUCE_GROUP"], x.device), *stats, rows, c, momentum)
 
 
 def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, skip=None, residual=None,
@@ -123,7 +109,7 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
     skip_x, skip_weight, skip_bias = skip if skip is not None else (y, weight, bias)
     skip_weight = skip_weight.contiguous()
     if out_stats is not None:
-        stats_args = (*_statistics_workspace(grid, c_out, constexprs, y.device), *out_stats)
+        stats_args = (*statistics_workspace(grid, c_out, constexprs["REDUCE_GROUP"], y.device), *out_stats)
     else:
         stats_args = (bias, bias, bias, bias, bias, bias, bias)
     _launch(config, constexprs, grid, y, *bn, weight, bias, skip_x, skip_weight, skip_bias,
