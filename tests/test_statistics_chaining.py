@@ -190,3 +190,18 @@ def test_pytorch_path_leaves_the_statistics_to_the_consumer(torch_backend):
         out, stats = call()
         assert stats is None
         assert_close(out, plain(), "out", rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda x, low, r: fasthg.ops.max_pool2x2(x, (x, x, 0.1)), TypeError, "next_bn: expected None or a fasthg.ops.statistics.NextBatchNorm, got tuple"),
+    (lambda x, low, r: fasthg.ops.upsample_add(low, x, NextBatchNorm(torch.zeros(3), torch.ones(4), 0.1)), ValueError,
+     r"next_bn: expected running_mean of shape \(4,\), one per output channel, got \(3,\)"),
+    (lambda x, low, r: r(x, next_bn=NextBatchNorm(torch.zeros(4), torch.ones(5), 0.1)), ValueError,
+     r"next_bn: expected running_var of shape \(4,\)"),
+    (lambda x, low, r: r(x, torch.zeros(4)), ValueError, r"x_stats: expected shape \(8,\), the mean then the biased variance"),
+    (lambda x, low, r: r(x, [0.0] * 8), TypeError, "x_stats: expected None or a torch.Tensor, got list"),
+])
+def test_bad_statistics_arguments(torch_backend, call, error, match):
+    x, low = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 3, 3)
+    with pytest.raises(error, match=match):
+        call(x, low, fasthg.Residual(4, 4))

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from ..ops.residual import residual
+from ..ops.statistics import check_next_bn, check_x_stats
 from ..ops.validate import (check_dtype_like_parameters, check_int32_addressable, check_nonempty, check_same_device,
                             check_size, check_tensor)
 from ..reference import model as reference
@@ -59,6 +60,8 @@ class Residual(reference.Residual):
             raise ValueError(f"x: batch statistics need more than one value per channel, got shape {tuple(x.shape)}")
         n, _, h, w = x.shape
         check_int32_addressable("x", (n, max(x.shape[1], self.conv3.conv.out_channels), h, w))
+        check_x_stats(x_stats, x.shape[1])
+        check_next_bn(next_bn, self.conv3.conv.out_channels)
         if not dispatch.runs_fused(x):
             out = super().forward(x) if self.training or not self._has_running_stats() else self._folded_forward(x)
             return out if next_bn is None else (out, None)

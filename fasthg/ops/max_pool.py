@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from .launch import channels_last, empty_nhwc, launch_pixel_tiles, launch_pixel_tiles_with_statistics
-from .statistics import NextBatchNorm, output_statistics, statistics_shape
+from .statistics import NextBatchNorm, check_next_bn, output_statistics, statistics_shape
 from .validate import check_int32_addressable, check_nonempty, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
@@ -80,6 +80,7 @@ def max_pool2x2(x, next_bn: Optional[NextBatchNorm] = None):
         raise ValueError(f"x: expected height and width >= 2 to pool 2x2, got shape {tuple(x.shape)}")
     check_nonempty("x", x)
     check_int32_addressable("x", x.shape)
+    check_next_bn(next_bn, x.shape[1])
     if not dispatch.runs_fused(x):
         out = F.max_pool2d(x, 2)
         return out if next_bn is None else (out, None)

@@ -30,6 +30,30 @@ class BatchStatistics(NamedTuple):
     running_var: torch.Tensor
 
 
+def check_next_bn(next_bn, channels):
+    """TypeError/ValueError unless ``next_bn`` is None or a NextBatchNorm of ``channels`` running statistics."""
+    if next_bn is None:
+        return
+    if not isinstance(next_bn, NextBatchNorm):
+        raise TypeError(f"next_bn: expected None or a fasthg.ops.statistics.NextBatchNorm, got {type(next_bn).__name__}")
+    for name in ("running_mean", "running_var"):
+        tensor = getattr(next_bn, name)
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != (channels,):
+            got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise ValueError(f"next_bn: expected {name} of shape ({channels},), one per output channel, got {got}")
+
+
+def check_x_stats(x_stats, channels):
+    """TypeError/ValueError unless ``x_stats`` is None or a tensor of 2 x ``channels`` statistics (mean, then var)."""
+    if x_stats is None:
+        return
+    if not isinstance(x_stats, torch.Tensor):
+        raise TypeError(f"x_stats: expected None or a torch.Tensor, got {type(x_stats).__name__}")
+    if tuple(x_stats.shape) != (2 * channels,):
+        raise ValueError(f"x_stats: expected shape ({2 * channels},), the mean then the biased variance of each of "
+                         f"x's {channels} channels, got {tuple(x_stats.shape)}")
+
+
 def output_statistics(channels, like, running_mean: Optional[torch.Tensor], running_var: Optional[torch.Tensor]):
     """(stats, BatchStatistics or None) for an op's output of ``channels`` channels: ``stats`` holds
     mean then biased variance in the accumulation dtype of ``like``, and is empty (None for the

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from .launch import channels_last, empty_nhwc, launch_pixel_tiles, launch_pixel_tiles_with_statistics
-from .statistics import NextBatchNorm, output_statistics, statistics_shape
+from .statistics import NextBatchNorm, check_next_bn, output_statistics, statistics_shape
 from .validate import check_int32_addressable, check_nonempty, check_same_device, check_same_dtype, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
@@ -87,6 +87,7 @@ def upsample_add(low, skip, next_bn: Optional[NextBatchNorm] = None):
                          f"{tuple(low.shape)}, got {tuple(skip.shape)}")
     check_nonempty("low", low)
     check_int32_addressable("skip", skip.shape)
+    check_next_bn(next_bn, c)
     if not dispatch.runs_fused(skip):
         out = skip + F.interpolate(low, scale_factor=2, mode="nearest")
         return out if next_bn is None else (out, None)
