@@ -79,7 +79,6 @@ class StackedHourglass(reference.StackedHourglass):
                                    None if last else self.merge_preds[i].conv.conv,
                                    self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
                                    compute_dtype(h), next_bn)
-            stats = stats if next_bn is not None else None
             stack_preds.append(preds)
         return torch.stack(stack_preds, 1)
 

@@ -222,7 +222,7 @@ def _residual_forward_sample():
 def _residual_backward_sample():
     forward = _residual_forward_sample()
     with torch.no_grad():
-        out, y1, y2, x_stats, stats, _ = torch.ops.fasthg.residual_forward(*forward)
+        out, y1, y2, x_stats, stats = torch.ops.fasthg.residual_forward(*forward)
     return (torch.randn_like(out), forward[0], y1, y2, x_stats, stats, forward[1], forward[2], forward[9], forward[11],
             True, 1e-5)
 
@@ -242,7 +242,7 @@ def _head_forward_sample():
 def _head_backward_sample():
     forward = _head_forward_sample()
     with torch.no_grad():
-        preds, _, z, stats, _ = torch.ops.fasthg.head_forward(*forward)
+        preds, _, z, stats = torch.ops.fasthg.head_forward(*forward)
     h, x = forward[0], forward[1]
     return (torch.randn_like(preds), torch.randn_like(x), h, z, preds, stats, forward[2], forward[4], forward[5],
             forward[8], forward[10], forward[12], True, 1e-5)
@@ -327,7 +327,7 @@ OPS = [
         example={"n": 1, "c": 3, "h": 2, "w": 3},
         inputs=lambda s, g: Sample({"low": normal((s["n"], s["c"], s["h"], s["w"]), g),
                                     "skip": normal((s["n"], s["c"], 2 * s["h"], 2 * s["w"]), g)}),
-        custom_ops={"fasthg::upsample_add": lambda: (torch.randn(2, 3, 4, 5), torch.randn(2, 3, 8, 10),
+        custom_ops={"fasthg::upsample_add": lambda: (torch.randn(2, 3, 4, 5), torch.randn(2, 3, 8, 10), torch.empty(6),
                                                      torch.randn(3), torch.rand(3) + 0.5, 0.1),
                     "fasthg::upsample_add_backward": lambda: (torch.randn(2, 3, 8, 10),)},
     ),
@@ -338,7 +338,8 @@ OPS = [
         sizes=st.fixed_dictionaries({"n": st.integers(1, 3), "c": CHANNELS, "h": st.integers(2, 9), "w": st.integers(2, 9)}),
         example={"n": 1, "c": 3, "h": 3, "w": 5},
         inputs=lambda s, g: Sample({"x": normal((s["n"], s["c"], s["h"], s["w"]), g)}),
-        custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5), torch.randn(3), torch.rand(3) + 0.5, 0.1),
+        custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5), torch.empty(6), torch.randn(3),
+                                                    torch.rand(3) + 0.5, 0.1),
                     "fasthg::max_pool2x2_backward": lambda: (torch.randn(2, 3, 3, 2), torch.randn(2, 3, 6, 5))},
     ),
     OpInfo(

@@ -161,7 +161,8 @@ def test_opcheck_residual_forward_given_and_giving_statistics(triton_backend):
         x = torch.randn(2, 3, 4, 5)
         var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
         # Autograd comes from ResidualFunction (the op mutates running statistics): no-grad inputs.
-        args = (*residual_forward_args(fused, x, True), torch.cat([mean, var]), torch.randn(4), torch.rand(4) + 0.5, 0.2)
+        args = (*residual_forward_args(fused, x, True), torch.cat([mean, var]), torch.empty(8), torch.randn(4),
+                torch.rand(4) + 0.5, 0.2)
     torch.library.opcheck(torch.ops.fasthg.residual_forward.default, args)
 
 
@@ -173,7 +174,7 @@ def test_opcheck_head_forward_giving_statistics(triton_backend):
     with torch.no_grad():
         args = (torch.randn(2, 5, 3, 4), torch.randn(2, 5, 3, 4), conv.weight, conv.bias, bn.weight, bn.bias,
                 bn.running_mean.clone(), bn.running_var.clone(), outs.weight, outs.bias, mf.weight, mf.bias,
-                mp.weight, mp.bias, True, 0.1, 1e-5, torch.randn(5), torch.rand(5) + 0.5, 0.2)
+                mp.weight, mp.bias, True, 0.1, 1e-5, torch.empty(10), torch.randn(5), torch.rand(5) + 0.5, 0.2)
         args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
     torch.library.opcheck(torch.ops.fasthg.head_forward.default, args)
 

@@ -25,26 +25,27 @@ import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
 from .residual_kernels import BackwardSums, BatchNormState, conv_backward, conv_forward
-from .statistics import BatchStatistics, NextBatchNorm, output_statistics, statistics_shape
+from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
 KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 4, "backward_last": 3}
 
 
 @torch.library.custom_op("fasthg::head_forward",
-                         mutates_args=("running_mean", "running_var", "next_running_mean", "next_running_var"))
+                         mutates_args=("running_mean", "running_var", "next_stats", "next_running_mean", "next_running_var"))
 def head_forward(
     h: torch.Tensor, x: Optional[torch.Tensor],
     conv_weight: torch.Tensor, conv_bias: torch.Tensor, bn_weight: torch.Tensor, bn_bias: torch.Tensor,
     running_mean: torch.Tensor, running_var: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor,
     merge_feature_weight: Optional[torch.Tensor], merge_feature_bias: Optional[torch.Tensor],
     merge_pred_weight: Optional[torch.Tensor], merge_pred_bias: Optional[torch.Tensor],
-    training: bool, momentum: float, eps: float, next_running_mean: Optional[torch.Tensor] = None,
-    next_running_var: Optional[torch.Tensor] = None, next_momentum: float = 0.0,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (preds, x_next, z, stats, next_stats); x_next is empty on the last stack (no merge).
+    training: bool, momentum: float, eps: float, next_stats: Optional[torch.Tensor] = None,
+    next_running_mean: Optional[torch.Tensor] = None, next_running_var: Optional[torch.Tensor] = None,
+    next_momentum: float = 0.0,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (preds, x_next, z, stats); x_next is empty on the last stack (no merge).
 
-    ``next_stats``: x_next's batch mean and biased var for the BN whose running statistics
-    ``next_running_*`` are (updated with ``next_momentum``), empty when they are None.
+    ``next_stats`` (given or None) receives x_next's batch mean and biased var, for the BN whose
+    running statistics ``next_running_*`` are (updated with ``next_momentum``).
     """
     h = channels_last(h)
     n, c, height, width = h.shape
@@ -62,25 +63,23 @@ def head_forward(
     bn = BatchNormState(mean, var, bn_weight, bn_bias)
     conv_forward(z, bn, out_weight, out_bias, preds, eps)
     x_next = h.new_empty(0)
-    next_stats, next_batch = output_statistics(c, h, next_running_mean, next_running_var)
     if merge_feature_weight is not None:
         x_next = empty_nhwc(*x.shape, like=h)
         conv_forward(z, bn, merge_feature_weight, merge_feature_bias, x_next, eps,
                      skip=(preds, merge_pred_weight, merge_pred_bias), residual=channels_last(x),
-                     out_stats=next_batch, momentum=next_momentum)
-    return preds, x_next, z, stats, next_stats
+                     out_stats=statistics_for(next_stats, next_running_mean, next_running_var), momentum=next_momentum)
+    return preds, x_next, z, stats
 
 
 @head_forward.register_fake
 def _(h, x, conv_weight, conv_bias, bn_weight, bn_bias, running_mean, running_var, out_weight, out_bias,
       merge_feature_weight, merge_feature_bias, merge_pred_weight, merge_pred_bias, training, momentum, eps,
-      next_running_mean=None, next_running_var=None, next_momentum=0.0):
+      next_stats=None, next_running_mean=None, next_running_var=None, next_momentum=0.0):
     n, c, height, width = h.shape
     x_next = empty_nhwc(*x.shape, like=h) if merge_feature_weight is not None else h.new_empty(0)
     return (empty_nhwc(n, out_weight.shape[0], height, width, h), x_next,
             empty_nhwc(n, conv_weight.shape[0], height, width, h),
-            h.new_empty(2 * conv_weight.shape[0] if training else 0, dtype=accumulation_dtype(h.dtype)),
-            statistics_shape(c, h, next_running_mean))
+            h.new_empty(2 * conv_weight.shape[0] if training else 0, dtype=accumulation_dtype(h.dtype)))
 
 
 @torch.library.custom_op("fasthg::head_backward", mutates_args=())
@@ -150,26 +149,25 @@ class HeadFunction(torch.autograd.Function):
     """Autograd for the fused head (the forward op mutates running statistics)."""
 
     @staticmethod
-    def forward(ctx, h, x, next_bn, training, recording, momentum, eps, running_mean, running_var, *params):
-        preds, x_next, z, stats, next_stats = head_forward(h, x, *params[:4], running_mean, running_var, *params[4:],
-                                                           training, momentum, eps, *(next_bn or (None, None, 0.0)))
+    def forward(ctx, h, x, next_stats, next_bn, training, recording, momentum, eps, running_mean, running_var, *params):
+        preds, x_next, z, stats = head_forward(h, x, *params[:4], running_mean, running_var, *params[4:], training,
+                                               momentum, eps, next_stats, *(next_bn or (None, None, 0.0)))
         conv_weight, _, bn_weight, bn_bias, out_weight, _, mf_weight, _, mp_weight, _ = params
         if not training and recording:
             stats = eval_statistics([running_mean, running_var], stats.dtype)
         ctx.save_for_backward(h, z, preds, stats, conv_weight, bn_weight, bn_bias, out_weight, mf_weight, mp_weight)
         ctx.training, ctx.eps, ctx.merged = training, eps, mf_weight is not None
-        ctx.mark_non_differentiable(next_stats)
-        return preds, x_next, next_stats
+        return preds, x_next
 
     @staticmethod
-    def backward(ctx, grad_preds, grad_x_next, grad_next_stats):
+    def backward(ctx, grad_preds, grad_x_next):
         h, z, preds, stats, conv_weight, bn_weight, bn_bias, out_weight, mf_weight, mp_weight = ctx.saved_tensors
         grads = head_backward(grad_preds, grad_x_next if ctx.merged else None, h, z, preds, stats, conv_weight,
                               bn_weight, bn_bias, out_weight, mf_weight, mp_weight, ctx.training, ctx.eps)
         d_h, d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias = grads[:7]
         merge = grads[7:] if ctx.merged else [None] * 4
         d_x = grad_x_next if ctx.merged else None  # x_next = x + ...
-        return (d_h, d_x, None, None, None, None, None, None, None,
+        return (d_h, d_x, None, None, None, None, None, None, None, None,
                 d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias, *merge)
 
 
@@ -177,13 +175,17 @@ def head(h, x, conv, bn, out, merge_feature, merge_pred, training, momentum, dty
          next_bn: Optional[NextBatchNorm] = None):
     """(preds, x_next, next_stats) of a stack in ``dtype``; ``merge_feature``/``merge_pred`` (nn.Conv2d)
     None on the last stack. ``next_stats``: x_next's statistics for ``next_bn`` (the next hourglass's
-    first BN), reduced in the merge's epilogue, which also updates its running statistics; empty
+    first BN), reduced in the merge's epilogue, which also updates its running statistics; None
     without ``next_bn``.
 
     Conv weights are cast to ``dtype`` (as autocast does for a conv); BN parameters stay as they are.
     """
     merged = merge_feature is not None
     merge = [merge_feature.weight.to(dtype), merge_feature.bias, merge_pred.weight.to(dtype), merge_pred.bias] if merged else [None] * 4
-    return HeadFunction.apply(h.to(dtype), x.to(dtype) if merged else None, next_bn, training, torch.is_grad_enabled(),
-                              momentum, bn.eps, bn.running_mean, bn.running_var, conv.weight.to(dtype), conv.bias,
-                              bn.weight, bn.bias, out.weight.to(dtype), out.bias, *merge)
+    h = h.to(dtype)
+    next_stats = new_statistics(conv.weight.shape[0], h, next_bn)
+    preds, x_next = HeadFunction.apply(h, x.to(dtype) if merged else None, next_stats, next_bn, training,
+                                       torch.is_grad_enabled(), momentum, bn.eps, bn.running_mean, bn.running_var,
+                                       conv.weight.to(dtype), conv.bias, bn.weight, bn.bias, out.weight.to(dtype),
+                                       out.bias, *merge)
+    return preds, x_next, next_stats

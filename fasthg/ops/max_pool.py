@@ -7,35 +7,34 @@ model the forward also reduces the statistics of its output for the Residual tha
 next (:mod:`fasthg.ops.statistics`); an autograd.Function pairs the two custom ops, since that
 forward may update a BN's running statistics, which register_autograd does not allow.
 """
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from .. import dispatch
 from .launch import channels_last, empty_nhwc, launch_pixel_tiles, launch_pixel_tiles_with_statistics
-from .statistics import NextBatchNorm, check_next_bn, output_statistics, statistics_shape
+from .statistics import NextBatchNorm, check_next_bn, new_statistics, statistics_for
 from .validate import check_int32_addressable, check_nonempty, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 
 
-@torch.library.custom_op("fasthg::max_pool2x2", mutates_args=("running_mean", "running_var"))
-def _max_pool2x2(x: torch.Tensor, running_mean: Optional[torch.Tensor], running_var: Optional[torch.Tensor],
-                 momentum: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(out, stats): stats of out (mean, biased var) for the BN whose running statistics are given, else empty."""
+@torch.library.custom_op("fasthg::max_pool2x2", mutates_args=("stats", "running_mean", "running_var"))
+def _max_pool2x2(x: torch.Tensor, stats: Optional[torch.Tensor], running_mean: Optional[torch.Tensor],
+                 running_var: Optional[torch.Tensor], momentum: float) -> torch.Tensor:
+    """out; with ``stats`` given, out's mean and biased var there, for the BN whose running statistics are given."""
     n, c, h, w = x.shape
     out = empty_nhwc(n, c, h // 2, w // 2, like=x)
-    stats, out_stats = output_statistics(c, x, running_mean, running_var)
     launch_pixel_tiles_with_statistics("max_pool2x2_forward", (channels_last(x), out), x.shape, out.numel() // c,
-                                       out_stats, momentum)
-    return out, stats
+                                       statistics_for(stats, running_mean, running_var), momentum)
+    return out
 
 
 @_max_pool2x2.register_fake
-def _(x, running_mean, running_var, momentum):
+def _(x, stats, running_mean, running_var, momentum):
     n, c, h, w = x.shape
-    return empty_nhwc(n, c, h // 2, w // 2, like=x), statistics_shape(c, x, running_mean)
+    return empty_nhwc(n, c, h // 2, w // 2, like=x)
 
 
 @torch.library.custom_op("fasthg::max_pool2x2_backward", mutates_args=())
@@ -56,16 +55,14 @@ class MaxPoolFunction(torch.autograd.Function):
     """Autograd of the fused op: only the input is saved."""
 
     @staticmethod
-    def forward(ctx, x, running_mean, running_var, momentum):
-        out, stats = _max_pool2x2(x, running_mean, running_var, momentum)
-        ctx.mark_non_differentiable(stats)
+    def forward(ctx, x, stats, running_mean, running_var, momentum):
         ctx.save_for_backward(x)
-        return out, stats
+        return _max_pool2x2(x, stats, running_mean, running_var, momentum)
 
     @staticmethod
-    def backward(ctx, grad, grad_stats):
+    def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return _max_pool2x2_backward(grad, x), None, None, None
+        return _max_pool2x2_backward(grad, x), None, None, None, None
 
 
 def max_pool2x2(x, next_bn: Optional[NextBatchNorm] = None):
@@ -84,5 +81,6 @@ def max_pool2x2(x, next_bn: Optional[NextBatchNorm] = None):
     if not dispatch.runs_fused(x):
         out = F.max_pool2d(x, 2)
         return out if next_bn is None else (out, None)
-    out, stats = MaxPoolFunction.apply(x, *(next_bn or (None, None, 0.0)))
+    stats = new_statistics(x.shape[1], x, next_bn)
+    out = MaxPoolFunction.apply(x, stats, *(next_bn or (None, None, 0.0)))
     return out if next_bn is None else (out, stats)

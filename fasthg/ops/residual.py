@@ -7,7 +7,7 @@ epilogue and passes them as ``x_stats``: :mod:`fasthg.ops.statistics`), conv1 wi
 prologue and y1's statistics in its epilogue, conv2 likewise, conv3 joined with the skip conv (or
 adding x): 3 or 4 launches, and no BN or ReLU output is ever stored. Given the running statistics
 of the BN that normalises out next, conv3's epilogue reduces out's statistics for it too
-(``out_stats``). In eval, the prologues read the running statistics: 3 launches and nothing else
+(into ``out_stats``). In eval, the prologues read the running statistics: 3 launches and nothing else
 (the op's ``x_stats`` and ``stats`` are then empty).
 Saved for backward: x, y1, y2 and the statistics (x's: mean and biased var; ``stats``: those of
 y1 and y2; in eval a copy of the running statistics, made only while autograd records).
@@ -27,7 +27,7 @@ import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
 from .residual_kernels import BackwardSums, BatchNormState, bn_backward_apply, channel_stats, conv_backward, conv_forward
-from .statistics import BatchStatistics, NextBatchNorm, output_statistics, statistics_shape
+from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
 KERNEL_LAUNCHES = {"forward_train": 4, "forward_train_given_stats": 3, "forward_eval": 3, "backward": 4,
                    "backward_skip": 5}
@@ -48,7 +48,7 @@ def _backward_sums(buffer, channels):
 # Running statistics are separate arguments, not lists: functionalization (torch.compile)
 # handles mutated tensor arguments but not mutated tensor lists.
 _RUNNING = ("running_mean1", "running_var1", "running_mean2", "running_var2", "running_mean3", "running_var3",
-            "next_running_mean", "next_running_var")
+            "out_stats", "next_running_mean", "next_running_var")
 
 
 @torch.library.custom_op("fasthg::residual_forward", mutates_args=_RUNNING)
@@ -59,15 +59,15 @@ def residual_forward(
     conv_weights: List[torch.Tensor], conv_biases: List[torch.Tensor],
     skip_weight: Optional[torch.Tensor], skip_bias: Optional[torch.Tensor],
     training: bool, momentum: float, eps: float, x_stats: Optional[torch.Tensor] = None,
-    next_running_mean: Optional[torch.Tensor] = None, next_running_var: Optional[torch.Tensor] = None,
-    next_momentum: float = 0.0,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (out, y1, y2, own_x_stats, stats, out_stats); all activations NHWC (channels_last).
+    out_stats: Optional[torch.Tensor] = None, next_running_mean: Optional[torch.Tensor] = None,
+    next_running_var: Optional[torch.Tensor] = None, next_momentum: float = 0.0,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (out, y1, y2, own_x_stats, stats); all activations NHWC (channels_last).
 
     ``x_stats`` (training only): x's batch mean and biased var, end to end, reduced by the op that
     wrote x, which also updated bn1's running statistics; ``own_x_stats`` is then empty, else
-    the statistics this op reduced. ``out_stats``: out's, for the BN whose running statistics
-    ``next_running_*`` are (updated with ``next_momentum``), or empty when they are None.
+    the statistics this op reduced. ``out_stats`` (given or None) receives out's, for the BN whose
+    running statistics ``next_running_*`` are (updated with ``next_momentum``).
     """
     running_means = (running_mean1, running_mean2, running_mean3)
     running_vars = (running_var1, running_var2, running_var3)
@@ -90,23 +90,22 @@ def residual_forward(
     bns = [BatchNormState(*per_bn[i], bn_weights[i], bn_biases[i]) for i in range(3)]
     conv_forward(x, bns[0], conv_weights[0], conv_biases[0], y1, eps, out_stats=batch[1], momentum=momentum)
     conv_forward(y1, bns[1], conv_weights[1], conv_biases[1], y2, eps, out_stats=batch[2], momentum=momentum)
-    out_stats, next_stats = output_statistics(c_out, x, next_running_mean, next_running_var)
     joined = dict(skip=(x, skip_weight, skip_bias)) if skip_weight is not None else dict(residual=x)
-    conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, **joined, out_stats=next_stats,
-                 momentum=next_momentum)
-    return out, y1, y2, own_x_stats, stats, out_stats
+    conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, **joined,
+                 out_stats=statistics_for(out_stats, next_running_mean, next_running_var), momentum=next_momentum)
+    return out, y1, y2, own_x_stats, stats
 
 
 @residual_forward.register_fake
 def _(x, bn_weights, bn_biases, rm1, rv1, rm2, rv2, rm3, rv3, conv_weights, conv_biases, skip_weight, skip_bias,
-      training, momentum, eps, x_stats=None, next_running_mean=None, next_running_var=None, next_momentum=0.0):
+      training, momentum, eps, x_stats=None, out_stats=None, next_running_mean=None, next_running_var=None,
+      next_momentum=0.0):
     n, c_in, h, w = x.shape
     mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
     dtype = accumulation_dtype(x.dtype)
     own_x_stats = x.new_empty(2 * c_in if training and x_stats is None else 0, dtype=dtype)
     stats = x.new_empty(4 * mid if training else 0, dtype=dtype)
-    return (empty_nhwc(n, c_out, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), own_x_stats,
-            stats, statistics_shape(c_out, x, next_running_mean))
+    return empty_nhwc(n, c_out, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), own_x_stats, stats
 
 
 @torch.library.custom_op("fasthg::residual_backward", mutates_args=())
@@ -183,25 +182,24 @@ class ResidualFunction(torch.autograd.Function):
     torch.library's register_autograd does not allow, so the pairing of the two ops lives here."""
 
     @staticmethod
-    def forward(ctx, x, x_stats, next_bn, training, recording, momentum, eps, skip_weight, skip_bias, running_means,
-                running_vars, *params):
+    def forward(ctx, x, x_stats, out_stats, next_bn, training, recording, momentum, eps, skip_weight, skip_bias,
+                running_means, running_vars, *params):
         bn_weights, bn_biases, conv_weights, conv_biases = params[0:3], params[3:6], params[6:9], params[9:12]
         running = [t for pair in zip(running_means, running_vars) for t in pair]
         next_running_mean, next_running_var, next_momentum = next_bn or (None, None, 0.0)
-        out, y1, y2, own_x_stats, stats, out_stats = residual_forward(
+        out, y1, y2, own_x_stats, stats = residual_forward(
             x, bn_weights, bn_biases, *running, conv_weights, conv_biases, skip_weight, skip_bias, training, momentum,
-            eps, x_stats, next_running_mean, next_running_var, next_momentum)
+            eps, x_stats, out_stats, next_running_mean, next_running_var, next_momentum)
         x_stats = x_stats if x_stats is not None else own_x_stats
         if not training and recording:
             x_stats, stats = eval_statistics(running, stats.dtype).split([2 * x.shape[1], 4 * y1.shape[1]])
         ctx.save_for_backward(x, y1, y2, x_stats, stats, *bn_weights, *bn_biases, *conv_weights,
                               *([skip_weight] if skip_weight is not None else []))
         ctx.has_skip, ctx.training, ctx.eps = skip_weight is not None, training, eps
-        ctx.mark_non_differentiable(out_stats)
-        return out, out_stats
+        return out
 
     @staticmethod
-    def backward(ctx, grad_out, grad_out_stats):
+    def backward(ctx, grad_out):
         x, y1, y2, x_stats, stats, *params = ctx.saved_tensors
         bn_weights, bn_biases, conv_weights = params[0:3], params[3:6], params[6:9]
         skip_weight = params[9] if ctx.has_skip else None
@@ -212,7 +210,8 @@ class ResidualFunction(torch.autograd.Function):
         bn_param_grads = bn_grads.split(channels + channels)
         d_skip_w, d_skip_b = (grads[8], grads[9]) if ctx.has_skip else (None, None)
         # bn1's backward (in dx) covers x's statistics, wherever they were reduced: x_stats gets none.
-        return (dx, None, None, None, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads, *conv_grads)
+        return (dx, None, None, None, None, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads,
+                *conv_grads)
 
 
 def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases,
@@ -220,7 +219,8 @@ def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights
     """The fused bottleneck with autograd; see the module docstring. Returns out (NHWC), or with
     ``next_bn`` (out, stats of out for it), reduced in conv3's epilogue (:mod:`fasthg.ops.statistics`).
     ``x_stats``: x's batch statistics from the op that wrote x (training only), or None."""
-    out, out_stats = ResidualFunction.apply(x, x_stats, next_bn, training, torch.is_grad_enabled(), momentum, eps,
-                                            skip_weight, skip_bias, list(running_means), list(running_vars),
-                                            *bn_weights, *bn_biases, *conv_weights, *conv_biases)
+    out_stats = new_statistics(conv_weights[2].shape[0], x, next_bn)
+    out = ResidualFunction.apply(x, x_stats, out_stats, next_bn, training, torch.is_grad_enabled(), momentum, eps,
+                                 skip_weight, skip_bias, list(running_means), list(running_vars),
+                                 *bn_weights, *bn_biases, *conv_weights, *conv_biases)
     return out if next_bn is None else (out, out_stats)

@@ -54,17 +54,18 @@ def check_x_stats(x_stats, channels):
                          f"x's {channels} channels, got {tuple(x_stats.shape)}")
 
 
-def output_statistics(channels, like, running_mean: Optional[torch.Tensor], running_var: Optional[torch.Tensor]):
-    """(stats, BatchStatistics or None) for an op's output of ``channels`` channels: ``stats`` holds
-    mean then biased variance in the accumulation dtype of ``like``, and is empty (None for the
-    kernels) when no BN asked for them (``running_mean`` None)."""
-    dtype = accumulation_dtype(like.dtype)
-    if running_mean is None:
-        return like.new_empty(0, dtype=dtype), None
-    stats = torch.empty(2 * channels, dtype=dtype, device=like.device)
-    return stats, BatchStatistics(*stats.chunk(2), running_mean, running_var)
+def new_statistics(channels, like, next_bn: Optional[NextBatchNorm]):
+    """Where an op writes the statistics of its output of ``channels`` channels for ``next_bn``: mean
+    then biased variance, in the accumulation dtype of ``like``; None without ``next_bn``.
+
+    The caller allocates it and the op fills it (a mutated argument, not an output: autograd would
+    materialise a zero gradient for a statistics output, a fill launch per producer)."""
+    if next_bn is None:
+        return None
+    return torch.empty(2 * channels, dtype=accumulation_dtype(like.dtype), device=like.device)
 
 
-def statistics_shape(channels, like, running_mean: Optional[torch.Tensor]):
-    """The fake (meta) ``stats`` of :func:`output_statistics`."""
-    return like.new_empty(2 * channels if running_mean is not None else 0, dtype=accumulation_dtype(like.dtype))
+def statistics_for(stats: Optional[torch.Tensor], running_mean: Optional[torch.Tensor],
+                   running_var: Optional[torch.Tensor]):
+    """The kernels' BatchStatistics of a :func:`new_statistics` buffer, or None."""
+    return None if stats is None else BatchStatistics(*stats.chunk(2), running_mean, running_var)

@@ -6,34 +6,34 @@ forward may update a BN's running statistics, which register_autograd does not a
 grad_skip = g, grad_low = 2x2 sum-pool of g. In a model the forward also reduces the statistics
 of its output for the Residual that normalises it next (:mod:`fasthg.ops.statistics`).
 """
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from .. import dispatch
 from .launch import channels_last, empty_nhwc, launch_pixel_tiles, launch_pixel_tiles_with_statistics
-from .statistics import NextBatchNorm, check_next_bn, output_statistics, statistics_shape
+from .statistics import NextBatchNorm, check_next_bn, new_statistics, statistics_for
 from .validate import check_int32_addressable, check_nonempty, check_same_device, check_same_dtype, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 
 
-@torch.library.custom_op("fasthg::upsample_add", mutates_args=("running_mean", "running_var"))
-def _upsample_add(low: torch.Tensor, skip: torch.Tensor, running_mean: Optional[torch.Tensor],
-                  running_var: Optional[torch.Tensor], momentum: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(out, stats): stats of out (mean, biased var) for the BN whose running statistics are given, else empty."""
+@torch.library.custom_op("fasthg::upsample_add", mutates_args=("stats", "running_mean", "running_var"))
+def _upsample_add(low: torch.Tensor, skip: torch.Tensor, stats: Optional[torch.Tensor],
+                  running_mean: Optional[torch.Tensor], running_var: Optional[torch.Tensor],
+                  momentum: float) -> torch.Tensor:
+    """out; with ``stats`` given, out's mean and biased var there, for the BN whose running statistics are given."""
     low, skip = channels_last(low), channels_last(skip)
     out = torch.empty_like(skip)
-    stats, out_stats = output_statistics(skip.shape[1], skip, running_mean, running_var)
     launch_pixel_tiles_with_statistics("upsample_add_forward", (low, skip, out), skip.shape, out.numel() // out.shape[1],
-                                       out_stats, momentum)
-    return out, stats
+                                       statistics_for(stats, running_mean, running_var), momentum)
+    return out
 
 
 @_upsample_add.register_fake
-def _(low, skip, running_mean, running_var, momentum):
-    return empty_nhwc(*skip.shape, like=skip), statistics_shape(skip.shape[1], skip, running_mean)
+def _(low, skip, stats, running_mean, running_var, momentum):
+    return empty_nhwc(*skip.shape, like=skip)
 
 
 @torch.library.custom_op("fasthg::upsample_add_backward", mutates_args=())
@@ -55,14 +55,12 @@ class UpsampleAddFunction(torch.autograd.Function):
     """Autograd of the fused op; the backward needs no tensor, so nothing is kept alive for it."""
 
     @staticmethod
-    def forward(ctx, low, skip, running_mean, running_var, momentum):
-        out, stats = _upsample_add(low, skip, running_mean, running_var, momentum)
-        ctx.mark_non_differentiable(stats)
-        return out, stats
+    def forward(ctx, low, skip, stats, running_mean, running_var, momentum):
+        return _upsample_add(low, skip, stats, running_mean, running_var, momentum)
 
     @staticmethod
-    def backward(ctx, grad, grad_stats):
-        return _upsample_add_backward(grad), grad, None, None, None
+    def backward(ctx, grad):
+        return _upsample_add_backward(grad), grad, None, None, None, None
 
 
 def upsample_add(low, skip, next_bn: Optional[NextBatchNorm] = None):
@@ -91,5 +89,6 @@ def upsample_add(low, skip, next_bn: Optional[NextBatchNorm] = None):
     if not dispatch.runs_fused(skip):
         out = skip + F.interpolate(low, scale_factor=2, mode="nearest")
         return out if next_bn is None else (out, None)
-    out, stats = UpsampleAddFunction.apply(low, skip, *(next_bn or (None, None, 0.0)))
+    stats = new_statistics(c, skip, next_bn)
+    out = UpsampleAddFunction.apply(low, skip, stats, *(next_bn or (None, None, 0.0)))
     return out if next_bn is None else (out, stats)
