@@ -6,66 +6,51 @@ taps) hit in cache: the traffic to HBM in the best case, the same rule for fasth
 and for eager PyTorch's aten ops. FLOPs count multiply-adds of convolutions and GEMMs as 2 each;
 elementwise work counts 0 (it is memory-bound), as in ``torch.utils.flop_counter``.
 
-A Triton kernel's pointer arguments that its constexpr flags compile away receive a placeholder
-tensor from the launcher, so which tensors count is decided here, per kernel and flag, from its code:
-:data:`TRITON_TRAFFIC` lists each pointer parameter with the passes over it and the flags under
-which it is touched (any of them; none: always). The per-tile partials of the reductions that
-programs share (statistics, BN's backward sums, split-K weight gradients) are written and read
-back up their reduction tree (2 passes over the whole tree buffer); running statistics are read
-and written (2). Arrival counters (a few bytes per column tile) are left out.
+Launchers pass None for the pointer parameters that a kernel variant's constexpr flags leave unused
+(``fasthg.kernels.registry.CONDITIONAL_PARAMETERS``), so a pointer counts when it is given:
+:data:`TRITON_TRAFFIC` lists each pointer parameter with the passes over it. The per-tile partials
+of the reductions that programs share (statistics, BN's backward sums, split-K weight gradients) are
+written and read back up their reduction tree (2 passes over the whole tree buffer); running
+statistics are read and written (2). Arrival counters (a few bytes per column tile) are left out.
 """
 import torch
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import flop_registry
 
-ALWAYS = ()
 _BN = ("mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr")
 _Y_BN = ("y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr")
 _Z_BN = ("z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")
 # The statistics of an output for the BN that normalises it next (STATS of upsample-add and max-pool)
-_OUT_STATS = [(("part_mean_ptr", "part_m2_ptr"), 2, ("STATS",)), (("mean_ptr", "var_ptr"), 1, ("STATS",)),
-              (("running_mean_ptr", "running_var_ptr"), 2, ("STATS",))]
+_OUT_STATS = [(("mean_ptr", "var_ptr"), 1), (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2)]
 
-# kernel: [(pointer parameters, passes over each, flags of which any makes the kernel touch them)]
+# kernel: [(pointer parameters, passes over each when given)]
 TRITON_TRAFFIC = {
     "conv_forward_kernel": [
-        (("y_ptr", "w_ptr", "bias_ptr", "out_ptr"), 1, ALWAYS),
-        (_BN, 1, ("PROLOGUE",)),
-        (("skip_x_ptr", "skip_w_ptr", "skip_bias_ptr"), 1, ("HAS_SKIP",)),
-        (("residual_ptr",), 1, ("HAS_RESIDUAL",)),
-        (("part_mean_ptr", "part_m2_ptr"), 2, ("STATS",)),
-        (("out_mean_ptr", "out_var_ptr"), 1, ("STATS",)),
-        (("running_mean_ptr", "running_var_ptr"), 2, ("UPDATE_RUNNING",)),
+        (("y_ptr", "w_ptr", "bias_ptr", "out_ptr", *_BN, "skip_x_ptr", "skip_w_ptr", "skip_bias_ptr", "residual_ptr",
+          "out_mean_ptr", "out_var_ptr"), 1),
+        (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2),
     ],
     "conv_backward_kernel": [
-        (("grad_ptr",), 1, ALWAYS),
-        (_Z_BN, 1, ("GRAD_BN",)),
-        (("y_ptr",), 1, ("WGRAD", "EPILOGUE_BN")),
-        (_Y_BN, 1, ("PROLOGUE", "EPILOGUE_BN")),
-        (("w_ptr", "out_ptr"), 1, ("DGRAD",)),
-        (("part_first_ptr", "part_second_ptr"), 2, ("EPILOGUE_BN",)),
-        (("sum_grad_ptr", "sum_grad_xhat_ptr", "bn_dbias_ptr", "bn_dweight_ptr"), 1, ("EPILOGUE_BN",)),
-        (("dw_ptr", "dbias_ptr"), 1, ("WGRAD",)),
-        (("skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr"), 1, ("HAS_SKIP",)),
-        (("part_dw_ptr", "part_dbias_ptr"), 2, ("WGRAD",)),
+        (("grad_ptr", *_Z_BN, "y_ptr", *_Y_BN, "w_ptr", "out_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
+          "bn_dbias_ptr", "bn_dweight_ptr", "dw_ptr", "dbias_ptr", "skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr"), 1),
+        (("part_first_ptr", "part_second_ptr", "part_dw_ptr", "part_dbias_ptr"), 2),
     ],
     "channel_stats_kernel": [
-        (("x_ptr", "mean_ptr", "var_ptr"), 1, ALWAYS),
-        (("part_mean_ptr", "part_m2_ptr"), 2, ALWAYS),
-        (("running_mean_ptr", "running_var_ptr"), 2, ("UPDATE_RUNNING",)),
+        (("x_ptr", "mean_ptr", "var_ptr"), 1),
+        (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2),
     ],
     "bn_backward_apply_kernel": [
-        (("grad_ptr", "x_ptr", "mean_ptr", "var_ptr", "weight_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr", "out_ptr"), 1, ALWAYS),
-        (("extra_ptr",), 1, ("HAS_EXTRA",)),
+        (("grad_ptr", "x_ptr", "mean_ptr", "var_ptr", "weight_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr", "extra_ptr",
+          "out_ptr"), 1),
     ],
-    "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1, ALWAYS), *_OUT_STATS],
-    "upsample_add_backward_kernel": [(("grad_ptr", "grad_low_ptr"), 1, ALWAYS)],
-    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1, ALWAYS), *_OUT_STATS],
-    "max_pool2x2_backward_kernel": [(("grad_ptr", "x_ptr", "grad_x_ptr"), 1, ALWAYS)],
+    "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1), *_OUT_STATS],
+    "upsample_add_backward_kernel": [(("grad_ptr", "grad_low_ptr"), 1)],
+    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1), *_OUT_STATS],
+    "max_pool2x2_backward_kernel": [(("grad_ptr", "x_ptr", "grad_x_ptr"), 1)],
     # visibility and the loss gradient may be empty placeholders (0 bytes) when unused
-    "render_heatmaps_kernel": [(("keypoints_ptr", "visible_ptr", "out_ptr"), 1, ALWAYS)],
-    "heatmap_loss_kernel": [(("preds_ptr", "keypoints_ptr", "visible_ptr", "grad_ptr", "partial_ptr"), 1, ALWAYS)],
-    "decode_heatmaps_kernel": [(("heatmaps_ptr", "coords_ptr", "peaks_ptr"), 1, ALWAYS)],
+    "render_heatmaps_kernel": [(("keypoints_ptr", "visible_ptr", "out_ptr"), 1)],
+    "heatmap_loss_kernel": [(("preds_ptr", "keypoints_ptr", "visible_ptr", "grad_ptr", "partial_ptr"), 1)],
+    "decode_heatmaps_kernel": [(("heatmaps_ptr", "coords_ptr", "peaks_ptr"), 1)],
 }
 UNCOUNTED_POINTERS = {"counter_ptr", "wgrad_counter_ptr"}
 
@@ -93,8 +78,8 @@ def distinct_bytes(passes_by_tensor):
 
 def triton_bytes(kernel, arguments):
     """Bytes one launch of ``kernel`` moves, given all its arguments by name (constexprs included)."""
-    touched = [(arguments[name], passes) for names, passes, flags in TRITON_TRAFFIC[kernel]
-               if not flags or any(arguments[flag] for flag in flags) for name in names]
+    touched = [(arguments[name], passes) for names, passes in TRITON_TRAFFIC[kernel] for name in names
+               if arguments[name] is not None]
     return distinct_bytes(touched)
 
 

@@ -1,8 +1,8 @@
 """The serial work of every program of a Triton launch, read off the kernels' loop trip counts.
 
 A GPU runs a launch's programs concurrently, so a launch lasts at least as long as its longest
-program (DESIGN.md §6). The wave model (:mod:`bench.wave`) needs, per launch, how much work each
-program does; :func:`program_work` gives it from a :class:`bench.launches.TritonLaunch` (its grid
+program (docs/what_the_interpreter_hides.md). The wave model (:mod:`bench.wave`) needs, per
+launch, how much work each program does; :func:`program_work` gives it from a :class:`bench.launches.TritonLaunch` (its grid
 and every argument by name, constexprs included), without running anything.
 
 **The unit of work is one tile step**: one iteration of a program's innermost loop (a K-step of a

@@ -2,6 +2,7 @@
 from . import ops, reference
 from .checkpoint import load_state_dict_compat
 from .dispatch import backend, get_backend, set_backend
+from .estimator import Pose, PoseEstimator
 from .models import PoseNet, StackedHourglass
 from .nn import Hourglass, Residual
 

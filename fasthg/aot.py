@@ -143,12 +143,13 @@ class Specialisation:
         return "; ".join(parts)
 
     def source(self, config):
-        """The ASTSource of ``config`` compiled with this specialisation."""
+        """The ASTSource of ``config`` compiled with this specialisation (the parameters its variant
+        does not take are the constexpr None, as the JIT makes of the None a launcher passes)."""
         from triton.compiler import ASTSource
 
         signature = {name: kind for name, kind in config.triton_signature().items() if name not in self.ones}
         attrs = {(config.kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in self.divisible}
-        constexprs = {**config.constexprs, **dict.fromkeys(self.ones, 1)}
+        constexprs = {**dict.fromkeys(config.absent), **config.constexprs, **dict.fromkeys(self.ones, 1)}
         return ASTSource(fn=config.kernel, signature=signature, constexprs=constexprs, attrs=attrs)
 
 
@@ -215,13 +216,13 @@ def specialisations(configs, launches):
     the unspecialised fallback and those of ``launches`` of its kernel variant (any dtype), or
     with no such launch, aligned pointers and unspecialised integers."""
     seen = {}
-    by_kernel = {}
+    by_kernel, by_variant = {}, {}
     for config in configs:
         by_kernel.setdefault(config.kernel.fn.__name__, config)
+        by_variant.setdefault((config.kernel.fn.__name__, _variant(config.constexprs)), config)
     for launch in launches:
-        config = by_kernel[launch.kernel]
-        seen.setdefault((launch.kernel, _variant({k: launch.arguments[k] for k in config.constexprs})), set()).add(
-            specialisation_of(config, launch.arguments))
+        variant = (launch.kernel, _variant({k: launch.arguments[k] for k in by_kernel[launch.kernel].constexprs}))
+        seen.setdefault(variant, set()).add(specialisation_of(by_variant[variant], launch.arguments))
     result = []
     for config in configs:
         pointers = tuple(name for name, kind in config.signature.items() if kind.startswith("*"))

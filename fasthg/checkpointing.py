@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import torch
 
-from .errors import MissingFileError, UserError
+from .errors import InvalidValueError, MissingFileError, UserError
 from .files import write_atomic
 
 LAST = "last.pt"
@@ -34,6 +34,26 @@ def checkpoint_path(path):
     return path
 
 
+def read_checkpoint_file(file):
+    """The object saved in the PyTorch file ``file``, read on the CPU with ``weights_only=True``
+    (tensors and plain Python values: a checkpoint never runs code when it is read).
+
+    Raises MissingFileError when it does not exist and InvalidValueError when it is not a PyTorch
+    file, is truncated, or holds Python objects other than weights (a whole pickled model).
+    """
+    if not os.path.isfile(file):
+        raise MissingFileError(f"checkpoint not found: {file}")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error) and "Unsupported global" in str(error):
+            raise InvalidValueError(f"checkpoint {file} holds Python objects besides tensors (a whole pickled model?); "
+                                    "fasthg reads weights only: save the model's state_dict() instead") from None
+        raise InvalidValueError(f"checkpoint {file} is corrupt or not a PyTorch file") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, UnicodeDecodeError):
+        raise InvalidValueError(f"checkpoint {file} is corrupt or not a PyTorch file") from None
+
+
 def load_checkpoint(path):
     """Reads a checkpoint written by :func:`save_checkpoint` (a file or a run folder) on the CPU.
 
@@ -41,12 +61,7 @@ def load_checkpoint(path):
     or not a fasthg training checkpoint.
     """
     file = checkpoint_path(path)
-    if not os.path.isfile(file):
-        raise MissingFileError(f"checkpoint not found: {file}")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
-        raise UserError(f"checkpoint {file} is corrupt or not a PyTorch file ({str(error).splitlines()[0]})") from None
+    state = read_checkpoint_file(file)
     if not isinstance(state, dict) or not {"model", "config"} <= set(state):
         raise UserError(f"checkpoint {file} is not a fasthg training checkpoint (no 'model' and 'config' entries)")
     return state

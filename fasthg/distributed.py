@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
+from .errors import InvalidValueError
 
 
 @dataclass
@@ -37,17 +37,17 @@ def choose_device(name, local_rank=0):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}") from None
+        raise InvalidValueError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available here (use --device cpu)")
+            raise InvalidValueError("--device cuda: no CUDA device is available here (use --device cpu)")
         if device.index is None:
             device = torch.device("cuda", local_rank)
         if device.index >= torch.cuda.device_count():
-            raise UserError(f"--device {name}: no such device here ({torch.cuda.device_count()} CUDA device(s): "
+            raise InvalidValueError(f"--device {name}: no such device here ({torch.cuda.device_count()} CUDA device(s): "
                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     elif device.type != "cpu":
-        raise UserError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}")
+        raise InvalidValueError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}")
     return device
 
 

@@ -8,3 +8,8 @@ class UserError(Exception):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user pointed at (data, annotations, checkpoint, image) does not exist."""
+
+
+class InvalidValueError(UserError, ValueError):
+    """A value the user gave (an option, a file's content, an argument of the Python API) that
+    cannot work: a one-line message on the command line, a ValueError to Python callers."""

@@ -1,7 +1,7 @@
 """``python -m fasthg.evaluate --checkpoint RUN``: validation PCKh@0.5 of a trained model.
 
-Both conventions of DESIGN.md §4 (``mpii``: mean over the 14 joints without pelvis and thorax;
-``all16``: the count-weighted total) and every joint, as a table and as JSON. The dataset, its
+Both conventions of docs/conventions.md (``mpii``: mean over the 14 joints without pelvis and
+thorax; ``all16``: the count-weighted total) and every joint, as a table and as JSON. The dataset, its
 folders and the input size default to the checkpoint's training run.
 """
 import argparse
@@ -14,18 +14,21 @@ from . import cli, distributed, evaluation
 from .data import DATASETS, make_dataset
 from .dispatch import BACKENDS
 from .files import write_atomic
-from .model_factory import load_trained_model, select_backend
-from .precision import autocast_dtype
+from .joints import NUM_JOINTS
+from .model_factory import select_backend
+from .pose_model import load_pose_model
+from .precision import AMP_MODES, autocast_dtype
 from .checkpointing import checkpoint_path
 from .errors import UserError
 from .targets import HeatmapTargets
-from .train_options import AMP_MODES
+from .train_options import DEFAULT_VAL_SIZE
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m fasthg.evaluate",
                                      description="PCKh@0.5 of a trained model on the synthetic or MPII validation set.")
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint file or a run folder")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a fasthg run folder or checkpoint, princeton-vl's checkpoint.pt or a PoseNet state_dict file")
     parser.add_argument("--dataset", choices=DATASETS, help="default: the run's")
     parser.add_argument("--data-dir", help="mpii: the folder of MPII's images (default: the run's)")
     parser.add_argument("--annot-dir", help="mpii: the folder of valid.h5 (default: the run's, or annot beside --data-dir)")
@@ -55,18 +58,25 @@ def main(argv=None):
     context = distributed.setup(args.device)
     try:
         select_backend(args.backend, context.device)
-        model, config = load_trained_model(args.checkpoint, context.device)
-        dataset_name = args.dataset or config["dataset"]
-        same_dataset = dataset_name == config["dataset"]
+        model, info = load_pose_model(args.checkpoint, context.device)
+        if info.architecture.oup_dim != NUM_JOINTS:
+            raise UserError(f"--checkpoint: {info.source} predicts {info.architecture.oup_dim} joints, "
+                            f"the validation sets' {NUM_JOINTS} MPII joints cannot score it")
+        config = info.run_config or {}
+        dataset_name = args.dataset or config.get("dataset")
+        if dataset_name is None:
+            raise UserError(f"--dataset: {info.source} is not a fasthg run, so it does not say what it was trained on: "
+                            "give --dataset mpii --data-dir MPII/images (princeton's weights) or --dataset synthetic")
+        same_dataset = dataset_name == config.get("dataset")
         data_dir = args.data_dir or (config["data_dir"] if same_dataset else None)
         if dataset_name == "mpii" and not data_dir:
             raise UserError("--dataset mpii needs --data-dir, the folder of MPII's images")
-        dataset = make_dataset(dataset_name, "val", config["input_size"], config["seed"],
-                               args.val_size or config["val_size"], data_dir,
+        dataset = make_dataset(dataset_name, "val", info.input_size, config.get("seed", 0),
+                               args.val_size or config.get("val_size", DEFAULT_VAL_SIZE), data_dir,
                                args.annot_dir or (config["annot_dir"] if same_dataset else None))
         shard = Subset(dataset, range(context.rank, len(dataset), context.world_size))
         loader = DataLoader(shard, batch_size=args.batch_size, num_workers=args.workers)
-        targets = HeatmapTargets(config["heatmap_style"], config["sigma"], config["weighted_loss"])
+        targets = HeatmapTargets(info.heatmap_style, info.sigma, config.get("weighted_loss", False))
         results = evaluation.predict_dataset(model, loader, context, targets,
                                              autocast_dtype(args.amp, context.device), flip=args.flip_test)
     finally:

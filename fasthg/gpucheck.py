@@ -22,16 +22,20 @@ the eager ops it replaces, with achieved TB/s and TFLOP/s next to the H100 roofl
 and FLOPs. Timings inform; they pass or fail nothing.
 
 Without CUDA the same parity and determinism checks run at interpreter sizes, kernels in the
-Triton interpreter (the command re-runs itself with TRITON_INTERPRET=1), so CI runs their code;
+Triton interpreter (the command re-runs itself with TRITON_INTERPRET=1), so CI runs their code,
+in two processes where there are two cores (``--jobs``);
 the GPU-only checks and the timings are reported as not run. Writes ``gpucheck.json`` and
 ``gpucheck.md`` into ``--out`` and prints the verdict. Exit status 0 only when every check that
 ran passed; 1 otherwise; 2 for a bad command line. The timings need the repository's ``bench``
 package: run the command from a fasthg clone.
 """
 import argparse
+import concurrent.futures
 import copy
 import datetime
 import json
+import multiprocessing
+import os
 import platform
 import statistics
 import sys
@@ -43,7 +47,9 @@ import torch
 import torch.nn.functional as F
 
 from . import cli, ops, reference
-from .accuracy import against_eager, in_accumulation_dtype, magnitude, round_conv_outputs
+from .accuracy import (
+    EAGER_FACTOR, FLOOR_ULPS, against_eager, in_accumulation_dtype, magnitude, round_stored_tensors,
+)
 from .dispatch import backend, interpreting, rerun
 from .distributed import use_device
 from .models import PoseNet
@@ -72,8 +78,9 @@ class Sizes:
 
 LOW_PRECISION = (torch.float32, torch.bfloat16, torch.float16)
 FULL = Sizes(batch=16, size=256, inp_dim=256, nstack=8, joints=16, model_dtypes=LOW_PRECISION, op_dtypes=LOW_PRECISION)
-# The interpreter runs a PoseNet training step in about 20 s at this size; whole models are judged
-# in fp64 there, since at tiny sizes eager's own low-precision error is luck, no bar (DESIGN.md §5).
+# The interpreter runs the fused 1-stack PoseNet training step in about 2 minutes at this size (the
+# depth-4 hourglass needs 64x64 images), the rest of the checks together in about one; whole models are judged
+# in fp64 there, since at tiny sizes eager's own low-precision error is luck, no bar (docs/without_a_gpu.md).
 INTERPRETER = Sizes(batch=2, size=64, inp_dim=4, nstack=1, joints=2, model_dtypes=(torch.float64,), op_dtypes=LOW_PRECISION,
                     whole_model_determinism=False)
 
@@ -163,13 +170,13 @@ def _tuple(out):
 def run(case, kind, dtype, device, layout=torch.contiguous_format, storage=None, grads_out=None, inputs=None):
     """Forward and (for differentiable inputs) backward of the ``kind`` ('fused' or 'reference')
     side in ``dtype`` on ``device``; float inputs are cast to ``dtype`` (``inputs``: others, fp64),
-    4-d ones given ``layout``. ``storage``: round the module's conv outputs to that dtype."""
+    4-d ones given ``layout``. ``storage``: the module's intermediate tensors as the kernels store them in that dtype."""
     fn = getattr(case, kind)
     module = None
     if isinstance(fn, torch.nn.Module):
         module = copy.deepcopy(fn).to(device=device, dtype=dtype, memory_format=layout)
         if storage is not None:
-            round_conv_outputs(module, storage)
+            round_stored_tensors(module, storage)
         fn = module
     leaves = {}
     for name, t in (inputs or case.inputs).items():
@@ -191,7 +198,7 @@ def run(case, kind, dtype, device, layout=torch.contiguous_format, storage=None,
     return Result(tuple(o.detach() for o in outputs), grads, buffers), grads_out
 
 
-def judge(ours, eagers, exact, factor=3.0, ulps=4):
+def judge(ours, eagers, exact, factor=EAGER_FACTOR, ulps=FLOOR_ULPS):
     """Every output, gradient (on the scale of all gradients) and buffer of ``ours`` against
     ``exact`` (fp64) relative to ``eagers``: a list of :class:`fasthg.accuracy.Judgement`."""
     fp64 = ours.outputs[0].dtype == torch.float64
@@ -220,9 +227,9 @@ def parity(case, dtype, device):
     if dtype == torch.float64:
         return judge(ours, [], exact)
     if dtype in (torch.float16, torch.bfloat16) and isinstance(case.reference, torch.nn.Module):
-        # Gradients against the reference that stores its conv outputs in dtype, so both decide
-        # the ReLUs on the same values (fasthg.accuracy.round_conv_outputs); outputs and
-        # statistics against the plain one.
+        # Gradients against the reference that stores its intermediate tensors as the kernels do,
+        # so both decide the ReLUs on the same values (fasthg.accuracy.round_stored_tensors);
+        # outputs and statistics against the plain one.
         stored, _ = run(case, "reference", torch.float64, device, storage=dtype, grads_out=grads_out, inputs=rounded)
         exact.grads = stored.grads
     eagers = [run(case, "reference", dtype, device, layout, grads_out=grads_out)[0]
@@ -368,6 +375,39 @@ def run_check(check):
     return {**outcome, "seconds": round(time.perf_counter() - start, 2)}
 
 
+def _run_named(name, sizes, device, threads=None):
+    """Runs the check called ``name`` with the Triton kernels (in a worker process: ``threads``
+    torch threads, so that two workers do not share two cores four ways)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    with backend("triton"):
+        return run_check(all_checks(sizes, device)[name])
+
+
+def _whole_model_first(names):
+    """``names`` with the whole-model checks (the longest, by far) first, so that a pool of
+    workers starts them at once and runs the others beside them."""
+    return sorted(names, key=lambda name: "PoseNet" not in name)
+
+
+def run_checks(names, sizes, device, jobs):
+    """{name: outcome} of the checks ``names``, in that order, run in ``jobs`` processes (the CPU
+    form: the interpreter is single-threaded, and the 1-stack training step alone takes most of
+    the run); each printed as it ends."""
+    def report(name, outcome):
+        state = "not run" if "skipped" in outcome else "pass" if outcome["passed"] else "FAIL"
+        print(f"{name}: {state} ({outcome['seconds']} s)", flush=True)
+        return outcome
+
+    if jobs == 1:
+        return {name: report(name, _run_named(name, sizes, device)) for name in names}
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools mid-use
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {pool.submit(_run_named, name, sizes, device, 1): name for name in _whole_model_first(names)}
+        done = {futures[f]: report(futures[f], f.result()) for f in concurrent.futures.as_completed(futures)}
+    return {name: done[name] for name in names}
+
+
 # -------------------------------------------------------------------------------------- timings
 
 def _median_seconds(call, device, repeats=20, warmup=3):
@@ -474,7 +514,11 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="the GPU to check: auto, cuda or cuda:N (cpu: the interpreter form)")
     parser.add_argument("--only", nargs="+", metavar="TEXT", help="only the checks whose name contains one of these")
     parser.add_argument("--no-timings", action="store_true", help="skip the timings")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="processes for the CPU form's checks (default: 2 where there are 2 cores; a GPU runs them in one)")
     args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs must be a positive number of processes, got {args.jobs}")
     device = use_device(args.device)
     if device.type != "cuda" and not interpreting():
         rerun("fasthg.gpucheck", interpret=True)  # the kernels must be defined for the interpreter
@@ -482,14 +526,9 @@ def main(argv=None):
     start = time.perf_counter()
     tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity without TF32
-    checks = {name: check for name, check in all_checks(sizes, device).items()
-              if not args.only or any(text in name for text in args.only)}
-    results = {}
-    with backend("triton"):
-        for name, check in checks.items():
-            results[name] = run_check(check)
-            print(f"{name}: {'not run' if 'skipped' in results[name] else 'pass' if results[name]['passed'] else 'FAIL'} "
-                  f"({results[name]['seconds']} s)", flush=True)
+    names = [name for name in all_checks(sizes, device) if not args.only or any(text in name for text in args.only)]
+    jobs = 1 if device.type == "cuda" else args.jobs or min(2, os.cpu_count() or 1)
+    results = run_checks(names, sizes, device, jobs)
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32  # timings: as the user runs
     if args.no_timings or device.type != "cuda":
         timings = {"skipped": "--no-timings" if args.no_timings else "not measured: no CUDA device here"}

@@ -16,10 +16,11 @@ def run_model(model, inputs, amp_dtype=None):
         return model(inputs).float()
 
 
-def flip_tested(model, inputs, heatmaps, amp_dtype=None):
-    """``heatmaps`` (B, K, h, w) of ``inputs`` merged with those of the mirrored inputs."""
+def flip_tested(model, inputs, heatmaps, amp_dtype=None, flip_pairs=FLIP_PAIRS):
+    """``heatmaps`` (B, K, h, w) of ``inputs`` merged with those of the mirrored inputs, joint j of
+    the mirror image being joint ``flip_pairs[j]`` (MPII's pairs by default)."""
     mirrored = run_model(model, inputs.flip(2), amp_dtype)[:, -1]
-    return ops.flip_merge_heatmaps(heatmaps, mirrored, FLIP_PAIRS)
+    return ops.flip_merge_heatmaps(heatmaps, mirrored, flip_pairs)
 
 
 def to_original(points, matrices):

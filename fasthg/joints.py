@@ -1,6 +1,6 @@
 """The 16 MPII joints: their order, names, left-right flip pairs and the bones drawn between them.
 
-Every dataset, metric and drawing in fasthg uses this order (DESIGN.md §4). "Right" is the
+Every dataset, metric and drawing in fasthg uses this order (docs/conventions.md). "Right" is the
 person's right, which is on the image's left for a person facing the camera.
 """
 

@@ -1,4 +1,4 @@
-"""PCKh: the fraction of joints predicted within a fraction of the head size (DESIGN.md §4)."""
+"""PCKh: the fraction of joints predicted within a fraction of the head size (docs/conventions.md)."""
 import math
 
 import numpy as np

@@ -1,37 +1,20 @@
-"""The network that training, evaluation and prediction build: fasthg's fused PoseNet when the
-package has one, else the plain-PyTorch reference (same state_dict, so checkpoints move freely)."""
+"""The network that training, evaluation and prediction build: fasthg's fused PoseNet (its
+state_dict is the reference's and princeton-vl's, so checkpoints move freely between them)."""
 import torch
 
 import fasthg
 
-from .checkpoint import load_state_dict_compat
-from .checkpointing import checkpoint_path, load_checkpoint
 from .dispatch import interpreting
 from .errors import UserError
 from .joints import NUM_JOINTS
+from .models import PoseNet
 
 
-def model_class():
-    """fasthg.PoseNet, or fasthg.reference.PoseNet in a build without the fused model."""
-    return getattr(fasthg, "PoseNet", None) or fasthg.reference.PoseNet
-
-
-def build_model(nstack, inp_dim, device):
-    """A PoseNet for the 16 MPII joints on ``device``, parameters in channels_last (the NHWC input's layout)."""
-    model = model_class()(nstack, inp_dim, NUM_JOINTS)
+def build_model(nstack, inp_dim, device, oup_dim=NUM_JOINTS, increase=0):
+    """A PoseNet (16 MPII joints unless ``oup_dim`` says otherwise) on ``device``, parameters in
+    channels_last (the NHWC input's layout)."""
+    model = PoseNet(nstack, inp_dim, oup_dim, increase=increase)
     return model.to(device=device, memory_format=torch.channels_last)
-
-
-def load_trained_model(path, device):
-    """The model of a training checkpoint (file or run folder) in eval mode, and the run's config dict."""
-    checkpoint = load_checkpoint(path)
-    config = checkpoint["config"]
-    model = build_model(config["nstack"], config["inp_dim"], device)
-    try:
-        load_state_dict_compat(checkpoint["model"], model)
-    except ValueError as error:
-        raise UserError(f"checkpoint {checkpoint_path(path)} does not fit its own config: {error}") from None
-    return model.eval(), config
 
 
 def select_backend(name, device):

@@ -60,6 +60,24 @@ class StackedHourglass(reference.StackedHourglass):
         """The stack heads' BNs, whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
         return [features.bn for _, features in self.features]
 
+    def head(self, i, h, x):
+        """Stack ``i``'s head fused (:mod:`fasthg.ops.head`): (preds, the next stack's x, None after the last)."""
+        if not runs_fused(h):
+            return super().head(i, h, x)
+        pending = count_step_of(self, [self.features[i][1].bn]) if self.training else 0
+        preds, x_next, _ = self._fused_head(i, h, x, pending)
+        return preds, x_next
+
+    def _fused_head(self, i, h, x, pending, next_bn=None):
+        """(preds, the next stack's x or None after the last, its statistics for ``next_bn`` or None)."""
+        features, last = self.features[i][1], i == self.nstack - 1
+        preds, x_next, stats = head(h, x, features.conv, features.bn, self.outs[i].conv,
+                                    None if last else self.merge_features[i].conv.conv,
+                                    None if last else self.merge_preds[i].conv.conv,
+                                    self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
+                                    compute_dtype(h), next_bn)
+        return preds, None if last else x_next, stats
+
     def _fused_forward(self, x):
         pending = count_step_of(self) if self.training else 0  # the heads' BNs
         stem, first, pool, second, third = self.pre
@@ -70,15 +88,10 @@ class StackedHourglass(reference.StackedHourglass):
         x, stats = chained(third, x, stats, consumer=hourglasses[0])
         stack_preds = []
         for i in range(self.nstack):
-            residual, features = self.features[i]
+            residual = self.features[i][0]
             h = residual(*chained(hourglasses[i], x, stats, consumer=residual))
-            last = i == self.nstack - 1
-            next_bn = None if last else hourglasses[i + 1].input_batch_norm()
-            preds, x, stats = head(h, x, features.conv, features.bn, self.outs[i].conv,
-                                   None if last else self.merge_features[i].conv.conv,
-                                   None if last else self.merge_preds[i].conv.conv,
-                                   self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
-                                   compute_dtype(h), next_bn)
+            next_bn = None if i == self.nstack - 1 else hourglasses[i + 1].input_batch_norm()
+            preds, x, stats = self._fused_head(i, h, x, pending, next_bn)
             stack_preds.append(preds)
         return torch.stack(stack_preds, 1)
 

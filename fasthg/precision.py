@@ -3,7 +3,9 @@ import contextlib
 
 import torch
 
-from .errors import UserError
+from .errors import InvalidValueError
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
 def _native_bf16(device):
@@ -26,7 +28,7 @@ def autocast_dtype(mode, device):
     if mode == "off":
         return None
     if mode == "fp16" and device.type != "cuda":
-        raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+        raise InvalidValueError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
 
 

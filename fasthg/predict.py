@@ -1,69 +1,75 @@
-"""``python -m fasthg.predict IMAGE... --checkpoint RUN``: keypoints of one person per image.
+"""``python -m fasthg.predict IMAGE_OR_VIDEO... --checkpoint CHECKPOINT``: keypoints of one person per image or frame.
 
-The person is cropped as in training (a square of 200·scale pixels around a centre): by default
-the whole image, or ``--box`` (the person's bounding box plus a 25% margin, as MPII's people fill
-about 80% of their crop), or ``--center X Y --scale S`` in MPII's convention. Writes
-``keypoints.json`` (x, y in image pixels and a confidence, the heatmap's peak, per joint) and an
-overlay PNG per image into ``--output``.
+A thin layer over :class:`fasthg.PoseEstimator`. The checkpoint is a fasthg run, princeton-vl's
+checkpoint.pt or any PoseNet state_dict. The person is cropped as in training (a square of
+200·scale pixels around a centre): by default the whole image, or ``--box`` (the person's bounding
+box plus a 25% margin, as MPII's people fill about 80% of their crop), or ``--center X Y --scale S``
+in MPII's convention. Images: ``keypoints.json`` (x, y in image pixels and a confidence, the
+heatmap's peak, per joint) and an overlay PNG each in ``--output``. Videos: an annotated video and
+one JSON line per frame each (:mod:`fasthg.video`). ``--camera N``: a live window.
 """
 import argparse
+import functools
 import json
 import os
-
-import cv2
-import torch
+import sys
+import warnings
 
 from . import cli
-from .data.transforms import CROP_UNIT, crop_matrix, invert_matrix, warp_image
 from .dispatch import BACKENDS
 from .distributed import use_device
-from .errors import MissingFileError, UserError
+from .errors import UserError
+from .estimator import PoseEstimator, box_crop
 from .files import write_atomic
-from .inference import flip_tested, model_input, run_model, to_original
-from .joints import JOINT_NAMES
-from .model_factory import load_trained_model, select_backend
-from .targets import HeatmapTargets
+from .images import read_image
+from .model_factory import select_backend
+from .pose_model import SyntheticWeightsWarning, photo_notice
+from .precision import AMP_MODES
+from .video import VIDEO_EXTENSIONS, is_video, open_video, predict_video, require_display, show_camera
 from .visualize import draw_skeleton, encode_png
-
-_BOX_MARGIN = 1.25
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m fasthg.predict", description=__doc__.split("\n\n")[0].strip("`"))
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint file or a run folder")
+    parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_VIDEO",
+                        help=f"image files, and videos ({', '.join(VIDEO_EXTENSIONS)})")
+    parser.add_argument("--camera", type=int, metavar="N", help="a live window of camera N instead of files")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a fasthg run folder or checkpoint, princeton-vl's checkpoint.pt or a PoseNet state_dict file")
     person = parser.add_mutually_exclusive_group()
     person.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="the person's bounding box")
     person.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), help="the person's centre (with --scale)")
     parser.add_argument("--scale", type=float, help="the person's size in units of 200 pixels (with --center)")
+    parser.add_argument("--input-size", type=int, help="crop side in pixels (default: the run's; 256, princeton's, for other weights)")
     parser.add_argument("--flip-test", action="store_true", help="average the heatmaps with the mirror image's")
     parser.add_argument("--min-confidence", type=float, default=0.1, help="joints below it are not drawn (default 0.1)")
     parser.add_argument("--output", default="predictions", help="folder for keypoints.json and the overlays")
+    parser.add_argument("--batch-size", type=int, default=8, help="video frames per forward pass (default 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    parser.add_argument("--amp", choices=AMP_MODES, default="off", help="mixed precision (default off: exact fp32)")
     return parser
 
 
+def make_estimator(args, device):
+    """The PoseEstimator of the options (its warning about synthetic weights is :func:`print_notice`'s)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntheticWeightsWarning)
+        return PoseEstimator(args.checkpoint, device, args.flip_test, args.amp, args.input_size)
+
+
+def print_notice(estimator):
+    """Says on stderr, after the results, when the weights were trained on synthetic figures."""
+    notice = photo_notice(estimator.info)
+    if notice:
+        print(f"note: {notice}", file=sys.stderr)
+
+
 def person_crop(args, width, height):
-    """(centre, scale) of the crop: the options', or the whole image."""
-    if args.box is not None:
-        x0, y0, x1, y1 = args.box
-        if x1 <= x0 or y1 <= y0:
-            raise UserError(f"--box: expected X0 < X1 and Y0 < Y1, got {args.box}")
-        return ((x0 + x1) / 2, (y0 + y1) / 2), max(x1 - x0, y1 - y0) * _BOX_MARGIN / CROP_UNIT
+    """(center, scale) of the person: --center and --scale, or the crop of --box or the whole image."""
     if args.center is not None:
         return tuple(args.center), args.scale
-    return (width / 2, height / 2), max(width, height) / CROP_UNIT
-
-
-def read_image(path):
-    """An RGB uint8 image; clear errors for a missing or undecodable file."""
-    if not os.path.isfile(path):
-        raise MissingFileError(f"image not found: {path}")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"image {path} could not be decoded")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return box_crop(args.box, width, height, "--box")
 
 
 def overlay_name(path, used):
@@ -76,47 +82,57 @@ def overlay_name(path, used):
     return name
 
 
-@torch.no_grad()
-def predict_image(model, config, image, centre, scale, flip, device):
-    """Keypoints (16, 2) in image pixels and confidences (16,) of the person at centre/scale."""
-    size = config["input_size"]
-    matrix = crop_matrix(centre, scale, size)
-    crop = warp_image(image, matrix, size)
-    inputs = model_input(torch.from_numpy(crop)[None], device)
-    heatmaps = run_model(model, inputs)[:, -1]
-    if flip:
-        heatmaps = flip_tested(model, inputs, heatmaps)
-    coordinates, peaks = HeatmapTargets(config["heatmap_style"], config["sigma"]).decode(heatmaps)
-    back = torch.from_numpy(invert_matrix(matrix))[None]
-    return to_original(coordinates.double().cpu(), back)[0].numpy(), peaks[0].float().cpu().numpy()
+def predict_images(estimator, args, paths_and_images):
+    """keypoints.json and an overlay PNG per image in --output, written once every image has worked."""
+    records, used, overlays = [], set(), {}
+    for path, image in paths_and_images:
+        center, scale = person_crop(args, image.shape[1], image.shape[0])
+        pose, = estimator.at([image], [center], [scale])
+        overlay = overlay_name(path, used)
+        overlays[overlay] = draw_skeleton(image, pose.keypoints, pose.confidence, args.min_confidence)
+        records.append({"image": path, **pose.as_dict(), "overlay": overlay})
+    for overlay, picture in overlays.items():
+        write_atomic(os.path.join(args.output, overlay), encode_png(picture))
+    result_path = os.path.join(args.output, "keypoints.json")
+    write_atomic(result_path, (json.dumps(records, indent=2) + "\n").encode())
+    print(f"{len(records)} image(s): keypoints in {result_path}, overlays in {args.output}")
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def check(args):
+    """Raises UserError for options that do not go together."""
     if (args.center is None) != (args.scale is None):
         raise UserError("--center and --scale go together")
     if args.scale is not None and not args.scale > 0:
         raise UserError(f"--scale: expected a number > 0, got {args.scale}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size: expected at least 1, got {args.batch_size}")
+    if (args.camera is None) == (not args.inputs):
+        raise UserError("expected image or video files, or --camera N, and not both")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    check(args)
     device = use_device(args.device)
     select_backend(args.backend, device)
-    model, config = load_trained_model(args.checkpoint, device)
-    images = [(path, read_image(path)) for path in args.images]  # every path checked before any work
-    os.makedirs(args.output, exist_ok=True)
-    records, used = [], set()
-    for path, image in images:
-        height, width = image.shape[:2]
-        centre, scale = person_crop(args, width, height)
-        keypoints, confidence = predict_image(model, config, image, centre, scale, args.flip_test, device)
-        overlay = overlay_name(path, used)
-        write_atomic(os.path.join(args.output, overlay), encode_png(draw_skeleton(image, keypoints, confidence, args.min_confidence)))
-        records.append({
-            "image": path, "center": [float(c) for c in centre], "scale": float(scale), "overlay": overlay,
-            "keypoints": [{"joint": name, "x": float(x), "y": float(y), "confidence": float(c)}
-                          for name, (x, y), c in zip(JOINT_NAMES, keypoints, confidence)],
-        })
-    result_path = os.path.join(args.output, "keypoints.json")
-    write_atomic(result_path, (json.dumps(records, indent=2) + "\n").encode())
-    print(f"{len(records)} image(s): keypoints in {result_path}, overlays in {args.output}")
+    crop_of = functools.partial(person_crop, args)
+    if args.camera is not None:
+        require_display()  # before the model loads
+        show_camera(make_estimator(args, device), args.camera, crop_of, args.min_confidence)
+        return 0
+    videos = [path for path in args.inputs if is_video(path)]
+    for path in videos:  # every path checked before any work
+        open_video(path).release()
+    images = [(path, read_image(path)) for path in args.inputs if not is_video(path)]
+    estimator = make_estimator(args, device)
+    if images:
+        predict_images(estimator, args, images)
+    for path in videos:
+        frames, seconds, video, lines = predict_video(estimator, path, crop_of, args.output, args.batch_size,
+                                                      args.min_confidence)
+        print(f"{path}: {frames} frames in {seconds:.1f} s, {frames / seconds:.1f} frames per second; "
+              f"annotated video {video}, keypoints per frame in {lines}")
+    print_notice(estimator)
     return 0
 
 

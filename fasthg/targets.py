@@ -12,8 +12,8 @@ DECODING = {"princeton": "princeton", "bearpaw": "bearpaw", "mmpose": "mmpose", 
 
 @dataclass(frozen=True)
 class HeatmapTargets:
-    """A heatmap convention (DESIGN.md §4): ``style``, the Gaussian's ``sigma`` in heatmap pixels,
-    and whether the loss weights joints by visibility."""
+    """A heatmap convention (docs/conventions.md): ``style``, the Gaussian's ``sigma`` in heatmap
+    pixels, and whether the loss weights joints by visibility."""
 
     style: str = "princeton"
     sigma: float = 1.0

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from .data import DATASETS
 from .dispatch import BACKENDS
 from .errors import UserError
+from .precision import AMP_MODES
 
 HEATMAP_STYLES = ("princeton", "bearpaw", "mmpose", "unbiased")
 SCHEDULES = ("constant", "step", "cosine")
-AMP_MODES = ("auto", "off", "bf16", "fp16")
 RESUMABLE = ("epochs", "max_steps", "workers", "device", "backend", "save_every", "output")
 
 
@@ -49,10 +49,12 @@ class TrainConfig:
     seed: int
     save_every: int
     output: str
+    checkpoint: str | None = None  # the weights the run started from (fine-tuning), None from scratch
 
 
+DEFAULT_VAL_SIZE = 512
 _COMMON_DEFAULTS = {
-    "dataset": "synthetic", "data_dir": None, "annot_dir": None, "train_size": 8192, "val_size": 512,
+    "dataset": "synthetic", "data_dir": None, "annot_dir": None, "train_size": 8192, "val_size": DEFAULT_VAL_SIZE,
     "max_steps": None, "schedule": "cosine", "warmup_steps": 50, "heatmap_style": "princeton", "sigma": 1.0,
     "weighted_loss": False, "amp": "auto", "backend": "auto", "device": "auto", "workers": 0, "seed": 0,
     "save_every": 200,
@@ -103,6 +105,8 @@ def build_parser():
     run.add_argument("--output", help="run folder (default runs/<dataset>-<date>-<time>)")
     run.add_argument("--save-every", type=int, help="also checkpoint every N steps; 0: only at epoch ends")
     run.add_argument("--resume", help="continue the run of this folder or checkpoint file exactly")
+    run.add_argument("--checkpoint", help="fine-tune these weights (a fasthg run or checkpoint, princeton-vl's "
+                                          "checkpoint.pt or a PoseNet state_dict file); --nstack and --inp-dim come from them")
     return parser
 
 

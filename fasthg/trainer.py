@@ -27,6 +27,7 @@ from .data import make_dataset
 from .errors import UserError
 from .inference import model_input, run_model
 from .model_factory import build_model, select_backend
+from .pose_model import load_weights
 from .precision import autocast_dtype
 from .run_folder import RunFolder
 from .targets import HeatmapTargets
@@ -80,10 +81,11 @@ def learning_rate_factor(schedule, warmup_steps, total_steps):
 
 
 class Trainer:
-    """A run of ``config`` (a TrainConfig) in ``context`` (fasthg.distributed), from scratch or
-    from ``checkpoint`` (a dict from :func:`fasthg.checkpointing.load_checkpoint`)."""
+    """A run of ``config`` (a TrainConfig) in ``context`` (fasthg.distributed), from scratch, from
+    ``initial_weights`` (the (state_dict, info) of :func:`fasthg.pose_model.read_pose_weights`, fine-tuned) or from ``checkpoint`` (a dict from
+    :func:`fasthg.checkpointing.load_checkpoint`)."""
 
-    def __init__(self, config, context, checkpoint=None):
+    def __init__(self, config, context, checkpoint=None, initial_weights=None):
         self.config, self.context = config, context
         select_backend(config.backend, context.device)
         torch.manual_seed(config.seed)  # the same initial weights in every process
@@ -100,6 +102,8 @@ class Trainer:
             raise UserError(f"--batch-size {config.batch_size}: more than the {len(self.sampler)} training items "
                             "each process gets per epoch")
         self.model = build_model(config.nstack, config.inp_dim, context.device)
+        if initial_weights is not None:
+            load_weights(self.model, *initial_weights)
         # The reference model's unused skip convolutions need DDP's search; fasthg's are frozen.
         unused = isinstance(self.model, fasthg.reference.PoseNet) and not isinstance(self.model, getattr(fasthg, "PoseNet", ()))
         self.network = DistributedDataParallel(self.model, find_unused_parameters=unused) if context.distributed else self.model

@@ -1,11 +1,14 @@
 """Implicit-GEMM convolutions of the pre-activation bottleneck, with BN-ReLU fused in.
 
 Layouts: activations are NHWC, addressed as matrices [M, C] with M = N * H * W rows (row
-stride C); weights are PyTorch's contiguous [C_out, C_in, K, K]. Offsets are int32 (the
-launchers reject tensors of 2^31 elements or more): 64-bit address tiles would double the
-registers the operand loads take. K is 1 or 3 (stride 1,
-padding K // 2). A unit of the bottleneck is ``z = conv(relu(bn(y))) + bias``; its input ``y``
-is the previous conv's output, and ``a = relu(bn(y))`` is never written to memory.
+stride C); a weight w[o, c, kh, kw] (and its gradient) is addressed through its four strides, so
+any PyTorch layout works. fasthg's modules keep 3x3 weights channels_last ([C_out, K, K, C_in] in
+memory): then stride_c = 1, which the JIT specialises, and the weight tiles of the forward
+(contiguous along K = C_in) and of dgrad (contiguous along N = C_in) load as vectors. Offsets
+are int32 (the launchers reject tensors of 2^31 elements or more): 64-bit address tiles would
+double the registers the operand loads take. K is 1 or 3 (stride 1, padding K // 2). A unit of the
+bottleneck is ``z = conv(relu(bn(y))) + bias``; its input ``y`` is the previous conv's output, and
+``a = relu(bn(y))`` is never written to memory.
 
 Forward (:func:`conv_forward_kernel`), one program per [BLOCK_M, BLOCK_N] tile of z::
 
@@ -28,8 +31,8 @@ turned into dz in the prologue by :func:`helpers.bn_backward` from z and two cha
   backward sums (in the accumulation type), which are also dL/dbeta and dL/dgamma (written a
   second time in the BN parameters' dtype).
 * wgrad: one GEMM dw[o, j] = sum_m dz[m, o] * a[m + shift(tap), c] over the columns
-  j = c * K^2 + tap of PyTorch's own weight layout (so a program's dz tile serves every tap of
-  its channels, and its dw tile is stored contiguously), with ``a`` recomputed from y in the
+  j = c * K^2 + tap (so a program's dz tile serves every tap of its channels; dw is stored
+  through its strides, in the layout of the weight it is the gradient of), with ``a`` recomputed from y in the
   prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip conv's dw over the raw x and
   writes dbias again as the skip conv's bias gradient. Split-K: the M rows are cut into slices
   of ``slice_rows`` (whole row tiles); each program reduces one slice of one [BLOCK_N, BLOCK_J]
@@ -76,9 +79,15 @@ def _shifted_rows(n, h, w, row_mask, tap, KSIZE: tl.constexpr, SIGN: tl.constexp
 
 
 @triton.jit
+def _weight_offsets(outputs, inputs, tap, stride_o, stride_c, stride_h, stride_w, KSIZE: tl.constexpr):
+    """Offsets of w[o, c, tap // KSIZE, tap % KSIZE] for broadcastable tiles of o, c and tap."""
+    return outputs * stride_o + inputs * stride_c + (tap // KSIZE) * stride_h + (tap % KSIZE) * stride_w
+
+
+@triton.jit
 def conv_forward_kernel(
     y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-    w_ptr, bias_ptr,
+    w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w, bias_ptr,
     skip_x_ptr, skip_w_ptr, skip_bias_ptr,
     residual_ptr, out_ptr,
     part_mean_ptr, part_m2_ptr, counter_ptr,
@@ -106,7 +115,8 @@ def conv_forward_kernel(
             if PROLOGUE:
                 scale, shift = bn_scale_shift(mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, ks, k_mask, eps)
                 a = bn_relu(a, scale, shift, a_mask)
-            b = tl.load(w_ptr + cols[None, :] * (C_in * KSIZE * KSIZE) + ks[:, None] * (KSIZE * KSIZE) + tap,
+            b = tl.load(w_ptr + _weight_offsets(cols[None, :], ks[:, None], tap, w_stride_o, w_stride_c, w_stride_h,
+                                                w_stride_w, KSIZE),
                         mask=k_mask[:, None] & col_mask[None, :], other=0.0)
             acc = dot_accumulate(a, b, acc, INPUT_PRECISION, UPCAST)
 
@@ -153,7 +163,7 @@ def _load_output_grad(grad_ptr, rows, inside, channels, channel_mask, C,
 @triton.jit
 def _dgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-    w_ptr, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
+    w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
     bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_in, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, EPILOGUE_BN: tl.constexpr,
@@ -177,7 +187,8 @@ def _dgrad_program(
             dz = _load_output_grad(grad_ptr, source, inside, ks, k_mask, C_out,
                                    z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
                                    M, eps, GRAD_BN)
-            b = tl.load(w_ptr + ks[:, None] * (C_in * KSIZE * KSIZE) + cols[None, :] * (KSIZE * KSIZE) + tap,
+            b = tl.load(w_ptr + _weight_offsets(ks[:, None], cols[None, :], tap, w_stride_o, w_stride_c, w_stride_h,
+                                                w_stride_w, KSIZE),
                         mask=k_mask[:, None] & col_mask[None, :], other=0.0)
             acc = dot_accumulate(dz, b, acc, INPUT_PRECISION, UPCAST)
 
@@ -256,7 +267,8 @@ def _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co
 @triton.jit
 def _wgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-    y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
+    y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, skip_x_ptr,
+    dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
     part_dw_ptr, part_dbias_ptr, counter_ptr, slice_rows,
     N, H, W, C_out, C_in, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
@@ -307,8 +319,9 @@ def _wgrad_program(
                                              co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N, BLOCK_J,
                                              REDUCE_GROUP)
         if last:
-            tl.store(dw_ptr + co[:, None] * (C_in * KSIZE * KSIZE) + js[None, :], acc.to(dw_ptr.dtype.element_ty),
-                     mask=co_mask[:, None] & j_mask[None, :])
+            dw_offsets = _weight_offsets(co[:, None], (js // (KSIZE * KSIZE))[None, :], (js % (KSIZE * KSIZE))[None, :],
+                                         dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, KSIZE)
+            tl.store(dw_ptr + dw_offsets, acc.to(dw_ptr.dtype.element_ty), mask=co_mask[:, None] & j_mask[None, :])
             if has_bias:
                 tl.store(dbias_ptr + co, bias_acc.to(dbias_ptr.dtype.element_ty), mask=co_mask)
                 if HAS_SKIP:  # z = conv + skip conv: both biases receive sum_m dz
@@ -319,9 +332,11 @@ def _wgrad_program(
 def conv_backward_kernel(
     grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
-    w_ptr, out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-    bn_dbias_ptr, bn_dweight_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
-    part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
+    w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
+    out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+    bn_dbias_ptr, bn_dweight_ptr, skip_x_ptr, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w,
+    dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
+    part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, wgrad_programs, slice_rows,
     N, H, W, C_out, C_dgrad, C_wgrad, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
     WGRAD: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
@@ -330,26 +345,26 @@ def conv_backward_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_J: tl.constexpr,
     REDUCE_GROUP: tl.constexpr,
 ):
-    """dgrad and wgrad of one conv as a single launch over a 1-D grid: the wgrad programs (one
-    row slice of one dw tile each) first, then the dgrad programs (one tile of da each). Both
-    read the same dz (``grad``, or rebuilt from the next BN's g, GRAD_BN) and the same y with its
-    BN (wgrad's prologue, dgrad's ReLU-mask epilogue)."""
+    """dgrad and wgrad of one conv as a single launch over a 1-D grid: the ``wgrad_programs``
+    wgrad programs (one row slice of one dw tile each; the launcher counts them) first, then the
+    dgrad programs (one tile of da each). Both read the same dz (``grad``, or rebuilt from the next
+    BN's g, GRAD_BN) and the same y with its BN (wgrad's prologue, dgrad's ReLU-mask epilogue)."""
     pid = tl.program_id(0)
-    wgrad_programs = 0
+    dgrad_start = wgrad_programs if WGRAD else 0  # the launcher's count
+    # Each part compiled only in the variants that take its arguments (the others are None).
     if WGRAD:
-        wgrad_tiles = tl.cdiv(C_out, BLOCK_N) * tl.cdiv(C_wgrad * KSIZE * KSIZE, BLOCK_J)
-        if HAS_SKIP:
-            wgrad_tiles += tl.cdiv(C_out, BLOCK_N) * tl.cdiv(C_skip, BLOCK_J)
-        wgrad_programs = wgrad_tiles * tl.cdiv(N * H * W, slice_rows)
-    if pid < wgrad_programs:
-        _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-                       y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr, dw_ptr, dbias_ptr, skip_dw_ptr,
-                       skip_dbias_ptr, part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
-                       N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
-                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_J, REDUCE_GROUP)
-    elif DGRAD:
-        _dgrad_program(pid - wgrad_programs, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                       z_sum_grad_xhat_ptr, w_ptr, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
-                       out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-                       bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
-                       INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)
+        if pid < dgrad_start:
+            _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                           y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr,
+                           dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr,
+                           skip_dbias_ptr, part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
+                           N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
+                           INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_J, REDUCE_GROUP)
+    if DGRAD:
+        if pid >= dgrad_start:
+            _dgrad_program(pid - dgrad_start, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                           z_sum_grad_xhat_ptr, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
+                           y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
+                           out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+                           bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
+                           INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)

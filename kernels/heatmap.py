@@ -3,7 +3,7 @@
 One program per joint map (b, k): keypoints (B, K, 2) x, y in heatmap pixels, maps (B, K, H, W)
 (preds (B, S, K, H, W)) contiguous, pixel p = v * W + u of a map at (u, v), int32 offsets.
 
-Target of a joint, for the four styles of DESIGN.md §4 (fasthg/reference/heatmaps.py cites
+Target of a joint, for the four styles of docs/conventions.md (fasthg/reference/heatmaps.py cites
 each project's code)::
 
     T(u, v) = exp(-((u - cx)^2 + (v - cy)^2) / (2 sigma^2))   inside the joint's box, 0 elsewhere

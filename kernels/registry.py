@@ -2,14 +2,20 @@
 benchmarks all read this one list.
 
 A :class:`KernelConfig` names a ``@triton.jit`` kernel, the element type of its tensors, the GPU
-architectures it is meant for, its block sizes (constexprs) and its warps and pipeline stages.
-``signature`` maps each runtime argument to a Triton type, with ``{dtype}`` standing for the
-element type (``"*{dtype}"`` is a pointer to it), as ``triton.compiler.ASTSource`` wants it.
+architectures it is meant for, its block sizes and flags (constexprs) and its warps and pipeline
+stages. Its ``signature`` (each runtime argument's Triton type, as ``triton.compiler.ASTSource``
+wants it) is derived from the kernel's own parameter list: the types follow the parameter names
+(:data:`PARAMETER_TYPES`), and a parameter that the configuration's flags leave unused
+(:data:`CONDITIONAL_PARAMETERS`) is not in it: the launcher passes None there, which the JIT
+makes a constexpr, instead of a placeholder tensor.
 """
 import contextlib
+import functools
+import inspect
 from dataclasses import dataclass, field
 
 import torch
+import triton.language as tl
 
 from . import bn_stats, conv, heatmap, pool, upsample_add
 
@@ -17,13 +23,65 @@ TRITON_TYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp
 ARCHS = (80, 90)  # GPU architectures compiled ahead of time
 INTERPRETER = "interpreter"  # the pseudo-architecture of TRITON_INTERPRET=1 on CPU tensors
 
+# Triton types of the kernels' runtime parameters, by name: a ``*_ptr`` points to the tensors'
+# element type ("*{dtype}") and anything else is i32, except for these. "{acc}" is the type of
+# statistics, BN parameters and partial sums (fp64 for fp64 tensors, else fp32).
+_ACCUMULATION_POINTERS = (
+    "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr", "bias_ptr", "skip_bias_ptr", "weight_ptr",
+    "out_mean_ptr", "out_var_ptr", "running_mean_ptr", "running_var_ptr",
+    "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr",
+    "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
+    "bn_dbias_ptr", "bn_dweight_ptr", "part_dw_ptr", "part_dbias_ptr", "partial_ptr", "coords_ptr", "peaks_ptr")
+PARAMETER_TYPES = {
+    **dict.fromkeys(_ACCUMULATION_POINTERS, "*{acc}"),
+    **dict.fromkeys(("part_mean_ptr", "part_m2_ptr", "part_first_ptr", "part_second_ptr"), "*fp64"),
+    **dict.fromkeys(("counter_ptr", "wgrad_counter_ptr"), "*i32"),
+    "keypoints_ptr": "*fp32", "visible_ptr": "*u8",
+    **dict.fromkeys(("eps", "momentum", "sigma"), "fp32"),
+}
+
+
+def _used_under(flags, *names):
+    return dict.fromkeys(names, flags)
+
+
+# The statistics of a pixel kernel's output for the BN that normalises it next (STATS).
+_OUTPUT_STATISTICS = _used_under(("STATS",), "part_mean_ptr", "part_m2_ptr", "counter_ptr", "mean_ptr", "var_ptr",
+                                 "running_mean_ptr", "running_var_ptr", "momentum")
+_CONV_WEIGHT = ("w_ptr", "w_stride_o", "w_stride_c", "w_stride_h", "w_stride_w")
+# Per kernel, the parameters its code touches only under some constexpr flags (any of them).
+CONDITIONAL_PARAMETERS = {
+    "conv_forward_kernel": {
+        **_used_under(("PROLOGUE",), "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr", "eps"),
+        **_used_under(("HAS_SKIP",), "skip_x_ptr", "skip_w_ptr", "skip_bias_ptr", "C_skip"),
+        **_used_under(("HAS_RESIDUAL",), "residual_ptr"),
+        **_used_under(("STATS",), "part_mean_ptr", "part_m2_ptr", "counter_ptr", "out_mean_ptr", "out_var_ptr"),
+        **_used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
+    },
+    "conv_backward_kernel": {
+        **_used_under(("GRAD_BN",), "z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr",
+                      "z_sum_grad_xhat_ptr"),
+        **_used_under(("WGRAD", "EPILOGUE_BN"), "y_ptr"),
+        **_used_under(("PROLOGUE", "EPILOGUE_BN"), "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr"),
+        **_used_under(("DGRAD",), *_CONV_WEIGHT, "out_ptr", "C_dgrad"),
+        **_used_under(("EPILOGUE_BN",), "part_first_ptr", "part_second_ptr", "counter_ptr", "sum_grad_ptr",
+                      "sum_grad_xhat_ptr", "bn_dbias_ptr", "bn_dweight_ptr"),
+        **_used_under(("WGRAD",), "dw_ptr", "dw_stride_o", "dw_stride_c", "dw_stride_h", "dw_stride_w", "dbias_ptr",
+                      "part_dw_ptr", "part_dbias_ptr", "wgrad_counter_ptr", "wgrad_programs", "slice_rows", "C_wgrad"),
+        **_used_under(("HAS_SKIP",), "skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr", "C_skip"),
+        **_used_under(("GRAD_BN", "PROLOGUE", "EPILOGUE_BN"), "eps"),
+    },
+    "channel_stats_kernel": _used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
+    **dict.fromkeys(("upsample_add_forward_kernel", "max_pool2x2_forward_kernel"), _OUTPUT_STATISTICS),
+    "bn_backward_apply_kernel": _used_under(("HAS_EXTRA",), "extra_ptr"),
+}
+
 
 @dataclass(frozen=True)
 class KernelConfig:
     name: str
     kernel: object
     dtype: torch.dtype
-    signature: dict
     constexprs: dict
     num_warps: int = 4
     num_stages: int = 1
@@ -35,6 +93,28 @@ class KernelConfig:
         blocks = ",".join(f"{k}={v}" for k, v in self.constexprs.items())
         return f"{self.name}[{TRITON_TYPE[self.dtype]};{blocks};w{self.num_warps}s{self.num_stages}]"
 
+    def takes(self, parameter):
+        """Whether this configuration's variant uses the kernel's runtime ``parameter``."""
+        flags = CONDITIONAL_PARAMETERS.get(self.kernel.fn.__name__, {}).get(parameter)
+        return flags is None or any(self.constexprs[flag] for flag in flags)
+
+    @functools.cached_property
+    def parameters(self):
+        """The kernel's runtime parameters (constexprs excluded), in order."""
+        parameters = inspect.signature(self.kernel.fn).parameters.values()
+        return [param.name for param in parameters if param.annotation is not tl.constexpr]
+
+    @functools.cached_property
+    def signature(self):
+        """{parameter this variant takes: its type}, ``{dtype}`` and ``{acc}`` still to fill in."""
+        return {name: PARAMETER_TYPES.get(name, "*{dtype}" if name.endswith("_ptr") else "i32")
+                for name in self.parameters if self.takes(name)}
+
+    @functools.cached_property
+    def absent(self):
+        """The runtime parameters this variant does not take: None at launch, constexprs when compiled."""
+        return [name for name in self.parameters if not self.takes(name)]
+
     def triton_signature(self):
         """The ASTSource signature: ``{dtype}`` is the tensors' element type, ``{acc}`` that of
         statistics and BN parameters (fp64 for fp64 tensors, else fp32)."""
@@ -42,21 +122,6 @@ class KernelConfig:
         acc = "fp64" if element == "fp64" else "fp32"
         return {arg: kind.format(dtype=element, acc=acc) for arg, kind in self.signature.items()}
 
-
-# The forward kernels of upsample-add and max-pool reduce their output's statistics (STATS) for the BN next.
-_STATISTICS_OUT_SIGNATURE = {
-    "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64", "counter_ptr": "*i32",
-    **{name: "*{acc}" for name in ("mean_ptr", "var_ptr", "running_mean_ptr", "running_var_ptr")}, "momentum": "fp32",
-}
-_UPSAMPLE_FORWARD_SIGNATURE = {"low_ptr": "*{dtype}", "skip_ptr": "*{dtype}", "out_ptr": "*{dtype}",
-                               "N": "i32", "C": "i32", "H": "i32", "W": "i32", **_STATISTICS_OUT_SIGNATURE}
-_UPSAMPLE_BACKWARD_SIGNATURE = {"grad_ptr": "*{dtype}", "grad_low_ptr": "*{dtype}",
-                                "N": "i32", "C": "i32", "h": "i32", "w": "i32"}
-
-_POOL_FORWARD_SIGNATURE = {"x_ptr": "*{dtype}", "out_ptr": "*{dtype}", "N": "i32", "C": "i32", "H": "i32", "W": "i32",
-                           **_STATISTICS_OUT_SIGNATURE}
-_POOL_BACKWARD_SIGNATURE = {"grad_ptr": "*{dtype}", "x_ptr": "*{dtype}", "grad_x_ptr": "*{dtype}",
-                            "N": "i32", "C": "i32", "H": "i32", "W": "i32"}
 
 REGISTRY = []
 # (tile, warps) per architecture and STATS. REDUCE_GROUP: children per node of the statistics'
@@ -74,54 +139,16 @@ for _archs, _tiles in _PIXEL_TILES.items():
         for _stats, (_tile, _warps) in _tiles.items():
             REGISTRY += [
                 KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype,
-                             _UPSAMPLE_FORWARD_SIGNATURE, {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
+                             {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
                 KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
-                             _POOL_FORWARD_SIGNATURE, {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
+                             {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
             ]
         REGISTRY += [
-            KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype,
-                         _UPSAMPLE_BACKWARD_SIGNATURE, _blocks, archs=_archs),
-            KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, _dtype,
-                         _POOL_BACKWARD_SIGNATURE, _blocks, archs=_archs),
+            KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype, _blocks,
+                         archs=_archs),
+            KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, _dtype, _blocks, archs=_archs),
         ]
 
-
-def _pointers(kind, *names):
-    return {name: kind for name in names}
-
-
-_CONV_FORWARD_SIGNATURE = {
-    "y_ptr": "*{dtype}", **_pointers("*{acc}", "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr"),
-    "w_ptr": "*{dtype}", "bias_ptr": "*{acc}",
-    "skip_x_ptr": "*{dtype}", "skip_w_ptr": "*{dtype}", "skip_bias_ptr": "*{acc}",
-    "residual_ptr": "*{dtype}", "out_ptr": "*{dtype}",
-    "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64", "counter_ptr": "*i32",
-    **_pointers("*{acc}", "out_mean_ptr", "out_var_ptr", "running_mean_ptr", "running_var_ptr"),
-    **_pointers("i32", "N", "H", "W", "C_in", "C_out", "C_skip"), "eps": "fp32", "momentum": "fp32",
-}
-_GRAD_BN = {"grad_ptr": "*{dtype}", "z_ptr": "*{dtype}",
-            **_pointers("*{acc}", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")}
-_CONV_BACKWARD_SIGNATURE = {
-    **_GRAD_BN,
-    "y_ptr": "*{dtype}", **_pointers("*{acc}", "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr"),
-    "w_ptr": "*{dtype}", "out_ptr": "*{dtype}", "part_first_ptr": "*fp64", "part_second_ptr": "*fp64",
-    "counter_ptr": "*i32", "sum_grad_ptr": "*{acc}", "sum_grad_xhat_ptr": "*{acc}",
-    "bn_dbias_ptr": "*{acc}", "bn_dweight_ptr": "*{acc}",
-    "skip_x_ptr": "*{dtype}", "dw_ptr": "*{dtype}", "dbias_ptr": "*{dtype}",
-    "skip_dw_ptr": "*{dtype}", "skip_dbias_ptr": "*{dtype}",
-    "part_dw_ptr": "*{acc}", "part_dbias_ptr": "*{acc}", "wgrad_counter_ptr": "*i32", "slice_rows": "i32",
-    **_pointers("i32", "N", "H", "W", "C_out", "C_dgrad", "C_wgrad", "C_skip"), "eps": "fp32",
-}
-_CHANNEL_STATS_SIGNATURE = {
-    "x_ptr": "*{dtype}", "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64", "counter_ptr": "*i32",
-    **_pointers("*{acc}", "mean_ptr", "var_ptr", "running_mean_ptr", "running_var_ptr"),
-    "M": "i32", "C": "i32", "momentum": "fp32",
-}
-_BN_BACKWARD_APPLY_SIGNATURE = {
-    "grad_ptr": "*{dtype}", "x_ptr": "*{dtype}",
-    **_pointers("*{acc}", "mean_ptr", "var_ptr", "weight_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr"),
-    "extra_ptr": "*{dtype}", "out_ptr": "*{dtype}", "M": "i32", "C": "i32", "eps": "fp32",
-}
 
 # Every constexpr flag combination the Residual and the stack head launch, per kernel.
 _CONV_VARIANTS = {
@@ -156,20 +183,21 @@ _CONV_VARIANTS = {
         (1, True, True, False, False, True, False),
     ]],
 }
-_CONV_KERNELS = {
-    "conv_forward": (conv.conv_forward_kernel, _CONV_FORWARD_SIGNATURE),
-    "conv_backward": (conv.conv_backward_kernel, _CONV_BACKWARD_SIGNATURE),
-}
-# Tiles per dtype and architecture, checked with the AOT report in every specialisation the JIT
-# compiles (0 spills on sm_80 and sm_90). BLOCK_J is the width of a weight-gradient tile in im2col
+_CONV_KERNELS = {"conv_forward": conv.conv_forward_kernel, "conv_backward": conv.conv_backward_kernel}
+# Tiles per kernel, dtype and architecture, checked with the AOT report in every specialisation the
+# JIT compiles (0 spills on sm_80 and sm_90). BLOCK_K is the K-step of a product (input channels of
+# the forward, output channels of dgrad), BLOCK_J the width of a weight-gradient tile in im2col
 # columns; REDUCE_GROUP the children per node of the reduction trees that programs share
-# (statistics, BN's backward sums, split-K weight gradients: kernels/helpers.py). A weight-gradient
-# slice runs SLICE_BALANCE times the K-steps of the dgrad programs in its launch, and at least
-# MIN_SLICE_STEPS row steps (twice a tree node's children; fasthg/ops/residual_kernels.py:
-# wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3 backward to 255 registers, and so does
-# BLOCK_J = 64 in 16-bit; the backward runs one pipeline stage and BLOCK_J = 16 (two stages, or
-# BLOCK_J = 32, spill in the 16-bit 3x3 GRAD_BN launch on sm_80, and two stages by 104-128 bytes
-# in the fp32 IEEE ones); fp32 needs 8 warps (4 reach 255 in the joined dgrad|wgrad launch).
+# (statistics, BN's backward sums, split-K weight gradients: kernels/helpers.py).
+# The forward has registers to spare: BLOCK_K = 32 (its weight tile a 16-byte vector per thread in
+# 16-bit, kernels/conv.py) and three pipeline stages.
+# In the backward a weight-gradient slice runs slice_balance times the K-steps of the dgrad
+# programs in its launch, and at least min_slice_steps row steps (twice a tree node's children;
+# fasthg/ops/residual_kernels.py: wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3 backward to
+# 255 registers, and so does BLOCK_J = 64 in 16-bit; the backward runs one pipeline stage and
+# BLOCK_J = 16 (two stages, or BLOCK_J = 32, spill in the 16-bit 3x3 GRAD_BN launch on sm_80, and
+# two stages by 104-128 bytes in the fp32 IEEE ones); fp32 needs 8 warps (4 reach 255 in the
+# joined dgrad|wgrad launch).
 # fp64 convolutions have no GPU tiles: with the split-K weight gradients and reduction trees every
 # fp64 tile tried (2 and 4 warps, BLOCK_M 16-32, BLOCK_N 8-16, BLOCK_K = BLOCK_J = 8, groups of
 # 2-4) left 8-16 byte spills at 64-96 registers in some variant, so fp64 on a GPU runs PyTorch's
@@ -177,72 +205,91 @@ _CONV_KERNELS = {
 # The interpreter runs a program at a time in NumPy, so its tiles are as large as possible (fewer,
 # bigger programs, and other edges than the GPU tiles test), and its REDUCE_GROUP of 2 and slices
 # of one row tile give the small test shapes split weight gradients and trees of several levels.
-_GPU_REDUCE = {"REDUCE_GROUP": 8, "SLICE_BALANCE": 2, "MIN_SLICE_STEPS": 16}
+_GPU_REDUCE_GROUP = 8
+_GPU = {"BLOCK_M": 64, "BLOCK_N": 64, "REDUCE_GROUP": _GPU_REDUCE_GROUP}
+_GPU_FORWARD = dict(_GPU, BLOCK_K=32, num_stages=3)
+_GPU_BACKWARD = dict(_GPU, BLOCK_K=16, BLOCK_J=16, num_stages=1, slice_balance=2, min_slice_steps=16)
+_INTERPRETED = {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64, "REDUCE_GROUP": 2, "num_warps": 4, "num_stages": 1}
 _CONV_TILES = {
-    (torch.float32, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=8, stages=(2, 1),
-                                 **_GPU_REDUCE),
-    (torch.float16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=4, stages=(2, 1),
-                                 **_GPU_REDUCE),
-    (torch.bfloat16, ARCHS): dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, BLOCK_J=16, num_warps=4, stages=(2, 1),
-                                  **_GPU_REDUCE),
-    **{(dtype, (INTERPRETER,)): dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, BLOCK_J=64, num_warps=4, stages=(1, 1),
-                                     REDUCE_GROUP=2, SLICE_BALANCE=0, MIN_SLICE_STEPS=1) for dtype in TRITON_TYPE},
+    "conv_forward": {
+        (torch.float32, ARCHS): dict(_GPU_FORWARD, num_warps=8),
+        (torch.float16, ARCHS): dict(_GPU_FORWARD, num_warps=4),
+        (torch.bfloat16, ARCHS): dict(_GPU_FORWARD, num_warps=4),
+        **{(dtype, (INTERPRETER,)): _INTERPRETED for dtype in TRITON_TYPE},
+    },
+    "conv_backward": {
+        (torch.float32, ARCHS): dict(_GPU_BACKWARD, num_warps=8),
+        (torch.float16, ARCHS): dict(_GPU_BACKWARD, num_warps=4),
+        (torch.bfloat16, ARCHS): dict(_GPU_BACKWARD, num_warps=4),
+        **{(dtype, (INTERPRETER,)): dict(_INTERPRETED, BLOCK_J=64, slice_balance=0, min_slice_steps=1)
+           for dtype in TRITON_TYPE},
+    },
 }
-# (constexprs taken from the tile, index of its pipeline stages) per conv kernel
-_CONV_BLOCKS = {"conv_forward": (("BLOCK_M", "BLOCK_N", "BLOCK_K", "REDUCE_GROUP"), 0),
-                "conv_backward": (("BLOCK_M", "BLOCK_N", "BLOCK_K", "BLOCK_J", "REDUCE_GROUP"), 1)}
+_LAUNCH_SETTINGS = ("num_warps", "num_stages")
+_EXTRA = ("slice_balance", "min_slice_steps")  # read by the launcher, not the kernel
 # The dot products' input precision per dtype (launch.dot_flags): fp32 runs TF32 or IEEE as
 # torch.backends.cudnn.allow_tf32 says, so both are shipped (and listed for the interpreter, which
 # ignores it, so a launcher may ask for either); fp16/bf16 ignore it, fp64 is always IEEE.
 _PRECISIONS = {torch.float64: ("ieee",), torch.float32: ("tf32", "ieee"), torch.float16: ("tf32",),
                torch.bfloat16: ("tf32",)}
-for (_dtype, _archs), _tiles in _CONV_TILES.items():
-    for _precision in _PRECISIONS[_dtype]:
-        for _name, (_kernel, _signature) in _CONV_KERNELS.items():
-            _blocks, _stage = _CONV_BLOCKS[_name]
-            for _flags in _CONV_VARIANTS[_name]:
-                REGISTRY.append(KernelConfig(
-                    _name, _kernel, _dtype, _signature,
-                    {**_flags, "INPUT_PRECISION": _precision, "UPCAST": False, **{b: _tiles[b] for b in _blocks}},
-                    num_warps=_tiles["num_warps"], num_stages=_tiles["stages"][_stage], archs=_archs,
-                    extra={"slice_balance": _tiles["SLICE_BALANCE"], "min_slice_steps": _tiles["MIN_SLICE_STEPS"]}))
+# On a GPU, launches of a variant with several shipped tiles are autotuned (fasthg/ops/launch.py):
+# the 16-bit 3x3 forward, most of a training step's FLOPs, also ships a 128-row tile with 8 warps
+# (with 4 its unspecialised fallback spills 184-296 bytes; fp32's is not shipped, unchecked). The
+# first tile registered is the default (lookup's answer: what runs off a GPU and what the
+# benchmarks model). Only this one: CI compiles every tile in every specialisation for two GPUs.
+_AUTOTUNED = {"conv_forward": ({"KSIZE": 3}, {"BLOCK_M": 128, "num_warps": 8}, (torch.float16, torch.bfloat16))}
+
+
+def _conv_configs(name, tile_changes=None, only=None, dtypes=tuple(TRITON_TYPE), archs_only=None):
+    """The configurations of conv kernel ``name``: every tile of its table for ``dtypes`` (and
+    ``archs_only``), with ``tile_changes``, every input precision of the dtype, every variant
+    (those agreeing with ``only``)."""
+    for (dtype, archs), tiles in _CONV_TILES[name].items():
+        if dtype not in dtypes or archs_only not in (None, archs):
+            continue
+        tiles = {**tiles, **(tile_changes or {})}
+        blocks = {k: v for k, v in tiles.items() if k not in _LAUNCH_SETTINGS + _EXTRA}
+        for precision in _PRECISIONS[dtype]:
+            for flags in _CONV_VARIANTS[name]:
+                if all(flags[k] == v for k, v in (only or {}).items()):
+                    yield KernelConfig(
+                        name, _CONV_KERNELS[name], dtype,
+                        {**flags, "INPUT_PRECISION": precision, "UPCAST": False, **blocks},
+                        num_warps=tiles["num_warps"], num_stages=tiles["num_stages"], archs=archs,
+                        extra={k: tiles[k] for k in _EXTRA if k in tiles})
+
+
+for _name in _CONV_KERNELS:
+    REGISTRY += _conv_configs(_name)
+for _name, (_only, _changes, _dtypes) in _AUTOTUNED.items():
+    REGISTRY += _conv_configs(_name, _changes, _only, _dtypes, ARCHS)
+_STATS_GROUP = {ARCHS: _GPU_REDUCE_GROUP, (INTERPRETER,): 2}
 _ELEMENTWISE_TILES = {ARCHS: (64, 32, 8), (INTERPRETER,): (256, 64, 4)}  # rows, channels, warps
-_STATS_GROUP = {ARCHS: _GPU_REDUCE["REDUCE_GROUP"], (INTERPRETER,): 2}
 for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
     for _dtype in TRITON_TYPE:
         _blocks = {"BLOCK_M": _rows, "BLOCK_C": _channels}
         REGISTRY += [
-            KernelConfig("channel_stats", bn_stats.channel_stats_kernel, _dtype, _CHANNEL_STATS_SIGNATURE,
+            KernelConfig("channel_stats", bn_stats.channel_stats_kernel, _dtype,
                          {"UPDATE_RUNNING": True, **_blocks, "REDUCE_GROUP": _STATS_GROUP[_archs]},
                          num_warps=_warps, archs=_archs),
-            KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype,
-                         _BN_BACKWARD_APPLY_SIGNATURE, {"HAS_EXTRA": True, **_blocks}, num_warps=_warps, archs=_archs),
+            KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype, {"HAS_EXTRA": True, **_blocks},
+                         num_warps=_warps, archs=_archs),
         ]
 
 
 # Heatmaps: one program per joint map, looping over pixel blocks of BLOCK_HW (a 64x64 map is 4
 # blocks on a GPU, one in the interpreter). Keypoints are float32, visibility bytes; STYLE is
 # the target style (princeton, bearpaw, mmpose, unbiased) or the decoding convention (the first three).
-_RENDER_SIGNATURE = {"keypoints_ptr": "*fp32", "visible_ptr": "*u8", "out_ptr": "*fp32",
-                     **_pointers("i32", "has_visible", "height", "width"), "sigma": "fp32"}
-_HEATMAP_LOSS_SIGNATURE = {
-    "preds_ptr": "*{dtype}", "keypoints_ptr": "*fp32", "visible_ptr": "*u8", "grad_ptr": "*{dtype}",
-    "partial_ptr": "*{acc}", **_pointers("i32", "has_visible", "store_grad", "weighted", "stacks", "joints",
-                                         "height", "width"), "sigma": "fp32",
-}
-_DECODE_SIGNATURE = {"heatmaps_ptr": "*{dtype}", "coords_ptr": "*{acc}", "peaks_ptr": "*{acc}",
-                     "height": "i32", "width": "i32"}
 for _archs, _block in {ARCHS: 1024, (INTERPRETER,): 4096}.items():
     for _style, _style_name in enumerate(heatmap.STYLES):
         _blocks = {"STYLE": _style, "BLOCK_HW": _block}
-        REGISTRY.append(KernelConfig("render_heatmaps", heatmap.render_heatmaps_kernel, torch.float32,
-                                     _RENDER_SIGNATURE, _blocks, archs=_archs))
+        REGISTRY.append(KernelConfig("render_heatmaps", heatmap.render_heatmaps_kernel, torch.float32, _blocks,
+                                     archs=_archs))
         for _dtype in TRITON_TYPE:
-            REGISTRY.append(KernelConfig("heatmap_loss", heatmap.heatmap_loss_kernel, _dtype,
-                                         _HEATMAP_LOSS_SIGNATURE, _blocks, archs=_archs))
+            REGISTRY.append(KernelConfig("heatmap_loss", heatmap.heatmap_loss_kernel, _dtype, _blocks, archs=_archs))
             if _style_name != "unbiased":  # decoding has three conventions
-                REGISTRY.append(KernelConfig("decode_heatmaps", heatmap.decode_heatmaps_kernel, _dtype,
-                                             _DECODE_SIGNATURE, _blocks, archs=_archs))
+                REGISTRY.append(KernelConfig("decode_heatmaps", heatmap.decode_heatmaps_kernel, _dtype, _blocks,
+                                             archs=_archs))
 
 
 _emulated = [INTERPRETER]
@@ -283,6 +330,28 @@ def _index(configs):
 
 _BY_KERNEL = _index(REGISTRY)
 _found = {}  # (name, dtype, arch, frozenset of the flags) -> the configuration lookup returned
+
+
+def _variant_key(config):
+    """What configurations that differ only in their tile (BLOCK_* constexprs, warps, stages) share."""
+    return (config.name, config.dtype, config.archs,
+            tuple((k, v) for k, v in config.constexprs.items() if not k.startswith("BLOCK_")))
+
+
+_TILES_OF_VARIANT = {}
+for _config in REGISTRY:
+    _TILES_OF_VARIANT.setdefault(_variant_key(_config), []).append(_config)
+
+
+def alternatives(config):
+    """The other shipped tiles of ``config``'s kernel variant, dtype and architectures: what an
+    autotuned launch chooses among besides ``config``."""
+    return tuple(other for other in _TILES_OF_VARIANT[_variant_key(config)] if other is not config)
+
+
+def is_alternative(config):
+    """Whether ``config`` is an autotuning alternative: a tile registered after its variant's default."""
+    return _TILES_OF_VARIANT[_variant_key(config)][0] is not config
 
 
 def lookup(name, dtype, device, **flags):

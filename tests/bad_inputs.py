@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy
 import torch
 
 import fasthg
@@ -270,7 +271,42 @@ ROWS = [
         "a state_dict, a checkpoint dict, a path or a file object, got int", lambda: fasthg.load_state_dict_compat(42)),
     Row("fasthg.load_state_dict_compat(src, model)", "src", "value", "another model's state_dict", ValueError,
         "does not fit Residual: missing keys", lambda: fasthg.load_state_dict_compat({"w": torch.zeros(1)}, fasthg.Residual(4, 8))),
+    Row("fasthg.PoseEstimator(checkpoint_or_model, ...)", "checkpoint_or_model", "type", "an int", TypeError,
+        "a path, a run folder, a state_dict or a PoseNet module, got int", lambda: fasthg.PoseEstimator(42)),
+    Row("fasthg.PoseEstimator(checkpoint_or_model, ...)", "checkpoint_or_model", "value", "a Linear module", ValueError,
+        "a Linear is not a PoseNet", lambda: fasthg.PoseEstimator(torch.nn.Linear(2, 2))),
+    Row("fasthg.PoseEstimator(checkpoint_or_model, ...)", "checkpoint_or_model", "value", "a dict of other tensors",
+        ValueError, "expected a PoseNet state_dict", lambda: fasthg.PoseEstimator({"w": torch.zeros(1)})),
+    Row("fasthg.PoseEstimator(model, amp)", "amp", "option", "'yes'", ValueError, "one of auto, off, bf16, fp16",
+        lambda: fasthg.PoseEstimator(posenet(), amp="yes")),
+    Row("fasthg.PoseEstimator(model, heatmap_style)", "heatmap_style", "option", "'gaussian'", ValueError,
+        "one of princeton, bearpaw, mmpose, unbiased, got 'gaussian'",
+        lambda: fasthg.PoseEstimator(posenet(), heatmap_style="gaussian")),
+    Row("fasthg.PoseEstimator(model, input_size)", "input_size", "value", "100", ValueError, "a multiple of 64",
+        lambda: fasthg.PoseEstimator(posenet(), input_size=100)),
+    Row("fasthg.PoseEstimator(model, flip_test)", "flip_pairs", "value", "a flip test of 5 joints, no pairs",
+        ValueError, "needs each joint's mirror joint", lambda: fasthg.PoseEstimator(posenet(joints=5), flip_test=True)),
+    Row("estimator(image, box)", "images[0]", "type", "a list", TypeError, "a NumPy array or a torch tensor",
+        lambda: fasthg.PoseEstimator(posenet())([[0, 0], [0, 0]])),
+    Row("estimator(image, box)", "images[0]", "dtype", "float32 pixels", TypeError, "uint8 pixels",
+        lambda: fasthg.PoseEstimator(posenet())(numpy.zeros((8, 8, 3), numpy.float32))),
+    Row("estimator(image, box)", "images[0]", "shape", "CHW (3, 8, 8)", ValueError, "(H, W, 3) or (H, W, 4), got (3, 8, 8)",
+        lambda: fasthg.PoseEstimator(posenet())(numpy.zeros((3, 8, 8), numpy.uint8))),
+    Row("estimator(image, box)", "images[0]", "value", "an empty image", ValueError, "a non-empty image",
+        lambda: fasthg.PoseEstimator(posenet())(numpy.zeros((0, 8, 3), numpy.uint8))),
+    Row("estimator(image, box)", "boxes[0]", "value", "x1 < x0", ValueError, "finite x0 < x1 and y0 < y1",
+        lambda: fasthg.PoseEstimator(posenet())(numpy.zeros((8, 8, 3), numpy.uint8), (5, 0, 1, 4))),
+    Row("estimator(image, box)", "boxes[0]", "value", "a box beside the image", ValueError, "lies outside the 8x8 image",
+        lambda: fasthg.PoseEstimator(posenet())(numpy.zeros((8, 8, 3), numpy.uint8), (10, 0, 20, 4))),
+    Row("estimator.batch(images, boxes)", "boxes", "value", "one box for two images", ValueError,
+        "one box (or None) per image, 2, got 1",
+        lambda: fasthg.PoseEstimator(posenet()).batch([numpy.zeros((8, 8, 3), numpy.uint8)] * 2, [None])),
 ]
+
+
+def posenet(joints=16):
+    """The smallest PoseNet, for the estimator's rows (none of them runs it)."""
+    return fasthg.reference.PoseNet(1, 2, joints)
 
 
 def row_id(row):

@@ -1,8 +1,8 @@
 """A bounds-checking Triton interpreter for tests: every load, store and atomic a kernel makes
 (where its mask is on) must fall inside one of the tensors passed to that launch.
 
-The interpreter itself checks nothing (DESIGN.md §5): an out-of-range load returns garbage, an
-out-of-range store corrupts whatever lies there. ``BoundsChecker`` wraps the launch (to learn the
+The interpreter itself checks nothing (docs/without_a_gpu.md): an out-of-range load returns
+garbage, an out-of-range store corrupts whatever lies there. ``BoundsChecker`` wraps the launch (to learn the
 tensors' address ranges) and the interpreter's memory operations (to check every address).
 """
 import numpy as np

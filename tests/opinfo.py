@@ -35,10 +35,7 @@ from torch import nn
 
 import fasthg
 from fasthg import reference
-from fasthg.accuracy import in_accumulation_dtype, round_conv_outputs
-from fasthg.dispatch import runs_fused
-from fasthg.nn.step_counting import count_step, running_stats_momentum
-from fasthg.ops.head import head
+from fasthg.accuracy import in_accumulation_dtype, round_stored_tensors
 from harness import EAGER_FACTOR
 
 ALL_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
@@ -164,39 +161,47 @@ def pair(make_fused, make_reference, seed=0):
     return fused, ref
 
 
-class StackHead(nn.Module):
-    """A stack's head as fasthg.models composes it (features conv-BN-ReLU, heatmaps, merges), in plain PyTorch."""
+class StackHeadOf(nn.Module):
+    """Stack ``index``'s head of ``model`` as a module of (h, x), run by the model's own ``head``:
+    stack 0 of a 2-stack model merges into the next stack, stack 1 is the last. Only the head's
+    parameters get gradients (the features conv-BN-ReLU, the heatmap conv and the merges)."""
 
-    def __init__(self, f, oup, merged):
+    def __init__(self, model, merged):
         super().__init__()
-        self.features = reference.Conv(f, f, 1, bn=True, relu=True)
-        self.outs = reference.Conv(f, oup, 1, relu=False)
-        self.merge_features = reference.Merge(f, f) if merged else None
-        self.merge_preds = reference.Merge(oup, f) if merged else None
+        self.model, self.index = model, 0 if merged else 1
+        model.requires_grad_(False)
+        self.parts = [model.features[self.index][1], model.outs[self.index]]
+        self.parts += [model.merge_features[0], model.merge_preds[0]] if merged else []
+        for part in self.parts:
+            part.requires_grad_(True)
 
     def forward(self, h, x):
-        feature = self.features(h)
-        preds = self.outs(feature)
-        if self.merge_features is None:
-            return preds
-        return preds, x + self.merge_preds(preds) + self.merge_features(feature)
+        preds, x_next = self.model.head(self.index, h, x)
+        return preds if x_next is None else (preds, x_next)
 
 
-class FusedStackHead(StackHead):
-    """The same head run by ``fasthg.ops.head`` (internal: PoseNet's only path to it)."""
+class _Absent(nn.Module):
+    """Stands in for a block that a stack's head does not use."""
 
-    def forward(self, h, x):
-        if not runs_fused(h):
-            return super().forward(h, x)
-        bn = self.features.bn
-        if self.training:
-            count_step([bn])
-        momentum = running_stats_momentum(bn, 0) if self.training else 0.0
-        merged = self.merge_features is not None
-        preds, x_next, _ = head(h, x, self.features.conv, bn, self.outs.conv,
-                             self.merge_features.conv.conv if merged else None,
-                             self.merge_preds.conv.conv if merged else None, self.training, momentum, h.dtype)
-        return (preds, x_next) if merged else preds
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+
+def _heads_only(model_class):
+    """``model_class`` built without the hourglasses, Residuals and pools its heads do not use:
+    the same ``head``, at a small part of the cost of building and copying a whole model."""
+    return type(f"{model_class.__name__}Heads", (model_class,),
+                {"residual_class": _Absent, "hourglass_class": _Absent, "pool_class": _Absent})
+
+
+def stack_head_pair(f, oup, merged, seed=0):
+    """(fused, reference) fp64 heads of 2-stack models with ``f`` features and ``oup`` heatmaps, one
+    state: the head's parts drawn by :func:`randomize` in the order the head applies them."""
+    ref = StackHeadOf(_heads_only(reference.StackedHourglass)(2, f, oup), merged).double()
+    randomize(nn.ModuleList(ref.parts), torch.Generator().manual_seed(seed))
+    fused = StackHeadOf(_heads_only(fasthg.StackedHourglass)(2, f, oup), merged).double()
+    fused.load_state_dict(ref.state_dict())
+    return fused, ref
 
 
 # ------------------------------------------------------------------------------- opcheck samples
@@ -228,10 +233,10 @@ def _residual_backward_sample():
 
 
 def _head_forward_sample():
-    fused, _ = pair(lambda: FusedStackHead(5, 3, True), lambda: StackHead(5, 3, True))
-    fused = fused.float()
-    conv, bn, outs = fused.features.conv, fused.features.bn, fused.outs.conv
-    mf, mp = fused.merge_features.conv.conv, fused.merge_preds.conv.conv
+    fused, _ = stack_head_pair(5, 3, True)
+    model = fused.model.float()
+    conv, bn, outs = model.features[0][1].conv, model.features[0][1].bn, model.outs[0].conv
+    mf, mp = model.merge_features[0].conv.conv, model.merge_preds[0].conv.conv
     with torch.no_grad():
         return (torch.randn(2, 5, 3, 4), torch.randn(2, 5, 3, 4), conv.weight.detach(), conv.bias.detach(),
                 bn.weight.detach(), bn.bias.detach(), bn.running_mean.clone(), bn.running_var.clone(),
@@ -262,7 +267,7 @@ MIN_BN_VALUES = 4
 def _batch(training, *spatial):
     """Batch sizes that give train-mode BN at least MIN_BN_VALUES values per channel. PyTorch needs 2;
     over 2 or 3 the BN backward's centring cancels nearly all of the gradient, and eager fp32's
-    own error there is luck, no bar to judge by (DESIGN.md §5); test_numerics checks 2 in fp64."""
+    own error there is luck, no bar to judge by (docs/without_a_gpu.md); test_numerics checks 2 in fp64."""
     pixels = 1
     for size in spatial:
         pixels *= size
@@ -292,7 +297,8 @@ def _hourglass_sizes(draw):
 @st.composite
 def _head_sizes(draw):
     training, h, w = draw(st.booleans()), draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    return {"f": draw(st.integers(1, 9)), "oup": draw(st.integers(1, 5)), "merged": draw(st.booleans()),
+    # f >= 2: a model's Residual(f, f) has f // 2 bottleneck channels.
+    return {"f": draw(st.integers(2, 9)), "oup": draw(st.integers(1, 5)), "merged": draw(st.booleans()),
             "n": draw(_batch(training, h, w)), "h": h, "w": w, "training": training}
 
 
@@ -400,7 +406,7 @@ OPS = [
     OpInfo(
         name="stack_head",
         public=False,
-        modules=lambda s: pair(lambda: FusedStackHead(s["f"], s["oup"], s["merged"]), lambda: StackHead(s["f"], s["oup"], s["merged"])),
+        modules=lambda s: stack_head_pair(s["f"], s["oup"], s["merged"]),
         sizes=_head_sizes(),
         example={"f": 5, "oup": 3, "merged": True, "n": 2, "h": 3, "w": 4, "training": True},
         inputs=lambda s, g: Sample({"h": normal((s["n"], s["f"], s["h"], s["w"]), g),
@@ -435,7 +441,7 @@ OPS = [
         sizes=st.fixed_dictionaries({"training": st.booleans()}),
         example={"training": False},
         inputs=lambda s, g: Sample({"imgs": uniform((2, 64, 64, 3), g)}),
-        interpreter_dtypes=(torch.float64,),  # whole models are compared in fp64 (DESIGN.md §5)
+        interpreter_dtypes=(torch.float64,),  # whole models are compared in fp64 (docs/without_a_gpu.md)
         value_kinds=("normal",),               # images in [0, 1]
         cost=50,                               # ~20 s an example in the interpreter: one per CI run
         gradcheck={"torch": "fast"},
@@ -481,8 +487,9 @@ class Bound:
 def bind(info, sizes, kind, dtype, options=None, storage=None):
     """The ``kind`` ("fused" or "reference") implementation of ``info`` at ``sizes`` in ``dtype``.
 
-    ``storage``: every conv output of a module is rounded to that dtype, as an implementation
-    computing in it stores them (the reference then decides each ReLU on the same value).
+    ``storage``: a module's intermediate tensors take the values fasthg's kernels store in that
+    dtype (:func:`fasthg.accuracy.round_stored_tensors`): the reference then decides each ReLU
+    on the value the kernels decide it on.
     """
     options = options or {}
     if info.modules is None:
@@ -491,7 +498,7 @@ def bind(info, sizes, kind, dtype, options=None, storage=None):
     fused, ref = info.modules(sizes)
     module = copy.deepcopy(fused if kind == "fused" else ref).to(dtype).train(sizes.get("training", True))
     if storage is not None:
-        round_conv_outputs(module, storage)
+        round_stored_tensors(module, storage)
     params = {name: p for name, p in module.named_parameters() if p.requires_grad}
     return Bound(lambda *tensors: module(*tensors, **options), params, module)
 

@@ -6,27 +6,32 @@
   run on the same rounded inputs, may be at most ``info.eager_factor`` times that of eager
   PyTorch in the same dtype, plus a few ulps. Eager's error is the worst of equally valid runs:
   NCHW, channels_last, and the batch in reverse order (another summation order of BN's statistics).
-* Gradients are judged on the scale of all the gradients (DESIGN.md §5): some are zero in exact
+* Gradients are judged on the scale of all the gradients (docs/without_a_gpu.md): some are zero in exact
   arithmetic (a conv bias before a train-mode BN), others sums of few terms that nearly cancel
   (a bias over a 2x2 map, conv1's weight with one input channel), and their own relative error
   is then any implementation's noise, eager's luck included.
 * Mask flips: in fp16/bf16 a pre-activation within rounding distance of zero may land on either
   side of a ReLU, and that element's gradient is then off by its whole value (in training, through
-  BN's sums, every element a little), in eager PyTorch as in fasthg but at other elements. For ops
-  with ReLUs (``info.relu_masks``) the fp64 reference rounds its conv outputs to the low dtype, as
-  both implementations store them (value only, gradient unchanged), so most ReLUs are decided on
-  the same value. A low-precision gradient that still misses the bound must be explained: some
-  ReLU input of the reference lies within FLIP_ULPS ulps (of its tensor's scale) of zero.
-  Otherwise the test fails. Forward outputs and running statistics are always judged strictly.
+  BN's sums, every element a little). For ops with ReLUs (``info.relu_masks``) the gradients are
+  therefore judged against an fp64 reference that holds the values fasthg's kernels store in the
+  low dtype (:func:`fasthg.accuracy.round_stored_tensors`: value only, gradient unchanged): it
+  decides nearly every ReLU on the value the kernels decide it on. Eager PyTorch rounds elsewhere
+  and flips other ReLUs: that is part of its error, the bar. Where a ReLU input of that reference
+  still lies within FLIP_ULPS ulps (at its tensor's scale) of zero, the kernels may decide it the
+  other way (an fp16 Hourglass draw of small-integer values does): the gradients are then judged
+  with a floor of FLIP_FLOOR_ULPS ulps instead of FLOOR_ULPS, a looser bound, never none. In fp16
+  that still fails a 5% error (tests/test_stack_head.py); in bf16 (16 ulps = 12.5%) it cannot.
+  Forward outputs and running statistics are judged against the plain fp64 reference.
 """
 import torch
 
-from fasthg.accuracy import against_eager, magnitude
+from fasthg.accuracy import FLOOR_ULPS, against_eager, magnitude
 from harness import assert_close
 from opinfo import Sample, bind, grad_outputs, leaves, run
 
-ULPS = 4
-FLIP_ULPS = 16
+FLIP_ULPS = 2
+FLIP_FLOOR_ULPS = 16
+
 
 
 def compare_exact(info, ours, theirs, tolerance=None):
@@ -44,17 +49,18 @@ def compare_exact(info, ours, theirs, tolerance=None):
         assert_close(ours.buffers[name], want, name, rtol=tolerance, atol=tolerance)
 
 
-def _judge(name, got, eagers, exact, factor, scale=None):
-    judgement = against_eager(name, got, eagers, exact, factor, ULPS, scale)
+def _judge(name, got, eagers, exact, factor, scale=None, ulps=FLOOR_ULPS):
+    judgement = against_eager(name, got, eagers, exact, factor, ulps, scale)
     assert judgement.passed, str(judgement)
 
 
 def compare_with_eager(info, ours, eagers, exact, flip_prone=False):
     """A low-precision result against the fp64 one, relative to eager PyTorch's error in that dtype.
 
-    ``flip_prone``: a ReLU of the reference is decided within rounding distance of zero, which
-    explains a gradient beyond the bound (see the module docstring).
+    ``flip_prone``: a ReLU of the reference is decided within FLIP_ULPS of zero, and gradients get
+    the looser floor (see the module docstring).
     """
+    gradient_ulps = FLIP_FLOOR_ULPS if flip_prone else FLOOR_ULPS
     factor = info.eager_factor
     for i, got in enumerate(ours.outputs):
         theirs, want = [e.outputs[i] for e in eagers], exact.outputs[i]
@@ -66,11 +72,7 @@ def compare_with_eager(info, ours, eagers, exact, flip_prone=False):
     for name, want in exact.grads.items():
         got, theirs = ours.grads[name], [e.grads[name] for e in eagers]
         assert got.dtype == theirs[0].dtype, f"grad {name}: dtype {got.dtype} != reference's {theirs[0].dtype}"
-        try:
-            _judge(f"grad {name}", got, theirs, want, factor, scale)
-        except AssertionError:
-            if not flip_prone:
-                raise
+        _judge(f"grad {name}", got, theirs, want, factor, scale, gradient_ulps)
     for name, want in exact.buffers.items():
         theirs = [e.buffers[name] for e in eagers]
         if want.is_floating_point():
@@ -142,8 +144,8 @@ def check_parity(info, sizes, sample, dtype, layout="contiguous"):
         eagers.append(_eager_on_reversed_batch(info, sizes, sample, dtype, backward, grads_out))
     flip_prone = False
     if info.relu_masks and dtype in (torch.float16, torch.bfloat16):
-        # Gradients against the reference that stores its conv outputs in dtype (module docstring);
-        # outputs and running statistics against the plain one (fasthg reduces unrounded values).
+        # Gradients against the reference that stores what the kernels store (module docstring);
+        # outputs and running statistics against the plain one.
         stored, flip_prone = exact_run(storage=dtype)
         exact.grads = stored.grads
     compare_with_eager(info, ours, eagers, exact, flip_prone)

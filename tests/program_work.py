@@ -1,7 +1,7 @@
 """Every program's serial work, measured in the Triton interpreter: the ground truth of bench/work.py.
 
-:class:`LoopCounter` instruments the interpreter (DESIGN.md §6): ``interpreter_builder.set_grid_dim``
-marks where a launch starts and ``set_grid_idx`` where each of its programs starts, and the kernels'
+:class:`LoopCounter` instruments the interpreter (docs/what_the_interpreter_hides.md):
+``interpreter_builder.set_grid_dim`` marks where a launch starts and ``set_grid_idx`` where each of its programs starts, and the kernels'
 ``range`` (their module's global, which the interpreter's rewritten functions look up before the
 builtin) is replaced by one that counts iterations. A program's work is the number of iterations
 of the innermost loops it runs (a loop during which no other loop starts), or 1 when it runs none:

@@ -89,7 +89,7 @@ def corrupt_checkpoint(tmp_path):
     (train, ["--resume", "CORRUPT"], "is corrupt or not a PyTorch file"),
     (evaluate, ["--checkpoint", "CORRUPT"], "is corrupt or not a PyTorch file"),
     (predict, ["/nonexistent/image.jpg", "--checkpoint", "RUN"], "image not found: /nonexistent/image.jpg"),
-    (predict, ["IMAGE", "--checkpoint", "RUN", "--box", "5", "5", "1", "1"], "--box: expected X0 < X1 and Y0 < Y1"),
+    (predict, ["IMAGE", "--checkpoint", "RUN", "--box", "5", "5", "1", "1"], "--box: expected finite x0 < x1 and y0 < y1"),
     (predict, ["IMAGE", "--checkpoint", "RUN", "--center", "5", "5"], "--center and --scale go together"),
 ])
 def test_user_errors_are_one_line_messages(module, argv, message, capsys, corrupt_checkpoint, run_folder, tmp_path):

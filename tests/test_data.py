@@ -11,8 +11,8 @@ from fasthg.errors import MissingFileError, UserError
 from fasthg.evaluation import mean_pose
 from fasthg.joints import JOINT_NAMES
 from fasthg.metrics import pckh
+from mpii_annotations import valid_h5
 
-VALID_H5 = "/work/shared/data/mpii/valid.h5"
 R_WRIST, L_WRIST = JOINT_NAMES.index("r_wrist"), JOINT_NAMES.index("l_wrist")
 
 
@@ -101,7 +101,7 @@ def stand_in_mpii(tmp_path_factory):
     images, annotations = root / "images", root / "annot"
     images.mkdir()
     annotations.mkdir()
-    with h5py.File(VALID_H5, "r") as source:
+    with h5py.File(valid_h5(), "r") as source:
         fields = {name: source[name][()] for name in source}
     part = fields["part"]
     chosen = np.flatnonzero(np.all(part[:, [R_WRIST, L_WRIST]] != 0, axis=(1, 2)))

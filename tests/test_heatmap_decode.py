@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import fasthg
+from fasthg.joints import FLIP_PAIRS, JOINT_NAMES
 from harness import assert_close
 from heatmap_cases import BACKENDS, emulating, run
 
@@ -98,7 +99,13 @@ def test_flip_merge_moves_left_to_right():
     assert merged.sum() == 0.5
 
 
-@pytest.mark.parametrize("pairs", [fasthg.ops.MPII_FLIP_PAIRS, None], ids=["mpii", "custom"])
+def test_flip_pairs_swap_left_and_right_joints_by_name():
+    mirrored = {"r_": "l_", "l_": "r_"}
+    expected = [JOINT_NAMES.index(mirrored.get(name[:2], name[:2]) + name[2:]) for name in JOINT_NAMES]
+    assert list(FLIP_PAIRS) == expected
+
+
+@pytest.mark.parametrize("pairs", [FLIP_PAIRS, None], ids=["mpii", "custom"])
 def test_flip_merge_matches_reference(pairs):
     generator = torch.Generator().manual_seed(5)
     joints = 16 if pairs else 3

@@ -8,6 +8,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from triton.runtime import interpreter
 
+import fasthg
 from bench.launches import recording_launches
 from fasthg.kernels import registry
 from fasthg.ops import launch, residual_kernels
@@ -93,7 +94,7 @@ def test_a_launch_enters_its_tensors_device(monkeypatch):
             return lambda *args, **kwargs: seen.append(list(_Recorder.entered))
 
     monkeypatch.setattr(torch.cuda, "device", _Recorder)
-    config = registry.KernelConfig("fake", Kernel(), torch.float32, {}, {})
+    config = registry.KernelConfig("fake", Kernel(), torch.float32, {})
     with FakeTensorMode():  # tensors that say cuda:1, on a machine without one
         launch.launch_config(config, (1,), 3, torch.empty(4, device=CUDA1))
     launch.launch_config(config, (1,), torch.empty(4))
@@ -128,3 +129,58 @@ def test_a_capture_reuses_the_eager_counters_and_keeps_them(capturing):
 def test_a_capture_that_would_allocate_says_what_to_do(capturing, device, size):
     with capturing, pytest.raises(RuntimeError, match="run one eager step on the stream you capture on first"):
         launch.counters(device, size)
+
+
+def test_named_arguments_must_be_what_the_variant_takes():
+    config = registry.lookup("bn_backward_apply", torch.float32, torch.device("cpu"), HAS_EXTRA=True)
+    x = torch.zeros(4)
+    given = {name: x if name.endswith("_ptr") else 1 for name in config.signature}
+    del given["extra_ptr"]
+    with pytest.raises(TypeError, match=r"arguments missing \['extra_ptr'\], not taken by this variant \['stray'\]"):
+        launch.launch_config(config, (1,), **given, stray=x)
+
+
+def test_workspace_views_are_aligned_and_sized():
+    parts = ((torch.float64, 3), (torch.float32, 5), (torch.float32, 0), (torch.int32, 2))
+    views = launch.workspace(torch.device("cpu"), *parts)
+    storages = {view.untyped_storage().data_ptr() for view in views}
+    assert len(storages) == 1, "one allocation"
+    for view, (dtype, elements) in zip(views, parts):
+        assert view.dtype == dtype and view.shape == (elements,)
+        assert view.storage_offset() * view.element_size() % launch.WORKSPACE_ALIGNMENT == 0
+    ends = [view.storage_offset() * view.element_size() + view.numel() * view.element_size() for view in views]
+    starts = [view.storage_offset() * view.element_size() for view in views]
+    assert all(end <= start for end, start in zip(ends, starts[1:])), "views overlap"
+
+
+def test_an_autotuned_launch_times_each_tile_once_and_restores_the_running_statistics(triton_backend, monkeypatch):
+    # As on a GPU (autotuning forced on CPU tensors, GPU tiles): the Residual's 3x3 forward times
+    # its two tiles (a fake clock makes the second, 128-row one faster), runs it, and the running
+    # statistics see one update, as with the default tile; the same shape again times nothing.
+    timed = []
+
+    def fake_benchmark(kernel_call, quantiles):
+        kernel_call()
+        timed.append(kernel_call)
+        return [2.0 if len(timed) % 2 else 1.0] * len(quantiles)
+
+    torch.manual_seed(0)
+    default, tuned = fasthg.Residual(6, 8).half(), fasthg.Residual(6, 8).half()  # 16-bit: autotuned
+    tuned.load_state_dict(default.state_dict())
+    x = torch.randn(2, 6, 5, 9).half()
+    with registry.emulating(80):
+        expected = default(x)
+        monkeypatch.setattr(launch, "autotuning", lambda device: True)
+        monkeypatch.setattr(launch, "benchmark", fake_benchmark)
+        monkeypatch.setattr(launch, "_autotuners", {})
+        out = tuned(x)
+        assert len(timed) == 2, f"{len(timed)} timing runs: one per tile of the 3x3 forward"
+        (autotuner, tuned_names), = launch._autotuners.values()
+        assert tuned_names == ["BLOCK_M"] and [c.kwargs["BLOCK_M"] for c in autotuner.cache.values()] == [128]
+        # The tiles differ in rows only: each output's sum runs in the same order (a rounding apart
+        # at most); running statistics updated thrice instead of once would be off by 170%.
+        assert_close(out, expected, "output", rtol=2**-10, atol=2**-14)
+        for name in ("running_mean", "running_var"):
+            assert_close(getattr(tuned.bn3, name), getattr(default.bn3, name), f"bn3.{name}", rtol=2**-10, atol=2**-14)
+        tuned(x)
+        assert len(timed) == 2, "the same shape was timed again"

@@ -1,4 +1,5 @@
-"""PCKh against hand-computed cases on the real MPII validation annotations (DESIGN.md §4)."""
+"""PCKh against hand-computed cases on the real MPII validation annotations (docs/conventions.md;
+tests/mpii_annotations.py says where the tests find them)."""
 import math
 
 import h5py
@@ -8,14 +9,13 @@ import torch
 
 from fasthg.joints import JOINT_NAMES, PELVIS, THORAX
 from fasthg.metrics import pckh
-
-VALID_H5 = "/work/shared/data/mpii/valid.h5"
+from mpii_annotations import valid_h5
 
 
 @pytest.fixture(scope="module")
 def valid():
     """Ground truth, annotation mask and normalisers of the real valid.h5."""
-    with h5py.File(VALID_H5, "r") as file:
+    with h5py.File(valid_h5(), "r") as file:
         part, normalize = file["part"][()], file["normalize"][()]
     annotated = ~((part[..., 0] == 0) & (part[..., 1] == 0))
     return part, annotated, normalize

@@ -12,7 +12,7 @@ import fasthg
 from fasthg import reference
 from harness import assert_as_accurate_as_eager, assert_buffers_close, assert_close, step_counts
 from launch_counter import LaunchCounter
-from opinfo import FusedStackHead, StackHead, pair
+from opinfo import stack_head_pair
 
 
 def make_pair(dtype=torch.float64, nstack=2, inp_dim=16, oup_dim=4, seed=0):
@@ -259,7 +259,7 @@ def test_opcheck_head(triton_backend, merged):
 def test_head_eval_backward_after_two_eval_forwards(triton_backend):
     """Gradients accumulated over two eval forwards (frozen-BN fine-tuning): the head's copy of
     the running statistics must survive the second forward (test_residual checks the Residual's)."""
-    fused, ref = pair(lambda: FusedStackHead(5, 3, True), lambda: StackHead(5, 3, True))
+    fused, ref = stack_head_pair(5, 3, True)
     inputs = [(torch.randn(2, 5, 4, 3, dtype=torch.float64), torch.randn(2, 5, 4, 3, dtype=torch.float64))
               for _ in range(2)]
     for model in (fused, ref):

@@ -82,3 +82,53 @@ def test_cuda_architecture_is_read_once_per_device(monkeypatch):
         assert registry.current_arch(torch.device("cuda", 0)) == 90
         assert registry.current_arch(torch.device("cuda")) == 80
     assert asked == [0, 1]
+
+
+def test_signatures_follow_the_kernels_parameters():
+    # Every runtime parameter of a kernel is either in a configuration's signature or absent (None
+    # at launch), in the kernel's order; conditional ones are taken exactly when one of their flags is on.
+    for config in registry.REGISTRY:
+        conditional = registry.CONDITIONAL_PARAMETERS.get(config.kernel.fn.__name__, {})
+        assert set(conditional) <= set(config.parameters), config.label
+        assert [name for name in config.parameters if name in config.signature or name in config.absent] == \
+            config.parameters, config.label
+        for name, flags in conditional.items():
+            assert (name in config.signature) == any(config.constexprs[flag] for flag in flags), (config.label, name)
+
+
+def test_signature_types_by_name():
+    forward = registry.lookup("conv_forward", torch.float16, CPU, KSIZE=3, PROLOGUE=True, STATS=True)
+    assert forward.triton_signature() == {
+        "y_ptr": "*fp16", "mean_ptr": "*fp32", "var_ptr": "*fp32", "bn_weight_ptr": "*fp32", "bn_bias_ptr": "*fp32",
+        "w_ptr": "*fp16", "w_stride_o": "i32", "w_stride_c": "i32", "w_stride_h": "i32", "w_stride_w": "i32",
+        "bias_ptr": "*fp32", "out_ptr": "*fp16", "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64",
+        "counter_ptr": "*i32", "out_mean_ptr": "*fp32", "out_var_ptr": "*fp32", "running_mean_ptr": "*fp32",
+        "running_var_ptr": "*fp32", "N": "i32", "H": "i32", "W": "i32", "C_in": "i32", "C_out": "i32",
+        "eps": "fp32", "momentum": "fp32"}
+    assert forward.absent == ["skip_x_ptr", "skip_w_ptr", "skip_bias_ptr", "residual_ptr", "C_skip"]
+
+
+def test_forward_and_backward_have_their_own_tiles():
+    with registry.emulating(80):
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            forward = registry.lookup("conv_forward", dtype, CPU, KSIZE=3)
+            backward = registry.lookup("conv_backward", dtype, CPU, KSIZE=3)
+            assert forward.constexprs["BLOCK_K"] >= 32 and "BLOCK_J" not in forward.constexprs
+            assert backward.constexprs["BLOCK_K"] == 16 and forward.num_stages > backward.num_stages
+
+
+def test_autotuning_alternatives_share_their_default_variant():
+    alternatives = [config for config in registry.REGISTRY if registry.is_alternative(config)]
+    assert alternatives and all(config.name == "conv_forward" and config.constexprs["KSIZE"] == 3
+                                and config.num_warps == 8
+                                and config.constexprs["BLOCK_M"] == 128 and registry.ARCHS == config.archs
+                                for config in alternatives)
+    for config in alternatives:
+        default, = registry.alternatives(config)
+        assert not registry.is_alternative(default) and default.constexprs["BLOCK_M"] == 64
+        assert {k: v for k, v in default.constexprs.items() if k != "BLOCK_M"} == \
+            {k: v for k, v in config.constexprs.items() if k != "BLOCK_M"}
+        with registry.emulating(80):
+            assert registry.lookup(config.name, config.dtype, CPU, **config.constexprs) is config
+            flags = {k: v for k, v in config.constexprs.items() if not k.startswith("BLOCK_")}
+            assert registry.lookup(config.name, config.dtype, CPU, **flags) is default

@@ -210,7 +210,7 @@ def triton_launches(monkeypatch):
     """The names of the kernels the Residual's launchers start, in order."""
     names = []
     original = residual_kernels._launch
-    monkeypatch.setattr(residual_kernels, "_launch", lambda *a: (names.append(a[0].name), original(*a)))
+    monkeypatch.setattr(residual_kernels, "_launch", lambda *a, **k: (names.append(a[0].name), original(*a, **k)))
     return names
 
 
@@ -277,17 +277,22 @@ def test_mixed_devices_rejected(triton_backend):
         module(torch.randn(2, 5, 4, 4))
 
 
-def test_channels_last_parameters(triton_backend):
-    # model.to(memory_format=torch.channels_last) makes the 3x3 weights channels_last too (the
-    # commands build models so): the kernels must still read and write [C_out, C_in, K, K] rows.
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format], ids=["channels-last", "contiguous"])
+def test_weights_in_either_layout(triton_backend, layout):
+    # fasthg.Residual keeps its 3x3 weight channels_last (vector loads); a model moved to another
+    # layout still computes the same, and its weight gradients come back in the weights' layout,
+    # which autograd then keeps as they are (no copy into .grad).
     ref, fused = make_pair(5, 8)
-    fused = fused.to(memory_format=torch.channels_last)
+    assert fused.conv2.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not fused.conv2.conv.weight.is_contiguous()
+    fused = fused.to(memory_format=layout)
+    assert fused.conv2.conv.weight.is_contiguous(memory_format=layout)
     x = torch.randn(2, 5, 6, 7, dtype=torch.float64)
     grad_out = torch.randn(2, 8, 6, 7, dtype=torch.float64)
     ref_out, ref_dx, ref_grads = run(ref, x, grad_out)
     out, dx, grads = run(fused, x, grad_out)
     assert_close(out, ref_out, "output", rtol=1e-9, atol=1e-9)
     assert_close(dx, ref_dx, "grad x", rtol=1e-9, atol=1e-9)
-    for name in ("conv2.conv.weight", "conv3.conv.weight", "skip_layer.conv.weight"):
+    for name in ("conv1.conv.weight", "conv2.conv.weight", "conv3.conv.weight", "skip_layer.conv.weight"):
         assert_close(grads[name], ref_grads[name], f"grad {name}", rtol=1e-9, atol=1e-9)
+        assert grads[name].stride() == fused.get_parameter(name).stride(), f"{name}'s gradient has another layout"

@@ -117,11 +117,12 @@ def test_modelled_work_is_what_every_program_runs(measured, case):
 def test_cases_cover_every_kernel_and_gpu_configuration(measured):
     launched = [launch for launches in measured.values() for launch, _ in launches]
     assert {launch.kernel for launch in launched} == set(WORK) == {config.kernel.fn.__name__ for config in registry.REGISTRY}
-    # Every fp32 GPU configuration but the heatmap kernels' other STYLEs and the convs' IEEE products
-    # (what cudnn.allow_tf32 = False runs), which change no loop.
+    # Every fp32 GPU configuration but the heatmap kernels' other STYLEs, the convs' IEEE products
+    # (what cudnn.allow_tf32 = False runs) and the 3x3 forward's 128-row tile (only autotuning on a
+    # GPU runs it; BLOCK_M sets the grid, not a program's loops), which change no loop.
     gpu_fp32 = {config.label for config in registry.REGISTRY if config.dtype == torch.float32 and 90 in config.archs
                 and config.name not in ("render_heatmaps", "heatmap_loss", "decode_heatmaps")
-                and config.constexprs.get("INPUT_PRECISION") != "ieee"}
+                and config.constexprs.get("INPUT_PRECISION") != "ieee" and not registry.is_alternative(config)}
     assert gpu_fp32 - {configuration(launch) for launch in launched} == set()
 
 

@@ -1,7 +1,7 @@
 """MPII Human Pose from princeton-vl's annotation files (``train.h5``, ``valid.h5``) and an image folder.
 
-Each annotated person is cropped as a square of side 200·scale around its centre (DESIGN.md §4)
-by one OpenCV affine warp that also applies the training augmentation: scale x [0.75, 1.25],
+Each annotated person is cropped as a square of side 200·scale around its centre
+(docs/conventions.md) by one OpenCV affine warp that also applies the training augmentation: scale x [0.75, 1.25],
 rotation in [-30, 30] degrees, a left-right mirror with the joints' flip pairs, and colour
 jitter. Augmentation is drawn from (seed, split, epoch, index), so a resumed or distributed run
 sees exactly the crops an uninterrupted one would.

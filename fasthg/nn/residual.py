@@ -44,6 +44,9 @@ class Residual(reference.Residual):
         check_size("inp_dim", inp_dim, 1)
         check_size("out_dim", out_dim, 2)  # the bottleneck has out_dim // 2 channels
         super().__init__(inp_dim, out_dim)
+        # The kernels load a channels_last 3x3 weight ([C_out, 3, 3, C_in] in memory) as vectors
+        # (kernels/conv.py); values, shape and state_dict stay the reference's.
+        self.conv2.conv.to(memory_format=torch.channels_last)
         if not self.need_skip:
             # Kept for the state_dict, out of autograd: DDP then needs no find_unused_parameters
             # and optimizers skip the parameters (their grad stays None).

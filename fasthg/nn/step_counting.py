@@ -26,17 +26,19 @@ def count_step(batch_norms):
         torch._foreach_add_(counters, 1)
 
 
-def count_step_of(module):
-    """Counts a training step of ``module``'s fused BNs: now, or with its container's launch.
+def count_step_of(module, batch_norms=None):
+    """Counts a training step of ``module``'s fused BNs (or of ``batch_norms``, some of them): now,
+    or with its container's launch.
 
     Returns how many steps are still pending on the counters (0 or 1), for
     :func:`running_stats_momentum`.
     """
+    batch_norms = module.fused_batch_norms() if batch_norms is None else batch_norms
     collector = getattr(module, "_step_collector", None)
     if collector is None:
-        count_step(module.fused_batch_norms())
+        count_step(batch_norms)
         return 0
-    collector.extend(module.fused_batch_norms())
+    collector.extend(batch_norms)
     return 1
 
 

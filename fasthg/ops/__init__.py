@@ -1,5 +1,5 @@
 """Functional ops: autograd-aware, torch.compile-friendly, with validated arguments."""
-from .heatmap_decode import MPII_FLIP_PAIRS, decode_heatmaps, flip_merge_heatmaps, to_image_coordinates
+from .heatmap_decode import decode_heatmaps, flip_merge_heatmaps, to_image_coordinates
 from .heatmap_loss import heatmap_loss
 from .heatmaps import render_heatmaps
 from .max_pool import max_pool2x2

@@ -1,6 +1,6 @@
 """Keypoints from heatmaps: ``decode_heatmaps`` (argmax and a quarter-pixel step, in the three
-conventions of DESIGN.md §4), ``flip_merge_heatmaps`` (flip test) and ``to_image_coordinates``
-(heatmap pixels back to the original image through a crop's centre and scale).
+conventions of docs/conventions.md), ``flip_merge_heatmaps`` (flip test) and
+``to_image_coordinates`` (heatmap pixels back to the original image through a crop's centre and scale).
 
 Decoding is a custom op (``fasthg::decode_heatmaps``, one program per joint map); the torch
 path gathers the peak and its four neighbours for every joint at once. Flip merging and the
@@ -9,6 +9,7 @@ coordinate mapping are a few elementwise torch ops on every backend.
 import torch
 
 from .. import dispatch
+from ..joints import FLIP_PAIRS
 from .heatmap_args import check_map_size, launch
 from .launch import accumulation_dtype
 from .validate import (
@@ -16,7 +17,6 @@ from .validate import (
 )
 
 DECODE_STYLES = ("princeton", "bearpaw", "mmpose")
-MPII_FLIP_PAIRS = (5, 4, 3, 2, 1, 0, 6, 7, 8, 9, 15, 14, 13, 12, 11, 10)
 KERNEL_LAUNCHES = {"forward": 1}
 
 
@@ -82,10 +82,10 @@ def decode_heatmaps(heatmaps, style="princeton"):
     return _torch_decode(heatmaps.detach(), style)
 
 
-def flip_merge_heatmaps(heatmaps, flipped, flip_pairs=MPII_FLIP_PAIRS):
+def flip_merge_heatmaps(heatmaps, flipped, flip_pairs=FLIP_PAIRS):
     """Flip test: the mean of ``heatmaps`` (B, K, H, W) and ``flipped``, the heatmaps of the
     mirrored images, mirrored back (width reversed) with joint j taken from channel flip_pairs[j]
-    (left and right swapped; MPII's pairs by default, DESIGN.md §4)."""
+    (left and right swapped; MPII's pairs by default, docs/conventions.md)."""
     check_tensor("heatmaps", heatmaps, 4, layout="(B, K, H, W)")
     check_tensor("flipped", flipped, 4, layout="(B, K, H, W)")
     check_same_device(heatmaps=heatmaps, flipped=flipped)

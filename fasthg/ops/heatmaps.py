@@ -38,8 +38,8 @@ def render_heatmaps(keypoints, visible=None, size=(64, 64), sigma=1.0, style="pr
     """Gaussian heatmaps (B, K, H, W) float32 of keypoints (B, K, 2) x, y in heatmap pixels.
 
     ``visible`` (B, K): bool, or numbers visible above 0.5; None means all visible. ``size`` is
-    (H, W); ``style`` one of princeton, bearpaw, mmpose, unbiased (DESIGN.md §4: centre, support,
-    and which joints are dropped, as each project computes them). Invisible, dropped and NaN or
+    (H, W); ``style`` one of princeton, bearpaw, mmpose, unbiased (docs/conventions.md: centre,
+    support, and which joints are dropped, as each project computes them). Invisible, dropped and NaN or
     infinite joints get an all-zero map. ``sigma`` is rounded to float32.
     """
     height, width = check_map_size(size)

@@ -105,6 +105,22 @@ def partials(tiles, channels, group, device):
     return buffer[0], buffer[1]
 
 
+WORKSPACE_ALIGNMENT = 16  # bytes: the alignment the JIT specialises pointers on (vector loads)
+
+
+def workspace(device, *parts):
+    """One uninitialised allocation for a launch's scratch buffers: a 1-D view per (dtype, elements)
+    of ``parts``, in order, each starting WORKSPACE_ALIGNMENT-aligned."""
+    offsets, end = [], 0
+    for dtype, elements in parts:
+        offsets.append(end)
+        size = elements * dtype.itemsize
+        end += -(-size // WORKSPACE_ALIGNMENT) * WORKSPACE_ALIGNMENT
+    buffer = torch.empty(end, dtype=torch.uint8, device=device)
+    return [buffer[offset:offset + elements * dtype.itemsize].view(dtype)
+            for offset, (dtype, elements) in zip(offsets, parts)]
+
+
 MODELLED_MULTIPROCESSORS = 132  # an H100's: what launches off a GPU (meta accounting, the interpreter) are sized for
 
 
@@ -116,9 +132,52 @@ def multiprocessors(device):
     return MODELLED_MULTIPROCESSORS
 
 
-def launch_config(config, grid, *args, constexprs=None):
+# Parameters a kernel reads and updates in place: an autotuned launch restores them after its timing runs.
+UPDATED_IN_PLACE = ("running_mean_ptr", "running_var_ptr")
+
+
+def autotuning(device):
+    """Whether launches on ``device`` choose among a variant's shipped tiles by timing them: on a GPU."""
+    return device.type == "cuda"
+
+
+def benchmark(kernel_call, quantiles):
+    """How an autotuned launch times a tile: Triton's benchmarker for the active GPU."""
+    return triton.runtime.driver.active.get_benchmarker()(kernel_call, quantiles=quantiles)
+
+
+_autotuners = {}  # labels of the configurations -> (triton.autotune of their kernel, the tuned constexprs)
+
+
+def autotuner(configs):
+    """``triton.autotune`` over the tiles of registry ``configs`` (one kernel variant): each problem
+    shape (the integer arguments) times every tile once per process (:func:`benchmark`) and keeps
+    the fastest; the parameters UPDATED_IN_PLACE are restored after the timing runs. Returns it
+    and the names of the constexprs it sets."""
+    key = tuple(config.label for config in configs)
+    if key not in _autotuners:
+        first = configs[0]
+        tuned = sorted({name for config in configs for name, value in config.constexprs.items()
+                        if value != first.constexprs[name]})
+        tiles = [triton.Config({name: config.constexprs[name] for name in tuned}, num_warps=config.num_warps,
+                               num_stages=config.num_stages) for config in configs]
+        sizes = [name for name, kind in first.signature.items() if kind == "i32"]
+        restored = [name for name in UPDATED_IN_PLACE if name in first.signature]
+        timing = lambda kernel_call, quantiles: benchmark(kernel_call, quantiles)  # noqa: E731 (read at each call)
+        _autotuners[key] = (triton.autotune(tiles, key=sizes, restore_value=restored, do_bench=timing)(first.kernel),
+                            tuned)
+    return _autotuners[key]
+
+
+def launch_config(config, grid, *args, constexprs=None, alternatives=(), **named):
     """Launches registry configuration ``config``'s kernel over ``grid`` with its warps and stages:
-    ``args``, then ``constexprs`` by keyword (the configuration's own by default).
+    ``args`` by position or ``named`` by parameter name, then ``constexprs`` by keyword (the
+    configuration's own by default). Named arguments must be exactly the parameters the
+    configuration's variant takes (``config.signature``); the others are passed None.
+
+    ``grid`` may be a function of the constexprs. With ``alternatives`` (other tiles of the same
+    variant, registry.alternatives) on a GPU, the launch is autotuned (:func:`autotuner`): the
+    arguments must then suit every tile (workspaces sized for the largest grid).
 
     Triton launches on the current CUDA device, so the launch enters the device of its first
     tensor (a model on cuda:1 would otherwise run on device 0 with device 1's pointers). A launch
@@ -126,11 +185,23 @@ def launch_config(config, grid, *args, constexprs=None):
     of its stream nonzero, which would corrupt every later reduction there: they are zeroed,
     in stream order, before the error propagates.
     """
-    device = next(arg.device for arg in args if isinstance(arg, torch.Tensor))
+    if named:
+        missing = [name for name in config.signature if name not in named]
+        unused = [name for name in named if name not in config.signature]
+        if missing or unused:
+            raise TypeError(f"{config.label}: arguments missing {missing}, not taken by this variant {unused}")
+        named = {**dict.fromkeys(config.absent), **named}
+    device = next(arg.device for arg in (*args, *named.values()) if isinstance(arg, torch.Tensor))
+    constexprs = config.constexprs if constexprs is None else constexprs
+    if alternatives and autotuning(device):
+        kernel, tuned = autotuner((config, *alternatives))
+        constexprs, settings = {k: v for k, v in constexprs.items() if k not in tuned}, {}
+    else:
+        kernel, settings = config.kernel, dict(num_warps=config.num_warps, num_stages=config.num_stages)
+        grid = grid(constexprs) if callable(grid) else grid
     with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
         try:
-            config.kernel[grid](*args, **(config.constexprs if constexprs is None else constexprs),
-                                num_warps=config.num_warps, num_stages=config.num_stages)
+            kernel[grid](*args, **named, **constexprs, **settings)
         except BaseException:
             stale = _counters.get((device, current_stream(device)))
             if stale is not None:
@@ -161,12 +232,12 @@ def launch_pixel_tiles_with_statistics(name, tensors, sizes, pixels, out_stats, 
     """:func:`launch_pixel_tiles` of a kernel that also reduces its output's batch statistics (STATS):
     ``out_stats`` (mean, var, running mean, running var of the BN that normalises the output next)
     receives them and has its running statistics updated with ``momentum``. With ``out_stats``
-    None, STATS is off and the kernel gets placeholders it never touches."""
+    None, STATS is off and those parameters are None (constexprs the kernel never reads)."""
     config = registry.lookup(name, tensors[0].dtype, tensors[0].device, STATS=out_stats is not None)
     grid = _pixel_grid(config, sizes[1], pixels)
     if out_stats is not None:
         statistics = (*statistics_workspace(grid, sizes[1], config.constexprs["REDUCE_GROUP"], tensors[0].device),
-                      *out_stats)
+                      *out_stats, momentum)
     else:
-        statistics = (tensors[-1],) * 7
-    launch_config(config, grid, *tensors, *sizes, *statistics, momentum)
+        statistics = (None,) * 8
+    launch_config(config, grid, *tensors, *sizes, *statistics)

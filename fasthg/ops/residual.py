@@ -133,9 +133,9 @@ def residual_backward(
     bn_param_grads = _backward_sums(bn_grads, channels)
     # In eval, BN's statistics are constants: g passes through scaled, without the centring sums.
     centring = sums if training else [BackwardSums(torch.zeros_like(s.grad), torch.zeros_like(s.grad)) for s in sums]
-    dweights = [wt.new_empty(wt.shape) for wt in conv_weights]  # contiguous, as the kernels write them
+    dweights = [torch.empty_like(wt) for wt in conv_weights]  # the weights' layout: autograd keeps them as they are
     dbiases = [wt.new_empty(wt.shape[0]) for wt in conv_weights]  # stored in the weights' dtype by the kernels
-    skip_dweight, skip_dbias = (skip_weight.new_empty(skip_weight.shape), skip_weight.new_empty(skip_weight.shape[0])) \
+    skip_dweight, skip_dbias = (torch.empty_like(skip_weight), skip_weight.new_empty(skip_weight.shape[0])) \
         if skip_weight is not None else (None, None)
 
     g3 = empty_nhwc(n, mid, h, w, x)
@@ -171,9 +171,9 @@ def residual_backward(
 def _(grad, x, y1, y2, x_stats, stats, bn_weights, bn_biases, conv_weights, skip_weight, training, eps):
     bn_numel = 2 * sum(t.shape[0] for t in bn_weights)
     grads = [torch.empty_like(x, memory_format=torch.channels_last), bn_weights[0].new_empty(bn_numel)]
-    grads += [t.new_empty(t.shape) for t in conv_weights] + [t.new_empty(t.shape[0]) for t in conv_weights]
+    grads += [torch.empty_like(t) for t in conv_weights] + [t.new_empty(t.shape[0]) for t in conv_weights]
     if skip_weight is not None:
-        grads += [skip_weight.new_empty(skip_weight.shape), skip_weight.new_empty(skip_weight.shape[0])]
+        grads += [torch.empty_like(skip_weight), skip_weight.new_empty(skip_weight.shape[0])]
     return grads
 
 

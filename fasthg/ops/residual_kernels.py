@@ -1,8 +1,9 @@
 """Launchers of the BN-ReLU-conv kernels (kernels/conv.py, kernels/bn_stats.py).
 
 Each function takes NHWC (channels_last) tensors, looks its tile sizes up in the registry,
-computes the grid and launches one kernel. Unused pointer arguments receive a tensor the
-kernel never touches (``unused``), since their constexpr flags compile the access away.
+computes the grid and launches one kernel with its arguments by name: only those that the
+variant's constexpr flags use (the registry's ``CONDITIONAL_PARAMETERS``; the rest are None).
+Weights are passed with their strides, in whatever layout they have (kernels/conv.py).
 """
 from typing import NamedTuple, Optional
 
@@ -10,8 +11,8 @@ import torch
 import triton
 
 from ..kernels import registry
-from .launch import (accumulation_dtype, counters, dot_flags, launch_config, multiprocessors, partials,
-                     statistics_workspace, tree_counters, tree_nodes)
+from .launch import (accumulation_dtype, counters, dot_flags, launch_config, multiprocessors, statistics_workspace,
+                     tree_counters, tree_nodes, workspace)
 from .statistics import BatchStatistics
 
 
@@ -39,8 +40,22 @@ def _config(name, dtype, device, variant):
     return config, {**config.constexprs, **variant, **({"UPCAST": upcast} if dots else {})}
 
 
-def _launch(config, constexprs, grid, *args):
-    launch_config(config, grid, *args, constexprs=constexprs)
+def _launch(config, constexprs, grid, alternatives=(), **arguments):
+    launch_config(config, grid, constexprs=constexprs, alternatives=alternatives, **arguments)
+
+
+def _statistics_arguments(grid, channels, constexprs, device):
+    """The per-channel reduction workspace (partials and arrival counters) of a (row tiles, column
+    blocks) grid, one reduction tree per column block, as the kernels' arguments."""
+    part_mean, part_m2, counter = statistics_workspace(grid, channels, constexprs["REDUCE_GROUP"], device)
+    return dict(part_mean_ptr=part_mean, part_m2_ptr=part_m2, counter_ptr=counter)
+
+
+def _weight_arguments(prefix, weight):
+    """A conv weight (or its gradient) [C_out, C_in, K, K] as the kernels take it: pointer and strides."""
+    stride_o, stride_c, stride_h, stride_w = weight.stride()
+    return {f"{prefix}_ptr": weight, f"{prefix}_stride_o": stride_o, f"{prefix}_stride_c": stride_c,
+            f"{prefix}_stride_h": stride_h, f"{prefix}_stride_w": stride_w}
 
 
 class WgradSplit(NamedTuple):
@@ -86,7 +101,9 @@ def channel_stats(x, stats: BatchStatistics, momentum):
     rows = n * h * w
     config, constexprs = _config("channel_stats", x.dtype, x.device, {"UPDATE_RUNNING": True})
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c, constexprs["BLOCK_C"]))
-    _launch(config, constexprs, grid, x, *statistics_workspace(grid, c, constexprs["REDUCE_GROUP"], x.device), *stats, rows, c, momentum)
+    _launch(config, constexprs, grid, x_ptr=x, **_statistics_arguments(grid, c, constexprs, x.device),
+            mean_ptr=stats.mean, var_ptr=stats.var, running_mean_ptr=stats.running_mean,
+            running_var_ptr=stats.running_var, M=rows, C=c, momentum=momentum)
 
 
 def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, skip=None, residual=None,
@@ -99,22 +116,33 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
     """
     n, c_in, h, w = y.shape
     c_out, ksize = weight.shape[0], weight.shape[-1]
-    weight = weight.contiguous()  # the kernels read [C_out, C_in, K, K] rows (a channels_last model's are not)
     variant = dict(KSIZE=ksize, PROLOGUE=bn is not None, HAS_SKIP=skip is not None, HAS_RESIDUAL=residual is not None,
                    STATS=out_stats is not None, UPDATE_RUNNING=out_stats is not None)
     config, constexprs = _config("conv_forward", y.dtype, y.device, variant)
-    bn = bn if bn is not None else (bias,) * 4
+    alternatives = registry.alternatives(config)  # autotuned on a GPU
     rows = n * h * w
-    grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c_out, constexprs["BLOCK_N"]))
-    skip_x, skip_weight, skip_bias = skip if skip is not None else (y, weight, bias)
-    skip_weight = skip_weight.contiguous()
+
+    def grid(tile):
+        return triton.cdiv(rows, tile["BLOCK_M"]), triton.cdiv(c_out, tile["BLOCK_N"])
+
+    # The statistics' workspace serves the largest grid of the tiles an autotuned launch may run.
+    largest = tuple(map(max, *(grid(tile.constexprs) for tile in (config, *alternatives)))) if alternatives \
+        else grid(constexprs)
+    arguments = dict(y_ptr=y, **_weight_arguments("w", weight), bias_ptr=bias, out_ptr=out, N=n, H=h, W=w,
+                     C_in=c_in, C_out=c_out)
+    if bn is not None:
+        arguments.update(mean_ptr=bn.mean, var_ptr=bn.var, bn_weight_ptr=bn.weight, bn_bias_ptr=bn.bias, eps=eps)
+    if skip is not None:
+        skip_x, skip_weight, skip_bias = skip
+        arguments.update(skip_x_ptr=skip_x, skip_w_ptr=skip_weight.contiguous(), skip_bias_ptr=skip_bias,
+                         C_skip=skip_x.shape[1])
+    if residual is not None:
+        arguments.update(residual_ptr=residual)
     if out_stats is not None:
-        stats_args = (*statistics_workspace(grid, c_out, constexprs["REDUCE_GROUP"], y.device), *out_stats)
-    else:
-        stats_args = (bias, bias, bias, bias, bias, bias, bias)
-    _launch(config, constexprs, grid, y, *bn, weight, bias, skip_x, skip_weight, skip_bias,
-            residual if residual is not None else out, out, *stats_args,
-            n, h, w, c_in, c_out, skip_x.shape[1], eps, momentum)
+        arguments.update(_statistics_arguments(largest, c_out, constexprs, y.device), out_mean_ptr=out_stats.mean,
+                         out_var_ptr=out_stats.var, running_mean_ptr=out_stats.running_mean,
+                         running_var_ptr=out_stats.running_var, momentum=momentum)
+    _launch(config, constexprs, grid, alternatives, **arguments)
 
 
 def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormState] = None,
@@ -131,55 +159,59 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     the weight gradient of a 1x1 skip conv over it (into ``skip_dweight``), and its bias gradient,
     equal to dL/dbias, into ``skip_dbias``.
     """
-    # The kernel writes the skip conv's gradients whenever skip_x is given (else into a placeholder).
+    # The skip conv's weight gradient and bias gradient are written together, from skip_x.
     assert (skip_x is None) == (skip_dweight is None) == (skip_dbias is None), \
         "skip_x needs skip_dweight and skip_dbias"
     n, c_out, h, w = grad.shape
     dgrad, wgrad = dgrad_out is not None, dweight is not None
     ksize = (weight if dgrad else dweight).shape[-1]
-    weight = weight.contiguous() if dgrad else None  # read as [C_out, C_in, K, K] rows
-    assert not wgrad or dweight.is_contiguous() and (skip_dweight is None or skip_dweight.is_contiguous()), \
-        "weight gradients are written as contiguous [C_out, C_in, K, K]"
     variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, WGRAD=wgrad, PROLOGUE=wgrad and bn is not None,
                    HAS_SKIP=skip_x is not None, DGRAD=dgrad, EPILOGUE_BN=sums_out is not None)
     config, constexprs = _config("conv_backward", grad.dtype, grad.device, variant)
     rows = n * h * w
-    c_dgrad = weight.shape[1] if dgrad else 0
-    c_wgrad = dweight.shape[1] if wgrad else 0
-    c_skip = skip_x.shape[1] if skip_x is not None else 0
-    unused = grad
-    row_tiles, dgrad_blocks = triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c_dgrad, constexprs["BLOCK_N"])
-    group = constexprs["REDUCE_GROUP"]
+    block_m, block_n, group = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["REDUCE_GROUP"]
+    row_tiles = triton.cdiv(rows, block_m)
+    arguments = dict(grad_ptr=grad, N=n, H=h, W=w, C_out=c_out)
+    if grad_bn is not None:
+        z, z_bn, z_sums = grad_bn
+        arguments.update(z_ptr=z, z_mean_ptr=z_bn.mean, z_var_ptr=z_bn.var, z_weight_ptr=z_bn.weight,
+                         z_sum_grad_ptr=z_sums.grad, z_sum_grad_xhat_ptr=z_sums.grad_xhat)
+    if wgrad or sums_out is not None:
+        arguments.update(y_ptr=y)
+    if variant["PROLOGUE"] or sums_out is not None:
+        arguments.update(y_mean_ptr=bn.mean, y_var_ptr=bn.var, y_weight_ptr=bn.weight, y_bias_ptr=bn.bias)
+    if grad_bn is not None or variant["PROLOGUE"] or sums_out is not None:
+        arguments.update(eps=eps)
+
+    dgrad_blocks = triton.cdiv(weight.shape[1], block_n) if dgrad else 0
     sums_counters = dgrad_blocks * tree_counters(row_tiles, group) if sums_out is not None else 0
-    dgrad_steps = ksize * ksize * triton.cdiv(c_out, constexprs["BLOCK_K"]) if dgrad else 0
-    split = wgrad_split(rows, c_out, c_wgrad * ksize * ksize, c_skip, dgrad_steps, constexprs,
+    sums_nodes = tree_nodes(row_tiles, group) * weight.shape[1] if sums_out is not None else 0
+    split = wgrad_split(rows, c_out, dweight.shape[1] * ksize * ksize, skip_x.shape[1] if skip_x is not None else 0,
+                        ksize * ksize * triton.cdiv(c_out, constexprs["BLOCK_K"]) if dgrad else 0, constexprs,
                         config.extra, grad.device) if wgrad else None
-    wgrad_counters = split.tiles * tree_counters(split.slices, group) if wgrad else 0
-    counter = counters(grad.device, sums_counters + wgrad_counters)
-    programs = (split.programs if wgrad else 0) + (row_tiles * dgrad_blocks if dgrad else 0)
-    z, z_bn, z_sums = grad_bn if grad_bn is not None else (grad, None, None)
-    z_args = (z, z_bn.mean, z_bn.var, z_bn.weight, *z_sums) if grad_bn is not None else (grad,) * 6
-    y_args = (y, *bn) if bn is not None else (y if y is not None else grad,) * 5
+    wgrad_nodes = tree_nodes(split.slices, group) if wgrad and split.slices > 1 else 0
+    acc = accumulation_dtype(grad.dtype)
+    part_first, part_second, part_dw, part_dbias = workspace(
+        grad.device, (torch.float64, sums_nodes), (torch.float64, sums_nodes),
+        (acc, wgrad_nodes * split.tiles * block_n * constexprs["BLOCK_J"] if wgrad else 0),
+        (acc, wgrad_nodes * split.co_tiles * block_n if wgrad else 0))
+    counter = counters(grad.device, sums_counters + (split.tiles * tree_counters(split.slices, group) if wgrad else 0))
+    if dgrad:
+        arguments.update(**_weight_arguments("w", weight), out_ptr=dgrad_out, C_dgrad=weight.shape[1])
     if sums_out is not None:
         copies = bn_grads_out if bn_grads_out is not None else sums_out
-        sums_args = (*partials(row_tiles, c_dgrad, group, grad.device), counter, *sums_out, *copies)
-    else:
-        sums_args = (unused,) * 7
-    if wgrad and split.slices > 1:
-        nodes = tree_nodes(split.slices, group)
-        block_n = constexprs["BLOCK_N"]
-        acc = accumulation_dtype(grad.dtype)
-        wgrad_args = (torch.empty(nodes * split.tiles * block_n * constexprs["BLOCK_J"], dtype=acc, device=grad.device),
-                      torch.empty(nodes * split.co_tiles * block_n, dtype=acc, device=grad.device),
-                      counter[sums_counters:], split.slice_rows)
-    else:
-        wgrad_args = (unused, unused, counter, split.slice_rows if wgrad else rows)
-    _launch(config, constexprs, (programs,), grad, *z_args, *y_args,
-            weight if dgrad else unused, dgrad_out if dgrad else unused, *sums_args,
-            skip_x if skip_x is not None else unused, dweight if wgrad else unused,
-            dbias if wgrad else unused, skip_dweight if skip_dweight is not None else unused,
-            skip_dbias if skip_dbias is not None else unused, *wgrad_args,
-            n, h, w, c_out, c_dgrad, c_wgrad, c_skip, eps)
+        arguments.update(part_first_ptr=part_first, part_second_ptr=part_second, counter_ptr=counter,
+                         sum_grad_ptr=sums_out.grad, sum_grad_xhat_ptr=sums_out.grad_xhat,
+                         bn_dbias_ptr=copies.grad, bn_dweight_ptr=copies.grad_xhat)
+    if wgrad:
+        arguments.update(**_weight_arguments("dw", dweight), dbias_ptr=dbias, part_dw_ptr=part_dw,
+                         part_dbias_ptr=part_dbias, wgrad_counter_ptr=counter[sums_counters:],
+                         wgrad_programs=split.programs, slice_rows=split.slice_rows, C_wgrad=dweight.shape[1])
+    if skip_x is not None:
+        arguments.update(skip_x_ptr=skip_x, skip_dw_ptr=skip_dweight, skip_dbias_ptr=skip_dbias,
+                         C_skip=skip_x.shape[1])
+    programs = (split.programs if wgrad else 0) + row_tiles * dgrad_blocks
+    _launch(config, constexprs, (programs,), **arguments)
 
 
 def bn_backward_apply(grad, x, bn: BatchNormState, sums: BackwardSums, out, eps, extra=None):
@@ -188,5 +220,8 @@ def bn_backward_apply(grad, x, bn: BatchNormState, sums: BackwardSums, out, eps,
     rows = n * h * w
     config, constexprs = _config("bn_backward_apply", x.dtype, x.device, {"HAS_EXTRA": extra is not None})
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c, constexprs["BLOCK_C"]))
-    _launch(config, constexprs, grid, grad, x, bn.mean, bn.var, bn.weight, *sums,
-            extra if extra is not None else out, out, rows, c, eps)
+    arguments = dict(grad_ptr=grad, x_ptr=x, mean_ptr=bn.mean, var_ptr=bn.var, weight_ptr=bn.weight,
+                     sum_grad_ptr=sums.grad, sum_grad_xhat_ptr=sums.grad_xhat, out_ptr=out, M=rows, C=c, eps=eps)
+    if extra is not None:
+        arguments.update(extra_ptr=extra)
+    _launch(config, constexprs, grid, **arguments)

@@ -4,7 +4,7 @@ Nothing here imports the rest of fasthg, so a bug in a fused kernel can never le
 answer it is checked against.
 """
 from .heatmaps import (
-    MPII_FLIP_PAIRS, decode_heatmaps, flip_merge_heatmaps, heatmap_loss, render_heatmaps, render_targets,
+    decode_heatmaps, flip_merge_heatmaps, heatmap_loss, render_heatmaps, render_targets,
     to_image_coordinates,
 )
 from .model import Conv, Hourglass, Merge, Pool, PoseNet, Residual, StackedHourglass

@@ -3,8 +3,8 @@
 Keypoints are (B, K, 2) x, y in heatmap pixels (pixel u covers [u, u + 1) and has the integer
 coordinate u); maps are (B, K, H, W). Every style renders the unnormalised Gaussian
 g(u, v) = exp(-((u - cx)^2 + (v - cy)^2) / (2 sigma^2)); they differ in the centre, the support
-and which joints they drop (DESIGN.md §4). Each function below follows its project's code shape
-(a patch cut from a precomputed Gaussian and pasted at ``ul``), so the vectorised and the fused
+and which joints they drop (docs/conventions.md). Each function below follows its project's code
+shape (a patch cut from a precomputed Gaussian and pasted at ``ul``), so the vectorised and the fused
 implementations, which use a closed form instead, are checked against an independent formulation:
 
 * princeton (princeton-vl/pytorch_stacked_hourglass ``GenerateHeatmap``): centre int(p) per axis;
@@ -49,7 +49,6 @@ import torch
 
 STYLES = ("princeton", "bearpaw", "mmpose", "unbiased")
 DECODE_STYLES = ("princeton", "bearpaw", "mmpose")
-MPII_FLIP_PAIRS = (5, 4, 3, 2, 1, 0, 6, 7, 8, 9, 15, 14, 13, 12, 11, 10)
 
 
 def _gaussian_patch(size, peak, sigma):
@@ -134,7 +133,10 @@ def _visible(visible, b, k):
 
 
 def render_targets(keypoints, visible=None, size=(64, 64), sigma=1.0, style="princeton", dtype=torch.float32):
-    """(heatmaps (B, K, H, W) in ``dtype``, target weights (B, K) in ``dtype``)."""
+    """(heatmaps (B, K, H, W) in ``dtype``, target weights (B, K) in ``dtype``); no gradient flows
+    to ``keypoints`` or ``visible`` (targets are data)."""
+    keypoints = keypoints.detach()
+    visible = None if visible is None else visible.detach()
     batch, joints, _ = keypoints.shape
     heatmaps = torch.zeros(batch, joints, *size, dtype=torch.float64)
     weights = torch.zeros(batch, joints, dtype=torch.float64)
@@ -224,7 +226,9 @@ _DECODE = {"princeton": _decode_princeton, "bearpaw": _decode_bearpaw, "mmpose":
 
 
 def decode_heatmaps(heatmaps, style="princeton"):
-    """(coordinates (B, K, 2) x, y in heatmap pixels, peak values (B, K)) of heatmaps (B, K, H, W)."""
+    """(coordinates (B, K, 2) x, y in heatmap pixels, peak values (B, K)) of heatmaps (B, K, H, W);
+    not differentiable, like fasthg's."""
+    heatmaps = heatmaps.detach()
     batch, joints = heatmaps.shape[:2]
     coords = torch.zeros(batch, joints, 2, dtype=torch.float64)
     peaks = torch.zeros(batch, joints, dtype=torch.float64)
@@ -236,7 +240,7 @@ def decode_heatmaps(heatmaps, style="princeton"):
     return coords, peaks
 
 
-def flip_merge_heatmaps(heatmaps, flipped, flip_pairs=MPII_FLIP_PAIRS):
+def flip_merge_heatmaps(heatmaps, flipped, flip_pairs):
     """Flip test (princeton's ``inference``): the mean of the heatmaps and those of the mirrored
     image, mirrored back (width reversed) and with left and right joints swapped by ``flip_pairs``."""
     mirrored_back = flipped.flip(-1)[:, list(flip_pairs)]

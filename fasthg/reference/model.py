@@ -138,12 +138,22 @@ class StackedHourglass(nn.Module):
         x = self.pre(x)
         stack_preds = []
         for i in range(self.nstack):
-            feature = self.features[i](self.hgs[i](x))
-            preds = self.outs[i](feature)
+            h = self.features[i][0](self.hgs[i](x))  # the features Residual
+            preds, x = self.head(i, h, x)
             stack_preds.append(preds)
-            if i < self.nstack - 1:
-                x = x + self.merge_preds[i](preds) + self.merge_features[i](feature)
         return torch.stack(stack_preds, 1)
+
+    def head(self, i, h, x):
+        """Stack ``i``'s head on ``h``, the output of its features Residual: (preds, the next stack's x).
+
+        feature = relu(bn(conv(h))) (``features[i][1]``), preds = outs[i](feature), and the next
+        stack's input x + merge_preds[i](preds) + merge_features[i](feature); None after the last stack.
+        """
+        feature = self.features[i][1](h)
+        preds = self.outs[i](feature)
+        if i == self.nstack - 1:
+            return preds, None
+        return preds, x + self.merge_preds[i](preds) + self.merge_features[i](feature)
 
 
 class PoseNet(StackedHourglass):
