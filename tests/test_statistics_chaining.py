@@ -15,7 +15,7 @@ from fasthg.kernels import registry
 from fasthg import reference
 from fasthg.ops.statistics import NextBatchNorm
 from harness import assert_buffers_close, assert_close
-from opinfo import FusedStackHead, StackHead, pair, residual_forward_args
+from opinfo import pair, residual_forward_args, stack_head_pair
 
 MOMENTUM = 0.3
 
@@ -75,13 +75,14 @@ def test_residual_reduces_the_statistics_of_its_output(triton_backend, inp, out_
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_stack_head_reduces_the_statistics_of_the_next_stack_s_input(triton_backend, dtype):
-    fused, ref = (m.to(dtype) for m in pair(lambda: FusedStackHead(5, 3, True), lambda: StackHead(5, 3, True)))
+    fused, ref = (m.to(dtype) for m in stack_head_pair(5, 3, merged=True))
     h, x = torch.randn(2, 5, 3, 4, dtype=dtype), torch.randn(2, 5, 3, 4, dtype=dtype)
     bn, next_bn = next_batch_norm(5, dtype)
-    features = fused.features
+    model = fused.model
+    features = model.features[0][1]
     preds, x_next, stats = fasthg.ops.head.head(
-        h, x, features.conv, features.bn, fused.outs.conv, fused.merge_features.conv.conv,
-        fused.merge_preds.conv.conv, True, 0.1, dtype, next_bn)
+        h, x, features.conv, features.bn, model.outs[0].conv, model.merge_features[0].conv.conv,
+        model.merge_preds[0].conv.conv, True, 0.1, dtype, next_bn)
     ref_preds, ref_x_next = ref(h, x)
     assert_close(preds, ref_preds, "preds"), assert_close(x_next, ref_x_next, "x_next")
     assert_statistics_for(bn, next_bn, x_next, stats, dtype)
@@ -167,10 +168,10 @@ def test_opcheck_residual_forward_given_and_giving_statistics(triton_backend):
 
 
 def test_opcheck_head_forward_giving_statistics(triton_backend):
-    fused, _ = pair(lambda: FusedStackHead(5, 3, True), lambda: StackHead(5, 3, True))
-    fused = fused.float()
-    conv, bn, outs = fused.features.conv, fused.features.bn, fused.outs.conv
-    mf, mp = fused.merge_features.conv.conv, fused.merge_preds.conv.conv
+    model = stack_head_pair(5, 3, merged=True)[0].float().model
+    features = model.features[0][1]
+    conv, bn, outs = features.conv, features.bn, model.outs[0].conv
+    mf, mp = model.merge_features[0].conv.conv, model.merge_preds[0].conv.conv
     with torch.no_grad():
         args = (torch.randn(2, 5, 3, 4), torch.randn(2, 5, 3, 4), conv.weight, conv.bias, bn.weight, bn.bias,
                 bn.running_mean.clone(), bn.running_var.clone(), outs.weight, outs.bias, mf.weight, mf.bias,
