@@ -7,6 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 export TRITON_DEFAULT_FP_FUSION ?= 1
+# pytest-xdist workers for `make test`: the Triton interpreter keeps one core busy per process.
+TEST_JOBS ?= auto
 
 .PHONY: setup train test pytest aot bench gpucheck clean
 
@@ -25,7 +27,7 @@ train: $(STAMP)
 test: pytest aot
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q tests $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_JOBS) tests $(ARGS)
 
 aot: $(STAMP)
 	cmake -S . -B build/aot -DPython_EXECUTABLE=$(abspath $(PY)) > /dev/null

@@ -18,7 +18,7 @@ setup(
         "opencv-python-headless",
     ],
     extras_require={
-        "test": ["pytest", "pytest-benchmark", "hypothesis", "onnx", "onnxruntime"],
+        "test": ["pytest", "pytest-xdist", "pytest-benchmark", "hypothesis", "onnx", "onnxruntime"],
         "export": ["onnx", "onnxruntime"],  # python -m fasthg.export --format onnx, and running its output
         "bench": ["pytest-benchmark"],
     },

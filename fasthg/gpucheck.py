@@ -375,11 +375,10 @@ def run_check(check):
     return {**outcome, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _run_named(name, sizes, device, threads=None):
-    """Runs the check called ``name`` with the Triton kernels (in a worker process: ``threads``
-    torch threads, so that two workers do not share two cores four ways)."""
-    if threads is not None:
-        torch.set_num_threads(threads)
+def _run_in_worker(name, sizes, device):
+    """Runs the check called ``name`` with the Triton kernels in a worker process, on one torch
+    thread (two workers do not share two cores four ways)."""
+    torch.set_num_threads(1)
     with backend("triton"):
         return run_check(all_checks(sizes, device)[name])
 
@@ -390,20 +389,21 @@ def _whole_model_first(names):
     return sorted(names, key=lambda name: "PoseNet" not in name)
 
 
-def run_checks(names, sizes, device, jobs):
-    """{name: outcome} of the checks ``names``, in that order, run in ``jobs`` processes (the CPU
-    form: the interpreter is single-threaded, and the 1-stack training step alone takes most of
-    the run); each printed as it ends."""
+def run_checks(checks, names, sizes, device, jobs):
+    """{name: outcome} of the checks ``names`` of ``checks`` (:func:`all_checks`), in that order,
+    here or in ``jobs`` processes, which build their own (the CPU form: the interpreter is
+    single-threaded, and the 1-stack training step alone takes most of the run); each printed as it ends."""
     def report(name, outcome):
         state = "not run" if "skipped" in outcome else "pass" if outcome["passed"] else "FAIL"
         print(f"{name}: {state} ({outcome['seconds']} s)", flush=True)
         return outcome
 
     if jobs == 1:
-        return {name: report(name, _run_named(name, sizes, device)) for name in names}
+        with backend("triton"):
+            return {name: report(name, run_check(checks[name])) for name in names}
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools mid-use
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_named, name, sizes, device, 1): name for name in _whole_model_first(names)}
+        futures = {pool.submit(_run_in_worker, name, sizes, device): name for name in _whole_model_first(names)}
         done = {futures[f]: report(futures[f], f.result()) for f in concurrent.futures.as_completed(futures)}
     return {name: done[name] for name in names}
 
@@ -526,9 +526,10 @@ def main(argv=None):
     start = time.perf_counter()
     tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity without TF32
-    names = [name for name in all_checks(sizes, device) if not args.only or any(text in name for text in args.only)]
+    checks = all_checks(sizes, device)
+    names = [name for name in checks if not args.only or any(text in name for text in args.only)]
     jobs = 1 if device.type == "cuda" else args.jobs or min(2, os.cpu_count() or 1)
-    results = run_checks(names, sizes, device, jobs)
+    results = run_checks(checks, names, sizes, device, jobs)
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32  # timings: as the user runs
     if args.no_timings or device.type != "cuda":
         timings = {"skipped": "--no-timings" if args.no_timings else "not measured: no CUDA device here"}

@@ -190,14 +190,16 @@ _CONV_KERNELS = {"conv_forward": conv.conv_forward_kernel, "conv_backward": conv
 # columns; REDUCE_GROUP the children per node of the reduction trees that programs share
 # (statistics, BN's backward sums, split-K weight gradients: kernels/helpers.py).
 # The forward has registers to spare: BLOCK_K = 32 (its weight tile a 16-byte vector per thread in
-# 16-bit, kernels/conv.py) and three pipeline stages.
+# 16-bit, kernels/conv.py) and three pipeline stages; in fp32 BLOCK_K = 16 (four fp32 make the
+# 16-byte vector; at 32 the 1x1 IEEE launches with a residual spilled 8 bytes on sm_80).
 # In the backward a weight-gradient slice runs slice_balance times the K-steps of the dgrad
 # programs in its launch, and at least min_slice_steps row steps (twice a tree node's children;
 # fasthg/ops/residual_kernels.py: wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3 backward to
 # 255 registers, and so does BLOCK_J = 64 in 16-bit; the backward runs one pipeline stage and
 # BLOCK_J = 16 (two stages, or BLOCK_J = 32, spill in the 16-bit 3x3 GRAD_BN launch on sm_80, and
 # two stages by 104-128 bytes in the fp32 IEEE ones); fp32 needs 8 warps (4 reach 255 in the
-# joined dgrad|wgrad launch).
+# joined dgrad|wgrad launch), but its dgrad-only launches run 4 (with 8, ptxas held the aligned
+# 1x1 one with BN's sums to 64 registers on sm_80 and spilled 8 bytes; with 4 it takes 128).
 # fp64 convolutions have no GPU tiles: with the split-K weight gradients and reduction trees every
 # fp64 tile tried (2 and 4 warps, BLOCK_M 16-32, BLOCK_N 8-16, BLOCK_K = BLOCK_J = 8, groups of
 # 2-4) left 8-16 byte spills at 64-96 registers in some variant, so fp64 on a GPU runs PyTorch's
@@ -212,7 +214,7 @@ _GPU_BACKWARD = dict(_GPU, BLOCK_K=16, BLOCK_J=16, num_stages=1, slice_balance=2
 _INTERPRETED = {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64, "REDUCE_GROUP": 2, "num_warps": 4, "num_stages": 1}
 _CONV_TILES = {
     "conv_forward": {
-        (torch.float32, ARCHS): dict(_GPU_FORWARD, num_warps=8),
+        (torch.float32, ARCHS): dict(_GPU_FORWARD, BLOCK_K=16, num_warps=8),
         (torch.float16, ARCHS): dict(_GPU_FORWARD, num_warps=4),
         (torch.bfloat16, ARCHS): dict(_GPU_FORWARD, num_warps=4),
         **{(dtype, (INTERPRETER,)): _INTERPRETED for dtype in TRITON_TYPE},
@@ -225,6 +227,8 @@ _CONV_TILES = {
            for dtype in TRITON_TYPE},
     },
 }
+# Variants that change their dtype's GPU tile: (kernel, dtype) -> [(flags they have, changes)].
+_VARIANT_TILES = {("conv_backward", torch.float32): [({"WGRAD": False}, {"num_warps": 4})]}
 _LAUNCH_SETTINGS = ("num_warps", "num_stages")
 _EXTRA = ("slice_balance", "min_slice_steps")  # read by the launcher, not the kernel
 # The dot products' input precision per dtype (launch.dot_flags): fp32 runs TF32 or IEEE as
@@ -247,16 +251,18 @@ def _conv_configs(name, tile_changes=None, only=None, dtypes=tuple(TRITON_TYPE),
     for (dtype, archs), tiles in _CONV_TILES[name].items():
         if dtype not in dtypes or archs_only not in (None, archs):
             continue
-        tiles = {**tiles, **(tile_changes or {})}
-        blocks = {k: v for k, v in tiles.items() if k not in _LAUNCH_SETTINGS + _EXTRA}
         for precision in _PRECISIONS[dtype]:
             for flags in _CONV_VARIANTS[name]:
                 if all(flags[k] == v for k, v in (only or {}).items()):
+                    variant_changes = [changes for have, changes in _VARIANT_TILES.get((name, dtype), ())
+                                       if archs == ARCHS and all(flags[k] == v for k, v in have.items())]
+                    tile = {**tiles, **(tile_changes or {}), **{k: v for c in variant_changes for k, v in c.items()}}
+                    blocks = {k: v for k, v in tile.items() if k not in _LAUNCH_SETTINGS + _EXTRA}
                     yield KernelConfig(
                         name, _CONV_KERNELS[name], dtype,
                         {**flags, "INPUT_PRECISION": precision, "UPCAST": False, **blocks},
-                        num_warps=tiles["num_warps"], num_stages=tiles["num_stages"], archs=archs,
-                        extra={k: tiles[k] for k in _EXTRA if k in tiles})
+                        num_warps=tile["num_warps"], num_stages=tile["num_stages"], archs=archs,
+                        extra={k: tile[k] for k in _EXTRA if k in tile})
 
 
 for _name in _CONV_KERNELS:

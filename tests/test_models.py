@@ -265,5 +265,8 @@ def test_head_eval_backward_after_two_eval_forwards(triton_backend):
     for model in (fused, ref):
         model.eval()
         sum(sum(out.square().sum() for out in model(h, x)) for h, x in inputs).backward()
-    for (name, p), (_, ref_p) in zip(fused.named_parameters(), ref.named_parameters()):
+    trained = [(name, p, ref_p) for (name, p), (_, ref_p) in zip(fused.named_parameters(), ref.named_parameters())
+               if ref_p.requires_grad]  # the head's parameters; the rest of the model is frozen
+    assert len(trained) == 10  # features conv and BN, heatmap conv, both merges: weights and biases
+    for name, p, ref_p in trained:
         assert_close(p.grad, ref_p.grad, f"grad {name}", rtol=1e-10, atol=1e-10)

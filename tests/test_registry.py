@@ -113,7 +113,9 @@ def test_forward_and_backward_have_their_own_tiles():
         for dtype in (torch.float32, torch.float16, torch.bfloat16):
             forward = registry.lookup("conv_forward", dtype, CPU, KSIZE=3)
             backward = registry.lookup("conv_backward", dtype, CPU, KSIZE=3)
-            assert forward.constexprs["BLOCK_K"] >= 32 and "BLOCK_J" not in forward.constexprs
+            # a forward K-step reads 64 bytes of each weight row: four 16-byte vectors (BLOCK_K 32 in
+            # 16-bit, 16 in fp32, whose 32 spilled on sm_80)
+            assert forward.constexprs["BLOCK_K"] * dtype.itemsize >= 64 and "BLOCK_J" not in forward.constexprs
             assert backward.constexprs["BLOCK_K"] == 16 and forward.num_stages > backward.num_stages
 
 
