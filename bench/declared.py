@@ -12,7 +12,8 @@ def _arguments(func, args, kwargs):
 
 # op name: (its module, which KERNEL_LAUNCHES entry a call with these arguments runs)
 _VARIANTS = {
-    "fasthg::residual_forward": ("residual", lambda a: "forward_train" if a["training"] else "forward_eval"),
+    "fasthg::residual_forward": ("residual", lambda a: "forward_eval" if not a["training"] else
+                                 "forward_train" if a.get("x_stats") is None else "forward_train_given_stats"),
     "fasthg::residual_backward": ("residual", lambda a: "backward" if a["skip_weight"] is None else "backward_skip"),
     "fasthg::head_forward": ("head", lambda a: "forward" if a["merge_feature_weight"] is not None else "forward_last"),
     "fasthg::head_backward": ("head", lambda a: "backward" if a["merge_feature_weight"] is not None else "backward_last"),

@@ -20,6 +20,8 @@ from torch.utils.flop_counter import flop_registry
 _BN = ("mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr")
 _Y_BN = ("y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr")
 _Z_BN = ("z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")
+# The statistics of an output for the BN that normalises it next (STATS of upsample-add and max-pool)
+_OUT_STATS = [(("mean_ptr", "var_ptr"), 1), (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2)]
 
 # kernel: [(pointer parameters, passes over each when given)]
 TRITON_TRAFFIC = {
@@ -41,9 +43,9 @@ TRITON_TRAFFIC = {
         (("grad_ptr", "x_ptr", "mean_ptr", "var_ptr", "weight_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr", "extra_ptr",
           "out_ptr"), 1),
     ],
-    "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1)],
+    "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1), *_OUT_STATS],
     "upsample_add_backward_kernel": [(("grad_ptr", "grad_low_ptr"), 1)],
-    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1)],
+    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1), *_OUT_STATS],
     "max_pool2x2_backward_kernel": [(("grad_ptr", "x_ptr", "grad_x_ptr"), 1)],
     # visibility and the loss gradient may be empty placeholders (0 bytes) when unused
     "render_heatmaps_kernel": [(("keypoints_ptr", "visible_ptr", "out_ptr"), 1)],

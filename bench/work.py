@@ -116,7 +116,8 @@ def channel_stats_work(grid, a):
 
 def single_tile_work(grid, a):
     """A kernel without loops: every program does its one tile (BN backward apply, upsample-add,
-    max-pool, rendering)."""
+    max-pool, rendering); the statistics trees of upsample-add and max-pool with STATS are not
+    counted, as in channel_stats_work."""
     programs = 1
     for size in grid:
         programs *= size

@@ -4,13 +4,17 @@
 have exactly the reference's modules, names and state_dicts: princeton-vl checkpoints load as
 they are. Every Residual, upsample-add, max-pool and stack head (features conv, BN-ReLU, heatmap
 conv and the merges into the next stack, see :mod:`fasthg.ops.head`) runs fused; the stem
-(7x7 conv, BN, ReLU) is PyTorch's own.
+(7x7 conv, BN, ReLU) is PyTorch's own. Every tensor a Residual normalises, but the stem's output,
+comes with its batch statistics, reduced by the fused op that wrote it (:mod:`fasthg.nn.chaining`).
 """
+import torch
+
 from .ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
 from .reference import model as reference
 from .nn import Hourglass, Pool, Residual
 from .dispatch import runs_fused
 from .nn.residual import compute_dtype
+from .nn.chaining import chained
 from .nn.step_counting import count_step_of, forward_counting_steps, running_stats_momentum
 from .ops.head import head
 
@@ -48,7 +52,9 @@ class StackedHourglass(reference.StackedHourglass):
 
     def forward(self, x):
         _check_images(x, 1, self.pre[0].conv.weight, self.training)
-        return forward_counting_steps(self, runs_fused(x), super().forward, x)
+        if not runs_fused(x):
+            return super().forward(x)
+        return forward_counting_steps(self, True, self._fused_forward, x)
 
     def fused_batch_norms(self):
         """The stack heads' BNs, whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
@@ -58,14 +64,36 @@ class StackedHourglass(reference.StackedHourglass):
         """Stack ``i``'s head fused (:mod:`fasthg.ops.head`): (preds, the next stack's x, None after the last)."""
         if not runs_fused(h):
             return super().head(i, h, x)
+        pending = count_step_of(self, [self.features[i][1].bn]) if self.training else 0
+        preds, x_next, _ = self._fused_head(i, h, x, pending)
+        return preds, x_next
+
+    def _fused_head(self, i, h, x, pending, next_bn=None):
+        """(preds, the next stack's x or None after the last, its statistics for ``next_bn`` or None)."""
         features, last = self.features[i][1], i == self.nstack - 1
-        pending = count_step_of(self, [features.bn]) if self.training else 0
-        preds, x_next = head(h, x, features.conv, features.bn, self.outs[i].conv,
-                             None if last else self.merge_features[i].conv.conv,
-                             None if last else self.merge_preds[i].conv.conv,
-                             self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
-                             compute_dtype(h))
-        return preds, None if last else x_next
+        preds, x_next, stats = head(h, x, features.conv, features.bn, self.outs[i].conv,
+                                    None if last else self.merge_features[i].conv.conv,
+                                    None if last else self.merge_preds[i].conv.conv,
+                                    self.training, running_stats_momentum(features.bn, pending) if self.training else 0.0,
+                                    compute_dtype(h), next_bn)
+        return preds, None if last else x_next, stats
+
+    def _fused_forward(self, x):
+        pending = count_step_of(self) if self.training else 0  # the heads' BNs
+        stem, first, pool, second, third = self.pre
+        x = first(stem(x))  # the stem is PyTorch's: the first Residual reduces its input's statistics
+        x, stats = chained(pool, x, consumer=second)
+        x, stats = chained(second, x, stats, consumer=third)
+        hourglasses = [sequential[0] for sequential in self.hgs]
+        x, stats = chained(third, x, stats, consumer=hourglasses[0])
+        stack_preds = []
+        for i in range(self.nstack):
+            residual = self.features[i][0]
+            h = residual(*chained(hourglasses[i], x, stats, consumer=residual))
+            next_bn = None if i == self.nstack - 1 else hourglasses[i + 1].input_batch_norm()
+            preds, x, stats = self._fused_head(i, h, x, pending, next_bn)
+            stack_preds.append(preds)
+        return torch.stack(stack_preds, 1)
 
 
 class PoseNet(StackedHourglass):

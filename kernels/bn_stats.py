@@ -1,4 +1,5 @@
-"""Batch-norm statistics and the last step of BN's backward, for tensors no conv epilogue covers.
+"""Batch-norm statistics and the last step of BN's backward, for tensors no producer's epilogue covers
+(a Residual used alone, or fed by a module that reduces no statistics).
 
 Layout: NHWC activations addressed as [M, C] (M = N * H * W rows, row stride C).
 
@@ -18,7 +19,7 @@ otherwise), added here rather than in a separate pass.
 import triton
 import triton.language as tl
 
-from .helpers import bn_backward, reduce_moments, tree_counters, widen
+from .helpers import bn_backward, grid_moments, widen
 
 
 @triton.jit
@@ -28,18 +29,14 @@ def channel_stats_kernel(
     M, C, momentum,
     UPDATE_RUNNING: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_c = tl.program_id(1)
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     row_mask = rows < M
-    channels = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    channels = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     channel_mask = channels < C
     x = tl.load(x_ptr + rows[:, None] * C + channels[None, :],
                 mask=row_mask[:, None] & channel_mask[None, :], other=0.0)
-    row_tiles = tl.num_programs(0)
-    reduce_moments(widen(x), row_mask, pid_m, row_tiles, M, BLOCK_M, channels, channel_mask, C,
-                   part_mean_ptr, part_m2_ptr, counter_ptr + pid_c * tree_counters(row_tiles, REDUCE_GROUP),
-                   mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum, UPDATE_RUNNING, REDUCE_GROUP)
+    grid_moments(x, row_mask, channels, channel_mask, M, C, part_mean_ptr, part_m2_ptr, counter_ptr,
+                 mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum, UPDATE_RUNNING, BLOCK_M, REDUCE_GROUP)
 
 
 @triton.jit

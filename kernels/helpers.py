@@ -260,6 +260,19 @@ def reduce_moments(values, row_mask, tile, num_tiles, rows, TILE_ROWS: tl.conste
 
 
 @triton.jit
+def grid_moments(values, row_mask, channels, channel_mask, rows, num_channels, part_mean_ptr, part_m2_ptr, counter_ptr,
+                 mean_out_ptr, var_out_ptr, running_mean_ptr, running_var_ptr, momentum,
+                 UPDATE_RUNNING: tl.constexpr, TILE_ROWS: tl.constexpr, GROUP: tl.constexpr):
+    """:func:`reduce_moments` of a program of a (row tiles, channel blocks) grid over an [rows,
+    num_channels] NHWC matrix, ``values`` its [TILE_ROWS, channels] tile: one tree per channel block,
+    whose counters follow the blocks before it in ``counter_ptr``."""
+    row_tiles = tl.num_programs(0)
+    reduce_moments(widen(values), row_mask, tl.program_id(0), row_tiles, rows, TILE_ROWS, channels, channel_mask,
+                   num_channels, part_mean_ptr, part_m2_ptr, counter_ptr + tl.program_id(1) * tree_counters(row_tiles, GROUP),
+                   mean_out_ptr, var_out_ptr, running_mean_ptr, running_var_ptr, momentum, UPDATE_RUNNING, GROUP)
+
+
+@triton.jit
 def reduce_sums(first, second, row_mask, tile, num_tiles, channels, channel_mask, num_channels,
                 part_first_ptr, part_second_ptr, counter_ptr,
                 first_out_ptr, second_out_ptr, first_copy_ptr, second_copy_ptr, GROUP: tl.constexpr):

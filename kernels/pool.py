@@ -4,6 +4,9 @@ Forward, for x (N, C, H, W) and out (N, C, H // 2, W // 2)::
 
     out[n, c, i, j] = max_{dy, dx in {0, 1}} x[n, c, 2i + dy, 2j + dx]
 
+and, STATS, the batch mean and biased variance of out per channel, for the fused BN that
+normalises out next, with its running statistics updated (helpers.grid_moments).
+
 Backward, with g = dL/dout::
 
     dx[n, c, 2i + dy, 2j + dx] = g[n, c, i, j] at the window's first maximum (row-major, as
@@ -17,7 +20,7 @@ int64 index tensor saves 8 bytes per output element. NHWC-contiguous tensors, in
 import triton
 import triton.language as tl
 
-from .helpers import widen
+from .helpers import grid_moments, widen
 
 
 @triton.jit
@@ -67,10 +70,18 @@ def _pooled_tile(N, C, H, W, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
 
 
 @triton.jit
-def max_pool2x2_forward_kernel(x_ptr, out_ptr, N, C, H, W, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def max_pool2x2_forward_kernel(
+    x_ptr, out_ptr, N, C, H, W,
+    part_mean_ptr, part_m2_ptr, counter_ptr, mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum,
+    STATS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, REDUCE_GROUP: tl.constexpr,
+):
     pixels, channels, mask, h, w = _pooled_tile(N, C, H, W, BLOCK_P, BLOCK_C)
     best, argmax = _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w)
     tl.store(out_ptr + pixels[:, None] * C + channels[None, :], best.to(out_ptr.dtype.element_ty), mask=mask)
+    if STATS:  # a window's maximum is one of its elements: its widened value is the value stored
+        grid_moments(best, pixels < N * h * w, channels, channels < C, N * h * w, C, part_mean_ptr, part_m2_ptr,
+                     counter_ptr, mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum, True, BLOCK_P,
+                     REDUCE_GROUP)
 
 
 @triton.jit

@@ -45,6 +45,9 @@ def _used_under(flags, *names):
     return dict.fromkeys(names, flags)
 
 
+# The statistics of a pixel kernel's output for the BN that normalises it next (STATS).
+_OUTPUT_STATISTICS = _used_under(("STATS",), "part_mean_ptr", "part_m2_ptr", "counter_ptr", "mean_ptr", "var_ptr",
+                                 "running_mean_ptr", "running_var_ptr", "momentum")
 _CONV_WEIGHT = ("w_ptr", "w_stride_o", "w_stride_c", "w_stride_h", "w_stride_w")
 # Per kernel, the parameters its code touches only under some constexpr flags (any of them).
 CONDITIONAL_PARAMETERS = {
@@ -69,6 +72,7 @@ CONDITIONAL_PARAMETERS = {
         **_used_under(("GRAD_BN", "PROLOGUE", "EPILOGUE_BN"), "eps"),
     },
     "channel_stats_kernel": _used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
+    **dict.fromkeys(("upsample_add_forward_kernel", "max_pool2x2_forward_kernel"), _OUTPUT_STATISTICS),
     "bn_backward_apply_kernel": _used_under(("HAS_EXTRA",), "extra_ptr"),
 }
 
@@ -120,14 +124,28 @@ class KernelConfig:
 
 
 REGISTRY = []
-for _archs, _blocks in {ARCHS: {"BLOCK_P": 16, "BLOCK_C": 64}, (INTERPRETER,): {"BLOCK_P": 128, "BLOCK_C": 64}}.items():
+# (tile, warps) per architecture and STATS. REDUCE_GROUP: children per node of the statistics'
+# reduction trees (as the convolutions' below). With STATS on GPUs, channel_stats' tile: 64-row
+# tiles keep the trees' partials a quarter of 16-row ones, and the 16x64 tile spilled 8 bytes on
+# sm_80 (C divisible by 16: 96 registers); 64x32 with 8 warps takes 104-112 and spills nothing.
+_PIXEL_TILES = {
+    ARCHS: {False: ({"BLOCK_P": 16, "BLOCK_C": 64, "REDUCE_GROUP": 8}, 4),
+            True: ({"BLOCK_P": 64, "BLOCK_C": 32, "REDUCE_GROUP": 8}, 8)},
+    (INTERPRETER,): {stats: ({"BLOCK_P": 128, "BLOCK_C": 64, "REDUCE_GROUP": 2}, 4) for stats in (False, True)},
+}
+for _archs, _tiles in _PIXEL_TILES.items():
+    _blocks = {k: v for k, v in _tiles[False][0].items() if k.startswith("BLOCK_")}
     for _dtype in TRITON_TYPE:
+        for _stats, (_tile, _warps) in _tiles.items():
+            REGISTRY += [
+                KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype,
+                             {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
+                KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
+                             {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
+            ]
         REGISTRY += [
-            KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype, _blocks,
-                         archs=_archs),
             KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype, _blocks,
                          archs=_archs),
-            KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype, _blocks, archs=_archs),
             KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, _dtype, _blocks, archs=_archs),
         ]
 
@@ -138,6 +156,11 @@ _CONV_VARIANTS = {
         dict(KSIZE=1, PROLOGUE=False, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=1, PROLOGUE=False, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=True, STATS=False, UPDATE_RUNNING=False),
+        # with the statistics of their output for the BN that normalises it next: the stack head's
+        # merge, a Residual's conv3 (skip conv or identity)
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=True, STATS=True, UPDATE_RUNNING=True),
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
+        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=True, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),

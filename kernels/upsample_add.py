@@ -4,6 +4,10 @@ Forward, for output (N, C, H, W) with H = 2h, W = 2w::
 
     out[n, c, y, x] = skip[n, c, y, x] + low[n, c, y // 2, x // 2]
 
+and, STATS, the batch mean and biased variance of out per channel (of the values as stored), for
+the fused BN that normalises out next, with that BN's running statistics updated
+(helpers.grid_moments: fp64 partials per pixel tile combined up a reduction tree).
+
 Backward, with g = dL/dout::
 
     grad_skip = g                                   (no kernel: autograd passes g through)
@@ -17,13 +21,14 @@ channel vectors. Sums are formed in fp32 (fp64 for fp64 tensors) and rounded onc
 import triton
 import triton.language as tl
 
-from .helpers import widen
+from .helpers import grid_moments, widen
 
 
 @triton.jit
 def upsample_add_forward_kernel(
     low_ptr, skip_ptr, out_ptr, N, C, H, W,
-    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    part_mean_ptr, part_m2_ptr, counter_ptr, mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum,
+    STATS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
     pixels = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     channels = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -33,7 +38,12 @@ def upsample_add_forward_kernel(
     offsets = pixels[:, None] * C + channels[None, :]
     low = tl.load(low_ptr + low_pixels[:, None] * C + channels[None, :], mask=mask)
     skip = tl.load(skip_ptr + offsets, mask=mask)
-    tl.store(out_ptr + offsets, (widen(skip) + widen(low)).to(out_ptr.dtype.element_ty), mask=mask)
+    out = (widen(skip) + widen(low)).to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + offsets, out, mask=mask)
+    if STATS:
+        grid_moments(out, pixels < N * H * W, channels, channels < C, N * H * W, C, part_mean_ptr, part_m2_ptr,
+                     counter_ptr, mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum, True, BLOCK_P,
+                     REDUCE_GROUP)
 
 
 @triton.jit

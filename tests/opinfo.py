@@ -227,8 +227,9 @@ def _residual_forward_sample():
 def _residual_backward_sample():
     forward = _residual_forward_sample()
     with torch.no_grad():
-        out, y1, y2, stats = torch.ops.fasthg.residual_forward(*forward)
-    return (torch.randn_like(out), forward[0], y1, y2, stats, forward[1], forward[2], forward[9], forward[11], True, 1e-5)
+        out, y1, y2, x_stats, stats = torch.ops.fasthg.residual_forward(*forward)
+    return (torch.randn_like(out), forward[0], y1, y2, x_stats, stats, forward[1], forward[2], forward[9], forward[11],
+            True, 1e-5)
 
 
 def _head_forward_sample():
@@ -332,7 +333,8 @@ OPS = [
         example={"n": 1, "c": 3, "h": 2, "w": 3},
         inputs=lambda s, g: Sample({"low": normal((s["n"], s["c"], s["h"], s["w"]), g),
                                     "skip": normal((s["n"], s["c"], 2 * s["h"], 2 * s["w"]), g)}),
-        custom_ops={"fasthg::upsample_add": lambda: (torch.randn(2, 3, 4, 5), torch.randn(2, 3, 8, 10)),
+        custom_ops={"fasthg::upsample_add": lambda: (torch.randn(2, 3, 4, 5), torch.randn(2, 3, 8, 10), torch.empty(6),
+                                                     torch.randn(3), torch.rand(3) + 0.5, 0.1),
                     "fasthg::upsample_add_backward": lambda: (torch.randn(2, 3, 8, 10),)},
     ),
     OpInfo(
@@ -342,7 +344,8 @@ OPS = [
         sizes=st.fixed_dictionaries({"n": st.integers(1, 3), "c": CHANNELS, "h": st.integers(2, 9), "w": st.integers(2, 9)}),
         example={"n": 1, "c": 3, "h": 3, "w": 5},
         inputs=lambda s, g: Sample({"x": normal((s["n"], s["c"], s["h"], s["w"]), g)}),
-        custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5),),
+        custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5), torch.empty(6), torch.randn(3),
+                                                    torch.rand(3) + 0.5, 0.1),
                     "fasthg::max_pool2x2_backward": lambda: (torch.randn(2, 3, 3, 2), torch.randn(2, 3, 6, 5))},
     ),
     OpInfo(
@@ -432,7 +435,9 @@ OPS = [
     ),
     OpInfo(
         name="PoseNet",
-        modules=lambda s: pair(lambda: fasthg.PoseNet(1, 4, 2), lambda: reference.PoseNet(1, 4, 2)),
+        # one stack unless the sizes say (a second one has the head's merge into the next stack)
+        modules=lambda s: pair(lambda: fasthg.PoseNet(s.get("nstack", 1), 4, 2),
+                               lambda: reference.PoseNet(s.get("nstack", 1), 4, 2)),
         sizes=st.fixed_dictionaries({"training": st.booleans()}),
         example={"training": False},
         inputs=lambda s, g: Sample({"imgs": uniform((2, 64, 64, 3), g)}),

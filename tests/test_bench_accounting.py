@@ -107,7 +107,8 @@ def _head(merged, training):
     h, x = torch.randn(2, 8, 4, 4, requires_grad=True), torch.randn(2, 8, 4, 4, requires_grad=True)
 
     def step():
-        preds, x_next = head(h, x, features.conv, features.bn, model.outs[stack].conv, *merge, training, 0.1, torch.float32)
+        preds, x_next, _ = head(h, x, features.conv, features.bn, model.outs[stack].conv, *merge, training, 0.1,
+                                torch.float32)
         (preds.sum() + (x_next.sum() if merged else 0)).backward()
     return step
 
@@ -119,10 +120,20 @@ def _pixel_op(op):
     return lambda: fasthg.ops.upsample_add(torch.randn(2, 4, 2, 3, requires_grad=True), x).sum().backward()
 
 
+def _residual_after_pool():
+    """A max-pool reducing the statistics of its output for the Residual that normalises it."""
+    module = fasthg.Residual(4, 4)
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    return lambda: module(*fasthg.ops.max_pool2x2(x, module.input_batch_norm())).sum().backward()
+
+
 CASES = {  # case: (step, the (op module, KERNEL_LAUNCHES key) pairs it runs)
     "residual-train": (lambda: _residual(4, 4, True), {("residual", "forward_train"), ("residual", "backward")}),
     "residual-train-skip": (lambda: _residual(4, 6, True), {("residual", "forward_train"), ("residual", "backward_skip")}),
     "residual-eval": (lambda: _residual(4, 4, False), {("residual", "forward_eval"), ("residual", "backward")}),
+    "residual-train-given-stats": (_residual_after_pool, {("max_pool", "forward"), ("max_pool", "backward"),
+                                                          ("residual", "forward_train_given_stats"),
+                                                          ("residual", "backward")}),
     "residual-eval-skip": (lambda: _residual(4, 6, False), {("residual", "forward_eval"), ("residual", "backward_skip")}),
     "head-train": (lambda: _head(True, True), {("head", "forward"), ("head", "backward")}),
     "head-train-last": (lambda: _head(False, True), {("head", "forward_last"), ("head", "backward_last")}),
@@ -146,8 +157,9 @@ def test_declared_launches_are_the_launches_made(triton_backend, monkeypatch, ca
     step = make_step()
     # Launches counted independently of the counter's hook, at the launchers themselves.
     launched = []
-    launchers = [(residual_kernels, "_launch"), (importlib.import_module("fasthg.ops.upsample_add"), "launch_pixel_tiles"),
-                 (importlib.import_module("fasthg.ops.max_pool"), "launch_pixel_tiles")]
+    launchers = [(residual_kernels, "_launch")] + [
+        (importlib.import_module(f"fasthg.ops.{module}"), name) for module in ("upsample_add", "max_pool")
+        for name in ("launch_pixel_tiles", "launch_pixel_tiles_with_statistics")]
     for module, name in launchers:
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *args, original=original, **named: (launched.append(args[0]),

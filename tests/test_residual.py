@@ -175,8 +175,8 @@ def test_opcheck_backward(triton_backend):
     with torch.no_grad():
         x = torch.randn(2, 3, 4, 4)
         forward_args = residual_forward_args(fused, x, True)
-        out, y1, y2, stats = torch.ops.fasthg.residual_forward(*forward_args)
-        args = (torch.randn_like(out), x, y1, y2, stats, forward_args[1], forward_args[2], forward_args[9],
+        out, y1, y2, x_stats, stats = torch.ops.fasthg.residual_forward(*forward_args)
+        args = (torch.randn_like(out), x, y1, y2, x_stats, stats, forward_args[1], forward_args[2], forward_args[9],
                 forward_args[11], True, 1e-5)
     torch.library.opcheck(torch.ops.fasthg.residual_backward.default, args)
 

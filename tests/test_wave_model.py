@@ -77,6 +77,11 @@ CASES = {
     "head-train-9-tiles": ("stack_head", {"f": 5, "oup": 3, "merged": True, "n": 1, "h": 23, "w": 23, "training": True}, True),
     "head-train-last": ("stack_head", {"f": 5, "oup": 3, "merged": False, "n": 2, "h": 5, "w": 7, "training": True}, True),
     "head-eval": ("stack_head", {"f": 5, "oup": 3, "merged": True, "n": 2, "h": 5, "w": 7, "training": False}, True),
+    # every producer of statistics for the next BN (fasthg.ops.statistics): the max-pools, the inner
+    # upsample-add, Residuals with a skip conv and with an identity skip, the head's merge
+    "hourglass-train-2-levels": ("Hourglass", {"depth": 2, "f": 3, "increase": 1, "n": 2, "h": 8, "w": 12,
+                                               "training": True}, True),
+    "posenet-2-stacks-train-forward": ("PoseNet", {"nstack": 2, "training": True}, False),
     "upsample_add": ("upsample_add", {"n": 2, "c": 67, "h": 5, "w": 7}, True),
     "max_pool2x2": ("max_pool2x2", {"n": 2, "c": 67, "h": 9, "w": 11}, True),
     # 1640 pixels: 2 blocks of 1024, the second partial

@@ -3,6 +3,7 @@ from ..dispatch import runs_fused
 from ..ops.upsample_add import upsample_add
 from ..ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
 from ..reference import model as reference
+from .chaining import chained
 from .pool import Pool
 from .residual import Residual
 from .step_counting import forward_counting_steps
@@ -11,7 +12,10 @@ from .step_counting import forward_counting_steps
 class Hourglass(reference.Hourglass):
     """Drop-in for :class:`fasthg.reference.Hourglass`: the same parameters and state_dict.
 
-    up1(x) + nearest_x2(low3(...)) is one fused op: the upsampled tensor is never written.
+    up1(x) + nearest_x2(low3(...)) is one fused op: the upsampled tensor is never written. On the
+    fused path every tensor a Residual normalises comes with its statistics, reduced by the op
+    that wrote it (the max-pool, a Residual, the inner hourglass's upsample-add); ``x_stats`` and
+    ``next_bn`` chain it to the modules around it (:mod:`fasthg.nn.chaining`).
     """
 
     residual_class = Residual
@@ -23,7 +27,7 @@ class Hourglass(reference.Hourglass):
         check_size("increase", increase, 0)
         super().__init__(n, f, bn=bn, increase=increase)
 
-    def forward(self, x):
+    def forward(self, x, x_stats=None, next_bn=None):
         check_tensor("x", x, 4, layout="(N, C, H, W)")
         if x.shape[1] != self.up1.bn1.num_features:
             raise ValueError(f"x: expected {self.up1.bn1.num_features} channels (dim 1), got shape {tuple(x.shape)}")
@@ -35,12 +39,21 @@ class Hourglass(reference.Hourglass):
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] < 2 << (2 * self.n):
             raise ValueError(f"x: batch statistics of the innermost level need more than one value per channel "
                              f"in training, got shape {tuple(x.shape)}")
-        return forward_counting_steps(self, runs_fused(x), self._forward, x)
+        return forward_counting_steps(self, runs_fused(x), self._forward, x, x_stats, next_bn)
 
     def fused_batch_norms(self):
         """None of its own: its Residuals list theirs (see :mod:`fasthg.nn.step_counting`)."""
         return ()
 
-    def _forward(self, x):
-        low3 = self.low3(self.low2(self.low1(self.pool1(x))))
-        return upsample_add(low3, self.up1(x))
+    def input_batch_norm(self):
+        """The BN that normalises x first (up1's bn1), for the op that writes x."""
+        return self.up1.input_batch_norm()
+
+    def _forward(self, x, x_stats, next_bn):
+        if not runs_fused(x):
+            return upsample_add(self.low3(self.low2(self.low1(self.pool1(x)))), self.up1(x), next_bn)
+        up1 = self.up1(x, x_stats)
+        pooled, stats = chained(self.pool1, x, consumer=self.low1)
+        low1, stats = chained(self.low1, pooled, stats, consumer=self.low2)
+        low2, stats = chained(self.low2, low1, stats, consumer=self.low3)
+        return upsample_add(self.low3(low2, stats), up1, next_bn)

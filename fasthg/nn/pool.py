@@ -4,12 +4,13 @@ from ..reference import model as reference
 
 
 class Pool(reference.Pool):
-    """Drop-in for :class:`fasthg.reference.Pool` (2x2, stride 2): see :func:`fasthg.ops.max_pool2x2`."""
+    """Drop-in for :class:`fasthg.reference.Pool` (2x2, stride 2): see :func:`fasthg.ops.max_pool2x2`
+    (``next_bn`` too: :mod:`fasthg.nn.chaining`)."""
 
     def __init__(self, kernel_size=2, stride=2):
         if (kernel_size, stride) != (2, 2):
             raise ValueError(f"kernel_size, stride: expected (2, 2), got ({kernel_size}, {stride})")
         super().__init__(kernel_size, stride)
 
-    def forward(self, x):
-        return max_pool2x2(x)
+    def forward(self, x, next_bn=None):
+        return max_pool2x2(x, next_bn)

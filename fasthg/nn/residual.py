@@ -4,9 +4,11 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from ..ops.residual import residual
+from ..ops.statistics import check_next_bn, check_x_stats
 from ..ops.validate import (check_dtype_like_parameters, check_int32_addressable, check_nonempty, check_same_device,
                             check_size, check_tensor)
 from ..reference import model as reference
+from .chaining import next_batch_norm
 from .step_counting import count_step_of, forward_counting_steps, running_stats_momentum
 
 
@@ -32,6 +34,10 @@ class Residual(reference.Residual):
     in == out the unused ``skip_layer`` takes no part in the computation and does not require
     grad. On CPU tensors with the ``auto`` backend it runs the reference's math with PyTorch's
     own kernels.
+
+    In a model, the op that writes x may pass x's batch statistics (``x_stats``), and with
+    ``next_bn`` (the BN that normalises the output next) the result is (out, its statistics),
+    reduced in conv3's epilogue (None on PyTorch's path): see :mod:`fasthg.nn.chaining`.
     """
 
     def __init__(self, inp_dim, out_dim):
@@ -46,7 +52,7 @@ class Residual(reference.Residual):
             # and optimizers skip the parameters (their grad stays None).
             self.skip_layer.requires_grad_(False)
 
-    def forward(self, x):
+    def forward(self, x, x_stats=None, next_bn=None):
         check_tensor("x", x, 4, layout="(N, C, H, W)")
         check_same_device(x=x, weight=self.conv1.conv.weight)
         if x.shape[1] != self.bn1.num_features:
@@ -57,15 +63,23 @@ class Residual(reference.Residual):
             raise ValueError(f"x: batch statistics need more than one value per channel, got shape {tuple(x.shape)}")
         n, _, h, w = x.shape
         check_int32_addressable("x", (n, max(x.shape[1], self.conv3.conv.out_channels), h, w))
+        check_x_stats(x_stats, x.shape[1])
+        check_next_bn(next_bn, self.conv3.conv.out_channels)
         if not dispatch.runs_fused(x):
-            return super().forward(x) if self.training or not self._has_running_stats() else self._folded_forward(x)
-        return forward_counting_steps(self, True, self._fused_forward, x)
+            out = super().forward(x) if self.training or not self._has_running_stats() else self._folded_forward(x)
+            return out if next_bn is None else (out, None)
+        return forward_counting_steps(self, True, self._fused_forward, x, x_stats, next_bn)
 
     def fused_batch_norms(self):
         """The BNs whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
         return (self.bn1, self.bn2, self.bn3)
 
-    def _fused_forward(self, x):
+    def input_batch_norm(self):
+        """bn1 for the op that writes x (:mod:`fasthg.nn.chaining`): None unless it normalises with
+        batch statistics that update running ones (training, every BN tracking them)."""
+        return next_batch_norm(self.bn1) if self.training and self._has_running_stats() else None
+
+    def _fused_forward(self, x, x_stats, next_bn):
         bns = self.fused_batch_norms()
         convs = (self.conv1.conv, self.conv2.conv, self.conv3.conv)
         training = self.training or not self._has_running_stats()  # normalise with batch statistics
@@ -78,7 +92,7 @@ class Residual(reference.Residual):
             [bn.running_mean for bn in bns], [bn.running_var for bn in bns],
             [conv.weight.to(dtype) for conv in convs], [conv.bias for conv in convs],
             skip.weight.to(dtype) if skip is not None else None, skip.bias if skip is not None else None,
-            training, momentum, self.bn1.eps,
+            training, momentum, self.bn1.eps, x_stats=x_stats, next_bn=next_bn,
         )
 
     def _has_running_stats(self):

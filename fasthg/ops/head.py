@@ -6,7 +6,9 @@ After each hourglass and its features Residual (output h)::
     feature = relu(bn(z))               never stored: the two convs below apply it in their prologue
     preds = conv_o(feature)             the stack's heatmaps
     x_next = x + conv_mp(preds) + conv_mf(feature)    one GEMM over concatenated K [feature | preds],
-                                                      x added in the epilogue (not on the last stack)
+                                                      x added in the epilogue (not on the last stack),
+                                                      and in a model x_next's statistics for the next
+                                                      hourglass's first BN (fasthg.ops.statistics)
 
 Saved for backward: h, z, preds and z's statistics; PyTorch would also keep ``feature``.
 
@@ -22,21 +24,29 @@ from typing import List, Optional, Tuple
 import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
-from .residual_kernels import BackwardSums, BatchNormState, BatchStatistics, conv_backward, conv_forward
+from .residual_kernels import BackwardSums, BatchNormState, conv_backward, conv_forward
+from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
 KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 4, "backward_last": 3}
 
 
-@torch.library.custom_op("fasthg::head_forward", mutates_args=("running_mean", "running_var"))
+@torch.library.custom_op("fasthg::head_forward",
+                         mutates_args=("running_mean", "running_var", "next_stats", "next_running_mean", "next_running_var"))
 def head_forward(
     h: torch.Tensor, x: Optional[torch.Tensor],
     conv_weight: torch.Tensor, conv_bias: torch.Tensor, bn_weight: torch.Tensor, bn_bias: torch.Tensor,
     running_mean: torch.Tensor, running_var: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor,
     merge_feature_weight: Optional[torch.Tensor], merge_feature_bias: Optional[torch.Tensor],
     merge_pred_weight: Optional[torch.Tensor], merge_pred_bias: Optional[torch.Tensor],
-    training: bool, momentum: float, eps: float,
+    training: bool, momentum: float, eps: float, next_stats: Optional[torch.Tensor] = None,
+    next_running_mean: Optional[torch.Tensor] = None, next_running_var: Optional[torch.Tensor] = None,
+    next_momentum: float = 0.0,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (preds, x_next, z, stats); x_next is empty on the last stack (no merge)."""
+    """Returns (preds, x_next, z, stats); x_next is empty on the last stack (no merge).
+
+    ``next_stats`` (given or None) receives x_next's batch mean and biased var, for the BN whose
+    running statistics ``next_running_*`` are (updated with ``next_momentum``).
+    """
     h = channels_last(h)
     n, c, height, width = h.shape
     z = empty_nhwc(n, conv_weight.shape[0], height, width, h)
@@ -56,13 +66,15 @@ def head_forward(
     if merge_feature_weight is not None:
         x_next = empty_nhwc(*x.shape, like=h)
         conv_forward(z, bn, merge_feature_weight, merge_feature_bias, x_next, eps,
-                     skip=(preds, merge_pred_weight, merge_pred_bias), residual=channels_last(x))
+                     skip=(preds, merge_pred_weight, merge_pred_bias), residual=channels_last(x),
+                     out_stats=statistics_for(next_stats, next_running_mean, next_running_var), momentum=next_momentum)
     return preds, x_next, z, stats
 
 
 @head_forward.register_fake
 def _(h, x, conv_weight, conv_bias, bn_weight, bn_bias, running_mean, running_var, out_weight, out_bias,
-      merge_feature_weight, merge_feature_bias, merge_pred_weight, merge_pred_bias, training, momentum, eps):
+      merge_feature_weight, merge_feature_bias, merge_pred_weight, merge_pred_bias, training, momentum, eps,
+      next_stats=None, next_running_mean=None, next_running_var=None, next_momentum=0.0):
     n, c, height, width = h.shape
     x_next = empty_nhwc(*x.shape, like=h) if merge_feature_weight is not None else h.new_empty(0)
     return (empty_nhwc(n, out_weight.shape[0], height, width, h), x_next,
@@ -137,9 +149,9 @@ class HeadFunction(torch.autograd.Function):
     """Autograd for the fused head (the forward op mutates running statistics)."""
 
     @staticmethod
-    def forward(ctx, h, x, training, recording, momentum, eps, running_mean, running_var, *params):
-        preds, x_next, z, stats = head_forward(h, x, *params[:4], running_mean, running_var, *params[4:],
-                                               training, momentum, eps)
+    def forward(ctx, h, x, next_stats, next_bn, training, recording, momentum, eps, running_mean, running_var, *params):
+        preds, x_next, z, stats = head_forward(h, x, *params[:4], running_mean, running_var, *params[4:], training,
+                                               momentum, eps, next_stats, *(next_bn or (None, None, 0.0)))
         conv_weight, _, bn_weight, bn_bias, out_weight, _, mf_weight, _, mp_weight, _ = params
         if not training and recording:
             stats = eval_statistics([running_mean, running_var], stats.dtype)
@@ -155,17 +167,25 @@ class HeadFunction(torch.autograd.Function):
         d_h, d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias = grads[:7]
         merge = grads[7:] if ctx.merged else [None] * 4
         d_x = grad_x_next if ctx.merged else None  # x_next = x + ...
-        return (d_h, d_x, None, None, None, None, None, None,
+        return (d_h, d_x, None, None, None, None, None, None, None, None,
                 d_conv, d_conv_bias, d_bn_weight, d_bn_bias, d_out, d_out_bias, *merge)
 
 
-def head(h, x, conv, bn, out, merge_feature, merge_pred, training, momentum, dtype):
-    """(preds, x_next) of a stack in ``dtype``; ``merge_feature``/``merge_pred`` (nn.Conv2d) None on the last stack.
+def head(h, x, conv, bn, out, merge_feature, merge_pred, training, momentum, dtype,
+         next_bn: Optional[NextBatchNorm] = None):
+    """(preds, x_next, next_stats) of a stack in ``dtype``; ``merge_feature``/``merge_pred`` (nn.Conv2d)
+    None on the last stack. ``next_stats``: x_next's statistics for ``next_bn`` (the next hourglass's
+    first BN), reduced in the merge's epilogue, which also updates its running statistics; None
+    without ``next_bn``.
 
     Conv weights are cast to ``dtype`` (as autocast does for a conv); BN parameters stay as they are.
     """
     merged = merge_feature is not None
     merge = [merge_feature.weight.to(dtype), merge_feature.bias, merge_pred.weight.to(dtype), merge_pred.bias] if merged else [None] * 4
-    return HeadFunction.apply(h.to(dtype), x.to(dtype) if merged else None, training, torch.is_grad_enabled(),
-                              momentum, bn.eps, bn.running_mean, bn.running_var, conv.weight.to(dtype), conv.bias,
-                              bn.weight, bn.bias, out.weight.to(dtype), out.bias, *merge)
+    h = h.to(dtype)
+    next_stats = new_statistics(conv.weight.shape[0], h, next_bn)
+    preds, x_next = HeadFunction.apply(h, x.to(dtype) if merged else None, next_stats, next_bn, training,
+                                       torch.is_grad_enabled(), momentum, bn.eps, bn.running_mean, bn.running_var,
+                                       conv.weight.to(dtype), conv.bias, bn.weight, bn.bias, out.weight.to(dtype),
+                                       out.bias, *merge)
+    return preds, x_next, next_stats

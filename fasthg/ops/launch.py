@@ -209,11 +209,35 @@ def launch_config(config, grid, *args, constexprs=None, alternatives=(), **named
             raise
 
 
+def statistics_workspace(grid, channels, group, device):
+    """(partials, partials, counters) of per-channel reductions over the row tiles of a
+    (row tiles, column blocks) grid: one reduction tree of ``group`` children per node per column block."""
+    return (*partials(grid[0], channels, group, device), counters(device, grid[1] * tree_counters(grid[0], group)))
+
+
+def _pixel_grid(config, channels, pixels):
+    return triton.cdiv(pixels, config.constexprs["BLOCK_P"]), triton.cdiv(channels, config.constexprs["BLOCK_C"])
+
+
 def launch_pixel_tiles(name, tensors, sizes, pixels):
     """Launches kernel ``name`` over (pixel, channel) tiles: ``pixels`` rows of C = sizes[1] channels.
 
     The kernel takes ``*tensors, *sizes`` and its registry configuration's BLOCK_P, BLOCK_C.
     """
     config = registry.lookup(name, tensors[0].dtype, tensors[0].device)
-    grid = (triton.cdiv(pixels, config.constexprs["BLOCK_P"]), triton.cdiv(sizes[1], config.constexprs["BLOCK_C"]))
-    launch_config(config, grid, *tensors, *sizes)
+    launch_config(config, _pixel_grid(config, sizes[1], pixels), *tensors, *sizes)
+
+
+def launch_pixel_tiles_with_statistics(name, tensors, sizes, pixels, out_stats, momentum):
+    """:func:`launch_pixel_tiles` of a kernel that also reduces its output's batch statistics (STATS):
+    ``out_stats`` (mean, var, running mean, running var of the BN that normalises the output next)
+    receives them and has its running statistics updated with ``momentum``. With ``out_stats``
+    None, STATS is off and those parameters are None (constexprs the kernel never reads)."""
+    config = registry.lookup(name, tensors[0].dtype, tensors[0].device, STATS=out_stats is not None)
+    grid = _pixel_grid(config, sizes[1], pixels)
+    if out_stats is not None:
+        statistics = (*statistics_workspace(grid, sizes[1], config.constexprs["REDUCE_GROUP"], tensors[0].device),
+                      *out_stats, momentum)
+    else:
+        statistics = (None,) * 8
+    launch_config(config, grid, *tensors, *sizes, *statistics)

@@ -2,28 +2,37 @@
 
 PyTorch's max_pool2d saves an int64 index per output element for its backward; this op saves
 only its input, which the hourglass keeps anyway (the next Residual's input), and finds each
-window's maximum again in backward. Same values and gradients as ``F.max_pool2d(x, 2)``.
+window's maximum again in backward. Same values and gradients as ``F.max_pool2d(x, 2)``. In a
+model the forward also reduces the statistics of its output for the Residual that normalises it
+next (:mod:`fasthg.ops.statistics`); an autograd.Function pairs the two custom ops, since that
+forward may update a BN's running statistics, which register_autograd does not allow.
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
 from .. import dispatch
-from .launch import channels_last, empty_nhwc, launch_pixel_tiles
+from .launch import channels_last, empty_nhwc, launch_pixel_tiles, launch_pixel_tiles_with_statistics
+from .statistics import NextBatchNorm, check_next_bn, new_statistics, statistics_for
 from .validate import check_int32_addressable, check_nonempty, check_tensor
 
 KERNEL_LAUNCHES = {"forward": 1, "backward": 1}
 
 
-@torch.library.custom_op("fasthg::max_pool2x2", mutates_args=())
-def _max_pool2x2(x: torch.Tensor) -> torch.Tensor:
+@torch.library.custom_op("fasthg::max_pool2x2", mutates_args=("stats", "running_mean", "running_var"))
+def _max_pool2x2(x: torch.Tensor, stats: Optional[torch.Tensor], running_mean: Optional[torch.Tensor],
+                 running_var: Optional[torch.Tensor], momentum: float) -> torch.Tensor:
+    """out; with ``stats`` given, out's mean and biased var there, for the BN whose running statistics are given."""
     n, c, h, w = x.shape
     out = empty_nhwc(n, c, h // 2, w // 2, like=x)
-    launch_pixel_tiles("max_pool2x2_forward", (channels_last(x), out), x.shape, out.numel() // c)
+    launch_pixel_tiles_with_statistics("max_pool2x2_forward", (channels_last(x), out), x.shape, out.numel() // c,
+                                       statistics_for(stats, running_mean, running_var), momentum)
     return out
 
 
 @_max_pool2x2.register_fake
-def _(x):
+def _(x, stats, running_mean, running_var, momentum):
     n, c, h, w = x.shape
     return empty_nhwc(n, c, h // 2, w // 2, like=x)
 
@@ -42,27 +51,36 @@ def _(grad, x):
     return torch.empty_like(x, memory_format=torch.channels_last)
 
 
-def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
+class MaxPoolFunction(torch.autograd.Function):
+    """Autograd of the fused op: only the input is saved."""
+
+    @staticmethod
+    def forward(ctx, x, stats, running_mean, running_var, momentum):
+        ctx.save_for_backward(x)
+        return _max_pool2x2(x, stats, running_mean, running_var, momentum)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return _max_pool2x2_backward(grad, x), None, None, None, None
 
 
-def _backward(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return _max_pool2x2_backward(grad, x)
-
-
-_max_pool2x2.register_autograd(_backward, setup_context=_setup_context)
-
-
-def max_pool2x2(x):
+def max_pool2x2(x, next_bn: Optional[NextBatchNorm] = None):
     """2x2 max-pooling with stride 2 of x (N, C, H, W), NCHW or channels_last.
 
     Fused (see :func:`fasthg.dispatch.runs_fused`): the custom op, returning channels_last.
-    Otherwise ``F.max_pool2d(x, 2)`` itself.
+    Otherwise ``F.max_pool2d(x, 2)`` itself. With ``next_bn`` (the BN that normalises the result
+    next) returns (out, stats) as :func:`fasthg.ops.upsample_add` does.
     """
     check_tensor("x", x, 4, layout="(N, C, H, W)")
     if x.shape[2] < 2 or x.shape[3] < 2:
         raise ValueError(f"x: expected height and width >= 2 to pool 2x2, got shape {tuple(x.shape)}")
     check_nonempty("x", x)
     check_int32_addressable("x", x.shape)
-    return _max_pool2x2(x) if dispatch.runs_fused(x) else F.max_pool2d(x, 2)
+    check_next_bn(next_bn, x.shape[1])
+    if not dispatch.runs_fused(x):
+        out = F.max_pool2d(x, 2)
+        return out if next_bn is None else (out, None)
+    stats = new_statistics(x.shape[1], x, next_bn)
+    out = MaxPoolFunction.apply(x, stats, *(next_bn or (None, None, 0.0)))
+    return out if next_bn is None else (out, stats)

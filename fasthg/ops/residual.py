@@ -2,12 +2,15 @@
 
 out = conv3(relu(bn3(y2))) + skip(x),  y2 = conv2(relu(bn2(y1))),  y1 = conv1(relu(bn1(x)))
 
-Forward in training: x's statistics (1 launch), conv1 with bn1-ReLU prologue and y1's statistics
-in its epilogue, conv2 likewise, conv3 joined with the skip conv (or adding x): 4 launches, and
-no BN or ReLU output is ever stored. In eval, the prologues read the running statistics: 3
-launches and nothing else (the op's ``stats`` is then empty).
-Saved for backward: x, y1, y2 and the statistics (``stats``: mean and biased var of x, y1, y2;
-in eval a copy of the running statistics, made only while autograd records).
+Forward in training: x's statistics (1 launch, unless the op that wrote x reduced them in its
+epilogue and passes them as ``x_stats``: :mod:`fasthg.ops.statistics`), conv1 with bn1-ReLU
+prologue and y1's statistics in its epilogue, conv2 likewise, conv3 joined with the skip conv (or
+adding x): 3 or 4 launches, and no BN or ReLU output is ever stored. Given the running statistics
+of the BN that normalises out next, conv3's epilogue reduces out's statistics for it too
+(into ``out_stats``). In eval, the prologues read the running statistics: 3 launches and nothing else
+(the op's ``x_stats`` and ``stats`` are then empty).
+Saved for backward: x, y1, y2 and the statistics (x's: mean and biased var; ``stats``: those of
+y1 and y2; in eval a copy of the running statistics, made only while autograd records).
 
 Backward (BatchNorm's gradient needs two channel sums of g = dL/d bn(.) after the ReLU mask;
 each dgrad produces them in its epilogue and the next kernels apply them in their prologues):
@@ -23,16 +26,17 @@ from typing import List, Optional, Tuple
 import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
-from .residual_kernels import (BackwardSums, BatchNormState, BatchStatistics, bn_backward_apply, channel_stats,
-                               conv_backward, conv_forward)
+from .residual_kernels import BackwardSums, BatchNormState, bn_backward_apply, channel_stats, conv_backward, conv_forward
+from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
-KERNEL_LAUNCHES = {"forward_train": 4, "forward_eval": 3, "backward": 4, "backward_skip": 5}
+KERNEL_LAUNCHES = {"forward_train": 4, "forward_train_given_stats": 3, "forward_eval": 3, "backward": 4,
+                   "backward_skip": 5}
 
 
-def _split_stats(stats, c_in, mid):
-    """Views (mean, var) of x, y1 and y2 into the one statistics buffer."""
-    mean1, var1, mean2, var2, mean3, var3 = stats.split([c_in, c_in, mid, mid, mid, mid])
-    return (mean1, var1), (mean2, var2), (mean3, var3)
+def _split_stats(x_stats, stats):
+    """Views (mean, var) of x, y1 and y2 into x's statistics and the buffer of y1's and y2's."""
+    mean2, var2, mean3, var3 = stats.chunk(4)
+    return [tuple(x_stats.chunk(2)), (mean2, var2), (mean3, var3)]
 
 
 def _backward_sums(buffer, channels):
@@ -41,13 +45,10 @@ def _backward_sums(buffer, channels):
     return [BackwardSums(*pair) for pair in zip(bias_grads.split(channels), weight_grads.split(channels))]
 
 
-def _stats_numel(c_in, mid):
-    return 2 * c_in + 4 * mid
-
-
 # Running statistics are separate arguments, not lists: functionalization (torch.compile)
 # handles mutated tensor arguments but not mutated tensor lists.
-_RUNNING = ("running_mean1", "running_var1", "running_mean2", "running_var2", "running_mean3", "running_var3")
+_RUNNING = ("running_mean1", "running_var1", "running_mean2", "running_var2", "running_mean3", "running_var3",
+            "out_stats", "next_running_mean", "next_running_var")
 
 
 @torch.library.custom_op("fasthg::residual_forward", mutates_args=_RUNNING)
@@ -57,9 +58,17 @@ def residual_forward(
     running_var2: torch.Tensor, running_mean3: torch.Tensor, running_var3: torch.Tensor,
     conv_weights: List[torch.Tensor], conv_biases: List[torch.Tensor],
     skip_weight: Optional[torch.Tensor], skip_bias: Optional[torch.Tensor],
-    training: bool, momentum: float, eps: float,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (out, y1, y2, stats); all activations NHWC (channels_last)."""
+    training: bool, momentum: float, eps: float, x_stats: Optional[torch.Tensor] = None,
+    out_stats: Optional[torch.Tensor] = None, next_running_mean: Optional[torch.Tensor] = None,
+    next_running_var: Optional[torch.Tensor] = None, next_momentum: float = 0.0,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (out, y1, y2, own_x_stats, stats); all activations NHWC (channels_last).
+
+    ``x_stats`` (training only): x's batch mean and biased var, end to end, reduced by the op that
+    wrote x, which also updated bn1's running statistics; ``own_x_stats`` is then empty, else
+    the statistics this op reduced. ``out_stats`` (given or None) receives out's, for the BN whose
+    running statistics ``next_running_*`` are (updated with ``next_momentum``).
+    """
     running_means = (running_mean1, running_mean2, running_mean3)
     running_vars = (running_var1, running_var2, running_var3)
     x = channels_last(x)
@@ -67,11 +76,13 @@ def residual_forward(
     mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
     y1, y2, out = empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, c_out, h, w, x)
     stats_dtype = accumulation_dtype(x.dtype)
+    own_x_stats = x.new_empty(0 if x_stats is not None or not training else 2 * c_in, dtype=stats_dtype)
     if training:
-        stats = torch.empty(_stats_numel(c_in, mid), dtype=stats_dtype, device=x.device)
-        per_bn = _split_stats(stats, c_in, mid)
+        stats = torch.empty(4 * mid, dtype=stats_dtype, device=x.device)
+        per_bn = _split_stats(x_stats if x_stats is not None else own_x_stats, stats)
         batch = [BatchStatistics(*per_bn[i], running_means[i], running_vars[i]) for i in range(3)]
-        channel_stats(x, batch[0], momentum)
+        if x_stats is None:
+            channel_stats(x, batch[0], momentum)
     else:
         stats = x.new_empty(0, dtype=stats_dtype)
         per_bn = list(zip(running_means, running_vars))  # the kernels widen them as they load them
@@ -79,26 +90,28 @@ def residual_forward(
     bns = [BatchNormState(*per_bn[i], bn_weights[i], bn_biases[i]) for i in range(3)]
     conv_forward(x, bns[0], conv_weights[0], conv_biases[0], y1, eps, out_stats=batch[1], momentum=momentum)
     conv_forward(y1, bns[1], conv_weights[1], conv_biases[1], y2, eps, out_stats=batch[2], momentum=momentum)
-    if skip_weight is not None:
-        conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, skip=(x, skip_weight, skip_bias))
-    else:
-        conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, residual=x)
-    return out, y1, y2, stats
+    joined = dict(skip=(x, skip_weight, skip_bias)) if skip_weight is not None else dict(residual=x)
+    conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, **joined,
+                 out_stats=statistics_for(out_stats, next_running_mean, next_running_var), momentum=next_momentum)
+    return out, y1, y2, own_x_stats, stats
 
 
 @residual_forward.register_fake
 def _(x, bn_weights, bn_biases, rm1, rv1, rm2, rv2, rm3, rv3, conv_weights, conv_biases, skip_weight, skip_bias,
-      training, momentum, eps):
+      training, momentum, eps, x_stats=None, out_stats=None, next_running_mean=None, next_running_var=None,
+      next_momentum=0.0):
     n, c_in, h, w = x.shape
     mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
-    stats = x.new_empty(_stats_numel(c_in, mid) if training else 0, dtype=accumulation_dtype(x.dtype))
-    return empty_nhwc(n, c_out, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), stats
+    dtype = accumulation_dtype(x.dtype)
+    own_x_stats = x.new_empty(2 * c_in if training and x_stats is None else 0, dtype=dtype)
+    stats = x.new_empty(4 * mid if training else 0, dtype=dtype)
+    return empty_nhwc(n, c_out, h, w, x), empty_nhwc(n, mid, h, w, x), empty_nhwc(n, mid, h, w, x), own_x_stats, stats
 
 
 @torch.library.custom_op("fasthg::residual_backward", mutates_args=())
 def residual_backward(
-    grad: torch.Tensor, x: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor, stats: torch.Tensor,
-    bn_weights: List[torch.Tensor], bn_biases: List[torch.Tensor], conv_weights: List[torch.Tensor],
+    grad: torch.Tensor, x: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor, x_stats: torch.Tensor,
+    stats: torch.Tensor, bn_weights: List[torch.Tensor], bn_biases: List[torch.Tensor], conv_weights: List[torch.Tensor],
     skip_weight: Optional[torch.Tensor], training: bool, eps: float,
 ) -> List[torch.Tensor]:
     """Returns [dx, bn_grads, d conv_weight x3, d conv_bias x3, (d skip_weight, d skip_bias)].
@@ -112,7 +125,7 @@ def residual_backward(
     n, c_in, h, w = x.shape
     mid = y1.shape[1]
     acc = stats.dtype
-    per_bn = _split_stats(stats, c_in, mid)
+    per_bn = _split_stats(x_stats, stats)
     bns = [BatchNormState(*per_bn[i], bn_weights[i], bn_biases[i]) for i in range(3)]  # widened as loaded
     channels = (c_in, mid, mid)
     bn_grads = torch.empty(2 * sum(channels), dtype=bn_weights[0].dtype, device=x.device)
@@ -155,7 +168,7 @@ def residual_backward(
 
 
 @residual_backward.register_fake
-def _(grad, x, y1, y2, stats, bn_weights, bn_biases, conv_weights, skip_weight, training, eps):
+def _(grad, x, y1, y2, x_stats, stats, bn_weights, bn_biases, conv_weights, skip_weight, training, eps):
     bn_numel = 2 * sum(t.shape[0] for t in bn_weights)
     grads = [torch.empty_like(x, memory_format=torch.channels_last), bn_weights[0].new_empty(bn_numel)]
     grads += [torch.empty_like(t) for t in conv_weights] + [t.new_empty(t.shape[0]) for t in conv_weights]
@@ -169,36 +182,45 @@ class ResidualFunction(torch.autograd.Function):
     torch.library's register_autograd does not allow, so the pairing of the two ops lives here."""
 
     @staticmethod
-    def forward(ctx, x, training, recording, momentum, eps, skip_weight, skip_bias, running_means, running_vars,
-                *params):
+    def forward(ctx, x, x_stats, out_stats, next_bn, training, recording, momentum, eps, skip_weight, skip_bias,
+                running_means, running_vars, *params):
         bn_weights, bn_biases, conv_weights, conv_biases = params[0:3], params[3:6], params[6:9], params[9:12]
         running = [t for pair in zip(running_means, running_vars) for t in pair]
-        out, y1, y2, stats = residual_forward(x, bn_weights, bn_biases, *running, conv_weights,
-                                              conv_biases, skip_weight, skip_bias, training, momentum, eps)
+        next_running_mean, next_running_var, next_momentum = next_bn or (None, None, 0.0)
+        out, y1, y2, own_x_stats, stats = residual_forward(
+            x, bn_weights, bn_biases, *running, conv_weights, conv_biases, skip_weight, skip_bias, training, momentum,
+            eps, x_stats, out_stats, next_running_mean, next_running_var, next_momentum)
+        x_stats = x_stats if x_stats is not None else own_x_stats
         if not training and recording:
-            stats = eval_statistics(running, stats.dtype)
-        ctx.save_for_backward(x, y1, y2, stats, *bn_weights, *bn_biases, *conv_weights,
+            x_stats, stats = eval_statistics(running, stats.dtype).split([2 * x.shape[1], 4 * y1.shape[1]])
+        ctx.save_for_backward(x, y1, y2, x_stats, stats, *bn_weights, *bn_biases, *conv_weights,
                               *([skip_weight] if skip_weight is not None else []))
         ctx.has_skip, ctx.training, ctx.eps = skip_weight is not None, training, eps
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, y1, y2, stats, *params = ctx.saved_tensors
+        x, y1, y2, x_stats, stats, *params = ctx.saved_tensors
         bn_weights, bn_biases, conv_weights = params[0:3], params[3:6], params[6:9]
         skip_weight = params[9] if ctx.has_skip else None
-        grads = residual_backward(grad_out, x, y1, y2, stats, bn_weights, bn_biases, conv_weights, skip_weight,
-                                  ctx.training, ctx.eps)
+        grads = residual_backward(grad_out, x, y1, y2, x_stats, stats, bn_weights, bn_biases, conv_weights,
+                                  skip_weight, ctx.training, ctx.eps)
         dx, bn_grads, conv_grads = grads[0], grads[1], grads[2:8]
         channels = [t.shape[0] for t in bn_weights]
         bn_param_grads = bn_grads.split(channels + channels)
         d_skip_w, d_skip_b = (grads[8], grads[9]) if ctx.has_skip else (None, None)
-        return (dx, None, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads, *conv_grads)
+        # bn1's backward (in dx) covers x's statistics, wherever they were reduced: x_stats gets none.
+        return (dx, None, None, None, None, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads,
+                *conv_grads)
 
 
 def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases,
-             skip_weight, skip_bias, training, momentum, eps):
-    """The fused bottleneck with autograd; see the module docstring. Returns out (NHWC)."""
-    return ResidualFunction.apply(x, training, torch.is_grad_enabled(), momentum, eps, skip_weight, skip_bias,
-                                  list(running_means), list(running_vars),
-                                  *bn_weights, *bn_biases, *conv_weights, *conv_biases)
+             skip_weight, skip_bias, training, momentum, eps, x_stats=None, next_bn: Optional[NextBatchNorm] = None):
+    """The fused bottleneck with autograd; see the module docstring. Returns out (NHWC), or with
+    ``next_bn`` (out, stats of out for it), reduced in conv3's epilogue (:mod:`fasthg.ops.statistics`).
+    ``x_stats``: x's batch statistics from the op that wrote x (training only), or None."""
+    out_stats = new_statistics(conv_weights[2].shape[0], x, next_bn)
+    out = ResidualFunction.apply(x, x_stats, out_stats, next_bn, training, torch.is_grad_enabled(), momentum, eps,
+                                 skip_weight, skip_bias, list(running_means), list(running_vars),
+                                 *bn_weights, *bn_biases, *conv_weights, *conv_biases)
+    return out if next_bn is None else (out, out_stats)

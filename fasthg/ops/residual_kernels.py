@@ -11,8 +11,9 @@ import torch
 import triton
 
 from ..kernels import registry
-from .launch import (accumulation_dtype, counters, dot_flags, launch_config, multiprocessors, partials, tree_counters,
-                     tree_nodes, workspace)
+from .launch import (accumulation_dtype, counters, dot_flags, launch_config, multiprocessors, statistics_workspace,
+                     tree_counters, tree_nodes, workspace)
+from .statistics import BatchStatistics
 
 
 class BatchNormState(NamedTuple):
@@ -21,14 +22,6 @@ class BatchNormState(NamedTuple):
     var: torch.Tensor
     weight: torch.Tensor
     bias: torch.Tensor
-
-
-class BatchStatistics(NamedTuple):
-    """Where a kernel writes the batch statistics it reduces, and the running ones it updates."""
-    mean: torch.Tensor
-    var: torch.Tensor
-    running_mean: torch.Tensor
-    running_var: torch.Tensor
 
 
 class BackwardSums(NamedTuple):
@@ -54,10 +47,8 @@ def _launch(config, constexprs, grid, alternatives=(), **arguments):
 def _statistics_arguments(grid, channels, constexprs, device):
     """The per-channel reduction workspace (partials and arrival counters) of a (row tiles, column
     blocks) grid, one reduction tree per column block, as the kernels' arguments."""
-    group = constexprs["REDUCE_GROUP"]
-    part_mean, part_m2 = partials(grid[0], channels, group, device)
-    return dict(part_mean_ptr=part_mean, part_m2_ptr=part_m2,
-                counter_ptr=counters(device, grid[1] * tree_counters(grid[0], group)))
+    part_mean, part_m2, counter = statistics_workspace(grid, channels, constexprs["REDUCE_GROUP"], device)
+    return dict(part_mean_ptr=part_mean, part_m2_ptr=part_m2, counter_ptr=counter)
 
 
 def _weight_arguments(prefix, weight):
