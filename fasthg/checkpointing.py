@@ -34,6 +34,15 @@ def checkpoint_path(path):
     return path
 
 
+def run_folder_of(path):
+    """The run folder of ``path``: the folder itself, or the one whose ``checkpoints/`` holds the
+    checkpoint file ``path``; None for a file elsewhere."""
+    if os.path.isdir(path):
+        return path
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else None
+
+
 def read_checkpoint_file(file):
     """The object saved in the PyTorch file ``file``, read on the CPU with ``weights_only=True``
     (tensors and plain Python values: a checkpoint never runs code when it is read).

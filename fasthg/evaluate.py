@@ -18,7 +18,7 @@ from .joints import NUM_JOINTS
 from .model_factory import select_backend
 from .pose_model import load_pose_model
 from .precision import AMP_MODES, autocast_dtype
-from .checkpointing import checkpoint_path
+from .checkpointing import checkpoint_path, run_folder_of
 from .errors import UserError
 from .targets import HeatmapTargets
 from .train_options import DEFAULT_VAL_SIZE
@@ -45,9 +45,7 @@ def build_parser():
 
 def default_json_path(checkpoint):
     """evaluation.json in the run folder of ``checkpoint`` (the parent of its checkpoints/ folder)."""
-    folder = os.path.dirname(os.path.abspath(checkpoint_path(checkpoint)))
-    if os.path.basename(folder) == "checkpoints":
-        folder = os.path.dirname(folder)
+    folder = run_folder_of(checkpoint) or os.path.dirname(os.path.abspath(checkpoint))
     return os.path.join(folder, "evaluation.json")
 
 

@@ -34,7 +34,7 @@ def main(argv=None):
     checkpoint = initial_weights = None
     if resume is not None:
         checkpoint = load_checkpoint(resume)
-        config = resumed(checkpoint["config"], given)
+        config = resumed(checkpoint["config"], given, resume)
     elif config.checkpoint is not None:
         config, initial_weights = fine_tuning(config, given)
     context = distributed.setup(config.device)

@@ -11,6 +11,7 @@ import datetime
 import os
 from dataclasses import dataclass
 
+from .checkpointing import run_folder_of
 from .data import DATASETS
 from .dispatch import BACKENDS
 from .errors import UserError
@@ -18,7 +19,7 @@ from .precision import AMP_MODES
 
 HEATMAP_STYLES = ("princeton", "bearpaw", "mmpose", "unbiased")
 SCHEDULES = ("constant", "step", "cosine")
-RESUMABLE = ("epochs", "max_steps", "workers", "device", "backend", "save_every", "output")
+RESUMABLE = ("epochs", "max_steps", "workers", "threads", "device", "backend", "save_every", "output")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainConfig:
     save_every: int
     output: str
     checkpoint: str | None = None  # the weights the run started from (fine-tuning), None from scratch
+    threads: int | None = None  # PyTorch's CPU threads; None: OMP_NUM_THREADS or 1 (fasthg.threads)
 
 
 DEFAULT_VAL_SIZE = 512
@@ -97,10 +99,12 @@ def build_parser():
     optimisation.add_argument("--schedule", choices=SCHEDULES,
                               help="learning-rate schedule after warm-up: cosine to 0 (synthetic), x0.1 at 60%% and 85%% (mpii), constant")
     optimisation.add_argument("--warmup-steps", type=int, help="linear warm-up (synthetic 50, mpii 0)")
-    optimisation.add_argument("--amp", choices=AMP_MODES, help="mixed precision; auto (default): bf16 where the hardware has it natively, else fp32; fp16 only on CUDA")
+    optimisation.add_argument("--amp", choices=AMP_MODES, help="mixed precision; auto (default): bf16 on a CUDA GPU that has it, fp32 on CPUs (the same numbers on any CPU); fp16 only on CUDA")
     run = parser.add_argument_group("run")
     run.add_argument("--backend", choices=BACKENDS, help="fasthg kernels: auto (Triton on CUDA), triton, torch")
     run.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    run.add_argument("--threads", type=int, help="PyTorch's CPU threads per process (default: OMP_NUM_THREADS if set, "
+                                                 "else 1, which stays fast where other work shares the cores)")
     run.add_argument("--seed", type=int, help="seeds the model, the data and their order (default 0)")
     run.add_argument("--output", help="run folder (default runs/<dataset>-<date>-<time>)")
     run.add_argument("--save-every", type=int, help="also checkpoint every N steps; 0: only at epoch ends")
@@ -120,8 +124,9 @@ def _check(config):
     for name, minimum in (("nstack", 1), ("inp_dim", 2), ("batch_size", 2), ("epochs", 1), ("workers", 0),
                           ("warmup_steps", 0), ("save_every", 0), ("train_size", 2), ("val_size", 1), ("input_size", 64)):
         at_least(name, minimum)
-    if config.max_steps is not None:
-        at_least("max_steps", 1)
+    for name in ("max_steps", "threads"):
+        if getattr(config, name) is not None:
+            at_least(name, 1)
     if config.input_size % 64:
         raise UserError(f"--input-size: expected a multiple of 64 (the network halves it 6 times), got {config.input_size}")
     if config.inp_dim % 2:
@@ -147,14 +152,21 @@ def parse(argv=None):
     return config, None, given
 
 
-def resumed(saved, given):
+def resumed(saved, given, resume):
     """The saved run's TrainConfig with the options in RESUMABLE that were given again (the others
-    may be repeated, but not changed)."""
+    may be repeated, but not changed).
+
+    The run writes to the folder it resumes (or to ``--output``), never to the folder saved in its
+    config, which is where the run was first written: a copied run must not write to its original.
+    """
     changed = sorted(name for name, value in given.items() if name not in RESUMABLE and saved.get(name) != value)
     if changed:
         names = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise UserError(f"{names}: cannot change when resuming (only {', '.join('--' + n.replace('_', '-') for n in RESUMABLE)})")
+    output = given.get("output", run_folder_of(resume))
+    if output is None:
+        raise UserError(f"--resume: {resume} is not in a run folder's checkpoints/; give --output, the folder to write the run to")
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, **given})
+    config = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, **given, "output": output})
     _check(config)
     return config

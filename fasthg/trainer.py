@@ -30,6 +30,7 @@ from .model_factory import build_model, select_backend
 from .pose_model import load_weights
 from .precision import autocast_dtype
 from .run_folder import RunFolder
+from .threads import choose_threads
 from .targets import HeatmapTargets
 
 _PREVIEW_IMAGES = 16
@@ -89,7 +90,12 @@ class Trainer:
         self.config, self.context = config, context
         select_backend(config.backend, context.device)
         torch.manual_seed(config.seed)  # the same initial weights in every process
+        threads, source = choose_threads(config.threads)
         self.amp_dtype = autocast_dtype(config.amp, context.device)
+        if context.is_main:
+            precision = "fp32" if self.amp_dtype is None else f"{str(self.amp_dtype).removeprefix('torch.')} autocast"
+            print(f"device {context.device}, {threads} CPU thread{'s' if threads > 1 else ''} ({source}), "
+                  f"precision {precision} (--amp {config.amp})", flush=True)
         self.targets = HeatmapTargets(config.heatmap_style, config.sigma, config.weighted_loss)
         datasets = {split: make_dataset(config.dataset, split, config.input_size, config.seed,
                                         config.train_size if split == "train" else config.val_size,
@@ -118,7 +124,7 @@ class Trainer:
         self.folder = RunFolder(config.output) if context.is_main else None
         if checkpoint is not None:
             self._restore(checkpoint)
-        elif self.folder:
+        if self.folder:  # a resumed run's too: its output folder may be new, its epochs changed
             self.folder.write_json("config.json", dataclasses.asdict(config))
 
     @property

@@ -2,6 +2,7 @@
 to every command: a one-line message, a non-zero exit status, no traceback."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -83,6 +84,7 @@ def corrupt_checkpoint(tmp_path):
     (train, ["--dataset", "mpii"], "--dataset mpii needs --data-dir"),
     (train, ["--input-size", "100"], "--input-size: expected a multiple of 64"),
     (train, ["--batch-size", "1"], "--batch-size: expected at least 2"),
+    (train, ["--threads", "0"], "--threads: expected at least 1, got 0"),
     (train, ["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA device"),
     (train, ["--device", "tpu"], "--device: expected auto, cpu, cuda or cuda:N"),
     (train, ["--resume", "/nonexistent/run"], "checkpoint not found: /nonexistent/run"),
@@ -115,6 +117,15 @@ def test_unknown_option_values_exit_with_usage(argv, message, capsys):
 def test_resume_refuses_to_change_the_model(run_folder, capsys):
     status, _, err = run_command(train, ["--resume", run_folder, "--inp-dim", "32"], capsys)
     assert status == 2 and "--inp-dim: cannot change when resuming" in err
+
+
+def test_resuming_a_checkpoint_outside_a_run_folder_needs_output(run_folder, capsys, tmp_path):
+    loose = str(tmp_path / "loose.pt")
+    shutil.copy(os.path.join(run_folder, "checkpoints", "last.pt"), loose)
+    status, _, err = run_command(train, ["--resume", loose], capsys)
+    assert status == 2
+    assert err == f"error: --resume: {loose} is not in a run folder's checkpoints/; give --output, the folder to write the run to\n"
+    assert os.listdir(tmp_path) == ["loose.pt"]
 
 
 def test_the_installed_command_prints_no_traceback(tmp_path):
