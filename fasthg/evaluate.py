@@ -10,7 +10,7 @@ import os
 
 from torch.utils.data import DataLoader, Subset
 
-from . import cli, distributed, evaluation
+from . import cli, distributed, evaluation, extras
 from .data import DATASETS, make_dataset
 from .dispatch import BACKENDS
 from .files import write_atomic
@@ -51,6 +51,7 @@ def default_json_path(checkpoint):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    extras.check(extras.COMMANDS)
     if args.batch_size < 1 or args.workers < 0 or (args.val_size is not None and args.val_size < 1):
         raise UserError("--batch-size and --val-size: expected at least 1; --workers: at least 0")
     context = distributed.setup(args.device)

@@ -7,7 +7,7 @@ SIGTERM or Ctrl-C after saving the checkpoint.
 import dataclasses
 import sys
 
-from . import cli, distributed
+from . import cli, distributed, extras
 from .checkpointing import load_checkpoint
 from .errors import UserError
 from .joints import NUM_JOINTS
@@ -31,6 +31,7 @@ def fine_tuning(config, given):
 
 def main(argv=None):
     config, resume, given = parse(argv)
+    extras.check(extras.COMMANDS)
     checkpoint = initial_weights = None
     if resume is not None:
         checkpoint = load_checkpoint(resume)

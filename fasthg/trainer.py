@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
-from tqdm import tqdm
 
 import fasthg
 
@@ -25,6 +24,7 @@ from . import distributed, evaluation
 from .checkpointing import capture_rng, restore_rng, save_checkpoint
 from .data import make_dataset
 from .errors import UserError
+from .extras import LazyModule
 from .inference import model_input, run_model
 from .model_factory import build_model, select_backend
 from .pose_model import load_weights
@@ -32,6 +32,8 @@ from .precision import autocast_dtype
 from .run_folder import RunFolder
 from .threads import choose_threads
 from .targets import HeatmapTargets
+
+tqdm = LazyModule("tqdm")
 
 _PREVIEW_IMAGES = 16
 
@@ -184,7 +186,7 @@ class Trainer:
         loader = self._loader(self.train_set, sampler=_SkipSampler(self.sampler, self.progress["batch"] * config.batch_size),
                               drop_last=True)
         self.model.train()
-        bar = tqdm(total=self.steps_per_epoch, initial=self.progress["batch"], desc=f"epoch {epoch + 1}/{config.epochs}",
+        bar = tqdm.tqdm(total=self.steps_per_epoch, initial=self.progress["batch"], desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="batch", disable=not self.context.is_main, dynamic_ncols=True, mininterval=1.0)
         started, images = time.perf_counter(), 0
         for batch in loader:
@@ -274,7 +276,7 @@ class Trainer:
         self._save()
         self.folder.write_metrics(self.history)
         self.folder.write_curves(self.history)
-        tqdm.write(f"epoch {record['epoch']}: train loss {record['train_loss']:.4g}, val loss {record['val_loss']:.4g}, "
+        tqdm.tqdm.write(f"epoch {record['epoch']}: train loss {record['train_loss']:.4g}, val loss {record['val_loss']:.4g}, "
                    f"PCKh@0.5 {100 * record['pckh_mpii']:.1f} (mpii) {100 * record['pckh_all16']:.1f} (all16)")
 
     def _finish(self, results):

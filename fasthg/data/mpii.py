@@ -8,15 +8,16 @@ sees exactly the crops an uninterrupted one would.
 """
 import os
 
-import cv2
-import h5py
 import numpy as np
 import torch
 
 from ..errors import MissingFileError, UserError
+from ..extras import LazyModule
 from ..joints import NUM_JOINTS
 from .sample import make_sample
 from .transforms import crop_matrix, flip_joint_order, inside, invert_matrix, jitter_colour, transform_points, warp_image
+
+cv2, h5py = LazyModule("cv2"), LazyModule("h5py")
 
 _SPLITS = {"train": 0, "valid": 1}
 _FIELDS = ("center", "scale", "part", "normalize", "imgname")

@@ -1,4 +1,6 @@
 """``fasthg.Residual``: the reference's pre-activation bottleneck, run by the fused kernels."""
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -34,7 +36,7 @@ class Residual(reference.Residual):
     own kernels.
     """
 
-    def __init__(self, inp_dim, out_dim):
+    def __init__(self, inp_dim: int, out_dim: int) -> None:
         check_size("inp_dim", inp_dim, 1)
         check_size("out_dim", out_dim, 2)  # the bottleneck has out_dim // 2 channels
         super().__init__(inp_dim, out_dim)
@@ -46,7 +48,7 @@ class Residual(reference.Residual):
             # and optimizers skip the parameters (their grad stays None).
             self.skip_layer.requires_grad_(False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor("x", x, 4, layout="(N, C, H, W)")
         check_same_device(x=x, weight=self.conv1.conv.weight)
         if x.shape[1] != self.bn1.num_features:
@@ -61,7 +63,7 @@ class Residual(reference.Residual):
             return super().forward(x) if self.training or not self._has_running_stats() else self._folded_forward(x)
         return forward_counting_steps(self, True, self._fused_forward, x)
 
-    def fused_batch_norms(self):
+    def fused_batch_norms(self) -> Sequence[torch.nn.BatchNorm2d]:
         """The BNs whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
         return (self.bn1, self.bn2, self.bn3)
 

@@ -54,7 +54,7 @@ def _backward(ctx, grad):
 _max_pool2x2.register_autograd(_backward, setup_context=_setup_context)
 
 
-def max_pool2x2(x):
+def max_pool2x2(x: torch.Tensor) -> torch.Tensor:
     """2x2 max-pooling with stride 2 of x (N, C, H, W), NCHW or channels_last.
 
     Fused (see :func:`fasthg.dispatch.runs_fused`): the custom op, returning channels_last.

@@ -52,7 +52,7 @@ def _backward(ctx, grad):
 _upsample_add.register_autograd(_backward, setup_context=_setup_context)
 
 
-def upsample_add(low, skip):
+def upsample_add(low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     """skip + nearest x2 upsampling of ``low``.
 
     low: (N, C, h, w); skip: (N, C, 2h, 2w), same dtype and device; either may be NCHW or
