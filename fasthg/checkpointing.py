@@ -18,13 +18,15 @@ from .errors import InvalidValueError, MissingFileError, UserError
 from .files import write_atomic
 
 LAST = "last.pt"
+BEST = "best.pt"  # the checkpoint of the epoch with the highest validation PCKh (mpii convention)
 
 
-def save_checkpoint(state, path):
-    """Writes the checkpoint dict ``state`` to ``path`` atomically (never a half-written file)."""
+def save_checkpoint(state, *paths):
+    """Writes the checkpoint dict ``state`` to each of ``paths`` in turn, atomically (never a half-written file)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    write_atomic(path, buffer.getvalue())
+    for path in paths:
+        write_atomic(path, buffer.getvalue())
 
 
 def checkpoint_path(path):

@@ -4,7 +4,9 @@
 
     config.json           the TrainConfig
     checkpoints/last.pt   the latest checkpoint (fasthg.checkpointing)
+    checkpoints/best.pt   the checkpoint of the epoch with the best validation PCKh (mpii convention)
     metrics.jsonl         one JSON record per epoch: losses, PCKh, learning rate, throughput
+    tensorboard/          the same records as TensorBoard scalars (--tensorboard)
     curves.png            loss and validation PCKh per epoch
     predictions.png       predicted skeletons over validation images
     results.json          the final validation PCKh per joint, the mean-pose baseline, the duration
@@ -14,7 +16,7 @@ import json
 import os
 
 from . import visualize
-from .checkpointing import LAST
+from .checkpointing import BEST, LAST
 from .files import write_atomic
 
 
@@ -31,6 +33,10 @@ class RunFolder:
     @property
     def checkpoint(self):
         return os.path.join(self.path, "checkpoints", LAST)
+
+    @property
+    def best_checkpoint(self):
+        return os.path.join(self.path, "checkpoints", BEST)
 
     def write_json(self, name, value):
         write_atomic(self.file(name), (json.dumps(value, indent=2) + "\n").encode())

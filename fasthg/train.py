@@ -31,13 +31,13 @@ def fine_tuning(config, given):
 
 def main(argv=None):
     config, resume, given = parse(argv)
-    extras.check(extras.COMMANDS)
     checkpoint = initial_weights = None
     if resume is not None:
         checkpoint = load_checkpoint(resume)
         config = resumed(checkpoint["config"], given, resume)
     elif config.checkpoint is not None:
         config, initial_weights = fine_tuning(config, given)
+    extras.check(extras.COMMANDS + (("tensorboard",) if config.tensorboard else ()))  # before anything is written
     context = distributed.setup(config.device)
     try:
         Trainer(config, context, checkpoint, initial_weights).fit()

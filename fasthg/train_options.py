@@ -8,18 +8,21 @@ on a laptop CPU. ``--resume`` takes the run's saved configuration; only the opti
 import argparse
 import dataclasses
 import datetime
+import json
 import os
+import typing
 from dataclasses import dataclass
 
 from .checkpointing import run_folder_of
 from .data import DATASETS
 from .dispatch import BACKENDS
-from .errors import UserError
+from .errors import MissingFileError, UserError
 from .precision import AMP_MODES
 
 HEATMAP_STYLES = ("princeton", "bearpaw", "mmpose", "unbiased")
 SCHEDULES = ("constant", "step", "cosine")
-RESUMABLE = ("epochs", "max_steps", "workers", "threads", "device", "backend", "save_every", "output")
+CHOICES = {"dataset": DATASETS, "schedule": SCHEDULES, "heatmap_style": HEATMAP_STYLES, "amp": AMP_MODES, "backend": BACKENDS}
+RESUMABLE = ("epochs", "max_steps", "workers", "threads", "device", "backend", "save_every", "output", "tensorboard")
 
 
 @dataclass
@@ -52,6 +55,7 @@ class TrainConfig:
     output: str
     checkpoint: str | None = None  # the weights the run started from (fine-tuning), None from scratch
     threads: int | None = None  # PyTorch's CPU threads; None: OMP_NUM_THREADS or 1 (fasthg.threads)
+    tensorboard: bool = False  # also log the metrics for TensorBoard
 
 
 DEFAULT_VAL_SIZE = 512
@@ -108,6 +112,9 @@ def build_parser():
     run.add_argument("--seed", type=int, help="seeds the model, the data and their order (default 0)")
     run.add_argument("--output", help="run folder (default runs/<dataset>-<date>-<time>)")
     run.add_argument("--save-every", type=int, help="also checkpoint every N steps; 0: only at epoch ends")
+    run.add_argument("--tensorboard", action="store_true", help="also log the metrics for TensorBoard, in the run folder's tensorboard/")
+    run.add_argument("--config", help="take the options from this config.json (a run's), options given here overriding "
+                                      "them; the output folder is not taken (default: a new one)")
     run.add_argument("--resume", help="continue the run of this folder or checkpoint file exactly")
     run.add_argument("--checkpoint", help="fine-tune these weights (a fasthg run or checkpoint, princeton-vl's "
                                           "checkpoint.pt or a PoseNet state_dict file); --nstack and --inp-dim come from them")
@@ -138,14 +145,44 @@ def _check(config):
         raise UserError("--dataset mpii needs --data-dir, the folder of MPII's images")
 
 
+def read_config(path):
+    """The options in the JSON file ``path`` (a run's config.json), but its output folder: a run
+    started from it writes to a new folder unless --output says otherwise."""
+    try:
+        with open(path) as file:
+            values = json.load(file)
+    except FileNotFoundError:
+        raise MissingFileError(f"--config: {path} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"--config: {path} is not a readable JSON file ({error})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config: {path} holds a JSON {type(values).__name__}, expected an object of options")
+    hints = typing.get_type_hints(TrainConfig)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise UserError(f"--config: {path} has options that fasthg.train does not know: {', '.join(unknown)}")
+    for name, value in values.items():
+        hint = hints[name]
+        if isinstance(value, bool) is not (hint is bool) or not (isinstance(value, hint) or hint is float and isinstance(value, int)):
+            raise UserError(f"--config: {path}: {name} must be {hint.__name__ if isinstance(hint, type) else hint}, got {value!r}")
+    for name, choices in CHOICES.items():
+        if name in values and values[name] not in choices:
+            raise UserError(f"--config: {path}: {name} must be one of {', '.join(choices)}, got {values[name]!r}")
+    values.pop("output", None)
+    return values
+
+
 def parse(argv=None):
     """Returns (TrainConfig, resume path or None, the set of option names given on the command line)."""
     given = vars(build_parser().parse_args(argv))
-    resume = given.pop("resume", None)
+    resume, config_file = given.pop("resume", None), given.pop("config", None)
     if resume is not None:
+        if config_file is not None:
+            raise UserError("--config: a resumed run keeps its own configuration; give --config or --resume, not both")
         return None, resume, given
-    dataset = given.get("dataset", _COMMON_DEFAULTS["dataset"])
-    values = {**_COMMON_DEFAULTS, **DATASET_DEFAULTS[dataset], **given}
+    saved = {} if config_file is None else read_config(config_file)
+    dataset = given.get("dataset", saved.get("dataset", _COMMON_DEFAULTS["dataset"]))
+    values = {**_COMMON_DEFAULTS, **DATASET_DEFAULTS[dataset], **saved, **given}
     values.setdefault("output", os.path.join("runs", f"{dataset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"))
     config = TrainConfig(**values)
     _check(config)

@@ -30,8 +30,9 @@ from .model_factory import build_model, select_backend
 from .pose_model import load_weights
 from .precision import autocast_dtype
 from .run_folder import RunFolder
-from .threads import choose_threads
 from .targets import HeatmapTargets
+from .tensorboard_log import TensorBoardLog
+from .threads import choose_threads
 
 tqdm = LazyModule("tqdm")
 
@@ -128,6 +129,8 @@ class Trainer:
             self._restore(checkpoint)
         if self.folder:  # a resumed run's too: its output folder may be new, its epochs changed
             self.folder.write_json("config.json", dataclasses.asdict(config))
+        self.tensorboard = (TensorBoardLog(config.output, None if checkpoint is None else self.progress["step"])
+                            if config.tensorboard and self.folder else None)
 
     @property
     def total_steps(self):
@@ -143,7 +146,9 @@ class Trainer:
         self.history = list(checkpoint["history"])
         restore_rng(checkpoint["rng"])
 
-    def _save(self):
+    def _save(self, best=False):
+        """Writes checkpoints/last.pt, and first checkpoints/best.pt when ``best``: killed between the
+        two, the run resumes from the previous last.pt and repeats this epoch, its best included."""
         if not self.context.is_main:
             return
         save_checkpoint({
@@ -151,7 +156,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "progress": dict(self.progress), "history": list(self.history), "rng": capture_rng(),
             "config": dataclasses.asdict(self.config),
-        }, self.folder.checkpoint)
+        }, *([self.folder.best_checkpoint] if best else []), self.folder.checkpoint)
 
     def _on_signal(self, signum, frame):
         if self.stop_signal is not None:  # asked twice: quit now, without saving
@@ -174,6 +179,8 @@ class Trainer:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            if self.tensorboard:
+                self.tensorboard.close()
 
     def _loader(self, dataset, **options):
         return DataLoader(dataset, batch_size=self.config.batch_size, num_workers=self.config.workers,
@@ -186,8 +193,11 @@ class Trainer:
         loader = self._loader(self.train_set, sampler=_SkipSampler(self.sampler, self.progress["batch"] * config.batch_size),
                               drop_last=True)
         self.model.train()
-        bar = tqdm.tqdm(total=self.steps_per_epoch, initial=self.progress["batch"], desc=f"epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", disable=not self.context.is_main, dynamic_ncols=True, mininterval=1.0)
+        # with --max-steps the bar counts toward it, over the whole run; else through the epoch
+        total, done = ((self.total_steps, self.progress["step"]) if config.max_steps is not None
+                       else (self.steps_per_epoch, self.progress["batch"]))
+        bar = tqdm.tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                        disable=not self.context.is_main, dynamic_ncols=True, mininterval=1.0)
         started, images = time.perf_counter(), 0
         for batch in loader:
             loss = self._step(batch)
@@ -272,9 +282,12 @@ class Trainer:
             return
         scores = evaluation.score(results)
         record.update(val_loss=results["loss"], pckh_mpii=scores["mpii"]["mean"], pckh_all16=scores["all16"]["mean"])
+        best = all(record["pckh_mpii"] > earlier["pckh_mpii"] for earlier in self.history)
         self.history.append(record)
-        self._save()
+        self._save(best)
         self.folder.write_metrics(self.history)
+        if self.tensorboard:
+            self.tensorboard.write(record)
         self.folder.write_curves(self.history)
         tqdm.tqdm.write(f"epoch {record['epoch']}: train loss {record['train_loss']:.4g}, val loss {record['val_loss']:.4g}, "
                    f"PCKh@0.5 {100 * record['pckh_mpii']:.1f} (mpii) {100 * record['pckh_all16']:.1f} (all16)")
@@ -287,8 +300,11 @@ class Trainer:
         baseline = evaluation.baseline_score(results, evaluation.mean_pose(self.train_set))
         self.folder.write_curves(self.history, baseline["mpii"]["mean"])
         self._write_predictions()
+        best = max(self.history, key=lambda record: record["pckh_mpii"])
         summary = {"pckh": scores, "mean_pose_baseline": baseline, "train_seconds": self.progress["seconds"],
-                   "steps": self.progress["step"], "checkpoint": self.folder.checkpoint}
+                   "steps": self.progress["step"], "checkpoint": self.folder.checkpoint,
+                   "best_checkpoint": {"path": self.folder.best_checkpoint, "epoch": best["epoch"], "step": best["step"],
+                                       "pckh_mpii": best["pckh_mpii"]}}
         self.folder.write_json("results.json", summary)
         print(evaluation.format_table(scores, baseline))
         print(f"validation PCKh@0.5 {100 * scores['mpii']['mean']:.1f} (mpii) / {100 * scores['all16']['mean']:.1f} (all16); "

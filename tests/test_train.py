@@ -62,9 +62,9 @@ def assert_same_weights(first, second):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """A finished 3-epoch run: its folder and its output."""
+    """A finished 3-epoch run, logged for TensorBoard too: its folder and its output."""
     folder = str(tmp_path_factory.mktemp("runs") / "tiny")
-    result = train("--epochs", "3", "--output", folder)
+    result = train("--epochs", "3", "--tensorboard", "--output", folder)
     return folder, result
 
 
@@ -84,7 +84,34 @@ def test_a_short_run_learns_and_writes_every_artefact(trained_run):
     assert set(results["pckh"]) == {"mpii", "all16"} and "mean_pose_baseline" in results
     assert "r_wrist" in result.stdout and "mean-pose baseline" in result.stdout and "mean (mpii)" in result.stdout
     assert "img_s=" in result.stderr  # the progress bar shows throughput
+    assert "8/8 [" in result.stderr and "/24 [" not in result.stderr  # without --max-steps it counts through each epoch
     assert result.stdout.startswith("device cpu, 1 CPU thread (OMP_NUM_THREADS), precision fp32 (--amp off)\n")
+
+
+def test_the_best_epoch_is_kept_beside_the_last(trained_run):
+    folder, _ = trained_run
+    history = records(folder)
+    best = max(history, key=lambda record: record["pckh_mpii"])
+    kept = load_checkpoint(os.path.join(folder, "checkpoints", "best.pt"))
+    assert kept["progress"]["step"] == best["step"]
+    assert kept["history"][-1] == best
+    with open(os.path.join(folder, "results.json")) as file:
+        assert json.load(file)["best_checkpoint"]["epoch"] == best["epoch"]
+
+
+def test_tensorboard_logs_every_record_beside_metrics_jsonl(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    folder, _ = trained_run
+    events = EventAccumulator(os.path.join(folder, "tensorboard")).Reload()
+    for name in ("train_loss", "val_loss", "pckh_mpii", "pckh_all16", "lr"):
+        logged = [(event.step, event.value) for event in events.Scalars(name)]
+        assert logged == [(record["step"], pytest.approx(record[name])) for record in records(folder)], name
+
+
+def test_the_progress_bar_counts_toward_max_steps(tmp_path):
+    result = train("--epochs", "3", "--max-steps", "11", "--output", str(tmp_path / "run"))  # 8 steps per epoch
+    assert "11/11 [" in result.stderr and "8/8 [" not in result.stderr
+    assert [record["step"] for record in records(str(tmp_path / "run"))] == [8, 11]
 
 
 def test_checkpoints_load_into_the_reference_model(trained_run):
