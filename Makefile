@@ -5,7 +5,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
+# What defines the install: the package's metadata and the torch installer.
+INSTALL_FILES := pyproject.toml scripts/install_torch.sh
+STAMP := $(VENV)/.installed-$(shell cat $(INSTALL_FILES) | cksum | cut -d' ' -f1)
 export TRITON_DEFAULT_FP_FUSION ?= 1
 # pytest-xdist workers for `make test`: the Triton interpreter keeps one core busy per process.
 TEST_JOBS ?= auto
@@ -14,7 +16,7 @@ TEST_JOBS ?= auto
 
 setup: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): $(INSTALL_FILES)
 	$(PYTHON) -c 'import sys; sys.exit("fasthg needs Python >= 3.10") if sys.version_info < (3, 10) else None'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	PY=$(PY) bash scripts/install_torch.sh

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import triton
 
-from .report import chart, markdown
+from .report import chart, headline_tables, markdown
 from .resources import DEFAULT_REPORT, read_resources
 from .suite import accounting_section, focus_entry, resources_section, targets, timings_section, wave_headline
 from .workloads import Config
@@ -90,6 +90,7 @@ def main(argv=None):
     if not args.quick:
         shutil.copy(args.out / "bench.md", PUBLISHED / "RESULTS.md")
         shutil.copy(args.out / "ratios.png", PUBLISHED / "ratios.png")
+    print(headline_tables(results), end="\n\n")
     print(f"wrote {args.out}/bench.json, bench.md, ratios.png" + ("" if args.quick else f"; {PUBLISHED}/RESULTS.md, ratios.png"))
     focus = focus_entry(entries)
     headline = wave_headline(focus) or [f"no AOT report at {args.resources}: build it with make aot"]

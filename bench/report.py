@@ -124,6 +124,24 @@ def timings_table(section):
             f"{section['repeats']} timed repeats per variant, taking turns; torch.compile({options}).\n\n" + _table(header, rows))
 
 
+TARGETS_TITLE = "### Targets (8-stack, batch 16, 256x256, bf16 training step, fasthg ÷ eager)"
+
+
+def targets_table(checked):
+    return _table(["metric", "target", "measured", "met"],
+                  [[METRIC_NAMES[t["metric"]], f"≤ {t['target']:.2f}x", _ratio(t["measured"]), "yes" if t["met"] else "**no**"]
+                   for t in checked])
+
+
+def headline_tables(results):
+    """What ``python -m bench`` prints: the exact accounting of every configuration, and the targets
+    where the target configuration was counted."""
+    parts = ["Exact accounting on the meta device (fasthg ÷ eager):", accounting_tables(results["accounting"])[0]]
+    if results["targets"]:
+        parts += [TARGETS_TITLE.removeprefix("### "), targets_table(results["targets"])]
+    return "\n\n".join(parts)
+
+
 def markdown(results):
     entries = results["accounting"]
     counts, roofline = accounting_tables(entries)
@@ -175,12 +193,8 @@ def markdown(results):
             "median program in tile steps, over all the op's launches), by wave time:",
             ops,
         ]
-    checked = results["targets"]
-    if checked:
-        parts += ["### Targets (8-stack, batch 16, 256x256, bf16 training step, fasthg ÷ eager)",
-                  _table(["metric", "target", "measured", "met"],
-                         [[METRIC_NAMES[t["metric"]], f"≤ {t['target']:.2f}x", _ratio(t["measured"]), "yes" if t["met"] else "**no**"]
-                          for t in checked])]
+    if results["targets"]:
+        parts += [TARGETS_TITLE, targets_table(results["targets"])]
     parts += [f"### Where the kernels go: {focus['nstack']}-stack, {focus['dtype']}, {focus['workload']}", breakdown_tables(focus),
               "## 2. Static GPU resources (ahead-of-time build, no GPU needed)", resources_table(results["resources"]),
               "## 3. CPU timings", timings_table(results["cpu_timings"]),

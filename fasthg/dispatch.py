@@ -22,12 +22,12 @@ def _checked(name):
 _current = _checked(os.environ.get("FASTHG_BACKEND", "auto"))
 
 
-def get_backend():
+def get_backend() -> str:
     """The backend in force: 'auto', 'triton' or 'torch'."""
     return _current
 
 
-def set_backend(name):
+def set_backend(name: str) -> str:
     """Select the backend for every later op call; returns the previous one."""
     global _current
     previous, _current = _current, _checked(name)
@@ -37,14 +37,14 @@ def set_backend(name):
 class backend:
     """Context manager that selects a backend for its block: ``with fasthg.backend("triton"): ...``."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = _checked(name)
 
-    def __enter__(self):
+    def __enter__(self) -> "backend":
         self.previous = set_backend(self.name)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         set_backend(self.previous)
 
 

@@ -13,7 +13,7 @@ import os
 
 from torch.utils.data import DataLoader, Subset
 
-from . import cli, distributed
+from . import cli, distributed, extras
 from .data import DATASETS, JOINT_SETS, ON_DISK, make_dataset
 from .dispatch import BACKENDS
 from .files import write_atomic
@@ -26,7 +26,7 @@ from .pose.weights import load_pose_model
 from .precision import AMP_MODES, autocast_dtype
 from .errors import UserError
 from .pose.targets import HeatmapTargets
-from .training.checkpoints import checkpoint_path
+from .training.checkpoints import checkpoint_path, run_folder_of
 from .training.options import DEFAULT_VAL_SIZE
 
 
@@ -55,14 +55,13 @@ def build_parser():
 
 def default_json_path(checkpoint):
     """evaluation.json in the run folder of ``checkpoint`` (the parent of its checkpoints/ folder)."""
-    folder = os.path.dirname(os.path.abspath(checkpoint_path(checkpoint)))
-    if os.path.basename(folder) == "checkpoints":
-        folder = os.path.dirname(folder)
+    folder = run_folder_of(checkpoint) or os.path.dirname(os.path.abspath(checkpoint))
     return os.path.join(folder, "evaluation.json")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    extras.check(extras.COMMANDS)
     if args.batch_size < 1 or args.workers < 0 or (args.val_size is not None and args.val_size < 1):
         raise UserError("--batch-size and --val-size: expected at least 1; --workers: at least 0")
     context = distributed.setup(args.device)

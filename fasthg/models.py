@@ -7,6 +7,9 @@ conv and the merges into the next stack, see :mod:`fasthg.ops.head`) runs fused;
 (7x7 conv, BN, ReLU) is PyTorch's own. Every tensor a Residual normalises, but the stem's output,
 comes with its batch statistics, reduced by the fused op that wrote it (:mod:`fasthg.nn.chaining`).
 """
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from .ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
@@ -43,24 +46,24 @@ class StackedHourglass(reference.StackedHourglass):
     hourglass_class = Hourglass
     pool_class = Pool
 
-    def __init__(self, nstack=8, inp_dim=256, oup_dim=16, bn=False, increase=0):
+    def __init__(self, nstack: int = 8, inp_dim: int = 256, oup_dim: int = 16, bn: bool = False, increase: int = 0) -> None:
         check_size("nstack", nstack, 1)
         check_size("inp_dim", inp_dim, 2)
         check_size("oup_dim", oup_dim, 1)
         check_size("increase", increase, 0)
         super().__init__(nstack, inp_dim, oup_dim, bn=bn, increase=increase)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_images(x, 1, self.pre[0].conv.weight, self.training)
         if not runs_fused(x):
             return super().forward(x)
         return forward_counting_steps(self, True, self._fused_forward, x)
 
-    def fused_batch_norms(self):
+    def fused_batch_norms(self) -> Sequence[torch.nn.BatchNorm2d]:
         """The stack heads' BNs, whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
         return [features.bn for _, features in self.features]
 
-    def head(self, i, h, x):
+    def head(self, i: int, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stack ``i``'s head fused (:mod:`fasthg.ops.head`): (preds, the next stack's x, None after the last)."""
         if not runs_fused(h):
             return super().head(i, h, x)
@@ -99,10 +102,10 @@ class StackedHourglass(reference.StackedHourglass):
 class PoseNet(StackedHourglass):
     """Drop-in for princeton-vl's PoseNet: NHWC images (N, H, W, 3) in [0, 1]."""
 
-    def __init__(self, nstack, inp_dim, oup_dim, bn=False, increase=0, **kwargs):
+    def __init__(self, nstack: int, inp_dim: int, oup_dim: int, bn: bool = False, increase: int = 0, **kwargs: Any) -> None:
         super().__init__(nstack, inp_dim, oup_dim, bn=bn, increase=increase)
 
-    def forward(self, imgs):
+    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
         _check_images(imgs, 3, self.pre[0].conv.weight, self.training, "imgs")
         # NHWC memory viewed as NCHW is exactly channels_last: no copy.
         return super().forward(imgs.permute(0, 3, 1, 2))

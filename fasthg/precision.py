@@ -8,23 +8,16 @@ from .errors import InvalidValueError
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
-def _native_bf16(device):
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:  # oneDNN's own test for bf16 instructions (AVX512-BF16, AMX) on this CPU
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def autocast_dtype(mode, device):
     """The autocast dtype for ``--amp`` ``mode`` on ``device``, or None for full fp32.
 
-    auto: bf16 where the hardware computes it natively (it halves a CPU training step on
-    AVX512-BF16 machines), else fp32. fp16 needs CUDA, where a GradScaler goes with it.
+    auto: bf16 on a CUDA GPU that supports it, else fp32; on a CPU always fp32, so a run gives the
+    same numbers on every x86 CPU (bf16 would halve a step only on those with AVX512-BF16 or AMX,
+    and change the results there: ``--amp bf16`` asks for it). fp16 needs CUDA, where a GradScaler
+    goes with it.
     """
     if mode == "auto":
-        return torch.bfloat16 if _native_bf16(device) else None
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
     if mode == "off":
         return None
     if mode == "fp16" and device.type != "cuda":

@@ -15,7 +15,7 @@ import os
 import sys
 import warnings
 
-from . import cli
+from . import cli, extras
 from .dispatch import BACKENDS
 from .distributed import use_device
 from .errors import UserError
@@ -112,6 +112,7 @@ def check(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    extras.check(extras.COMMANDS)
     check(args)
     device = use_device(args.device)
     select_backend(args.backend, device)

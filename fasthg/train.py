@@ -7,7 +7,7 @@ SIGTERM or Ctrl-C after saving the checkpoint.
 import dataclasses
 import sys
 
-from . import cli, distributed
+from . import cli, distributed, extras
 from .errors import UserError
 from .data import JOINT_SETS
 from .joint_sets import check_model_joints
@@ -35,9 +35,10 @@ def main(argv=None):
     checkpoint = initial_weights = None
     if resume is not None:
         checkpoint = load_checkpoint(resume)
-        config = resumed(checkpoint["config"], given)
+        config = resumed(checkpoint["config"], given, resume)
     elif config.checkpoint is not None:
         config, initial_weights = fine_tuning(config, given)
+    extras.check(extras.COMMANDS + (("tensorboard",) if config.tensorboard else ()))  # before anything is written
     context = distributed.setup(config.device)
     try:
         Trainer(config, context, checkpoint, initial_weights).fit()

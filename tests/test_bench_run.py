@@ -21,8 +21,11 @@ def test_quick_run_writes_json_markdown_and_chart(tmp_path):
     published = ROOT / "bench" / "RESULTS.md"
     before = published.stat().st_mtime if published.exists() else None
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # as `make bench` runs it
-    subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)], cwd=ROOT, env=env, check=True,
-                   timeout=600)
+    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                         timeout=600, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| nstack | dtype | workload | launches eager | fasthg | ratio |" in run.stdout  # the headline table
+    assert "| 2 | bf16 | training step |" in run.stdout
     results = json.loads((tmp_path / "bench.json").read_text())
     assert len(results["accounting"]) == 8  # 1 and 2 stacks x fp32, bf16 x training step, inference
     for entry in results["accounting"]:

@@ -2,6 +2,7 @@
 to every command: a one-line message, a non-zero exit status, no traceback."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import torch
 
 from fasthg import cli, distributed, evaluate, predict, train
 from fasthg.errors import UserError
+from fasthg.train_options import parse as parse_train_options
 from fasthg.data import SyntheticPoses
 from test_train import ENVIRONMENT, train as run_training
 
@@ -83,6 +85,7 @@ def corrupt_checkpoint(tmp_path):
     (train, ["--dataset", "mpii"], "--dataset mpii needs --data-dir"),
     (train, ["--input-size", "100"], "--input-size: expected a multiple of 64"),
     (train, ["--batch-size", "1"], "--batch-size: expected at least 2"),
+    (train, ["--threads", "0"], "--threads: expected at least 1, got 0"),
     (train, ["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA device"),
     (train, ["--device", "tpu"], "--device: expected auto, cpu, cuda or cuda:N"),
     (train, ["--resume", "/nonexistent/run"], "checkpoint not found: /nonexistent/run"),
@@ -115,6 +118,55 @@ def test_unknown_option_values_exit_with_usage(argv, message, capsys):
 def test_resume_refuses_to_change_the_model(run_folder, capsys):
     status, _, err = run_command(train, ["--resume", run_folder, "--inp-dim", "32"], capsys)
     assert status == 2 and "--inp-dim: cannot change when resuming" in err
+
+
+def test_resuming_a_checkpoint_outside_a_run_folder_needs_output(run_folder, capsys, tmp_path):
+    loose = str(tmp_path / "loose.pt")
+    shutil.copy(os.path.join(run_folder, "checkpoints", "last.pt"), loose)
+    status, _, err = run_command(train, ["--resume", loose], capsys)
+    assert status == 2
+    assert err == f"error: --resume: {loose} is not in a run folder's checkpoints/; give --output, the folder to write the run to\n"
+    assert os.listdir(tmp_path) == ["loose.pt"]
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    def write(content):
+        path = tmp_path / "config.json"
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        return str(path)
+    return write
+
+
+def test_config_reads_a_runs_options_and_the_command_line_overrides_them(config_file):
+    path = config_file({"nstack": 1, "inp_dim": 16, "epochs": 9, "lr": 1, "output": "runs/the-original"})
+    config, _, _ = parse_train_options(["--config", path, "--epochs", "2"])
+    assert (config.nstack, config.inp_dim, config.epochs, config.lr) == (1, 16, 2, 1)
+    assert config.input_size == 64 and config.dataset == "synthetic"  # the defaults fill what it lacks
+    assert config.output != "runs/the-original"  # a new run never writes into the run it copied
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "--config: CONFIG not found"),
+    ("{not json", "--config: CONFIG is not a readable JSON file"),
+    ([1, 2], "--config: CONFIG holds a JSON list, expected an object of options"),
+    ({"epochs": 2, "colour": "red"}, "--config: CONFIG has options that fasthg.train does not know: colour"),
+    ({"epochs": "6"}, "--config: CONFIG: epochs must be int, got '6'"),
+    ({"epochs": True}, "--config: CONFIG: epochs must be int, got True"),
+    ({"data_dir": 3}, "--config: CONFIG: data_dir must be str | None, got 3"),
+    ({"dataset": "coco"}, "--config: CONFIG: dataset must be one of synthetic, mpii, got 'coco'"),
+    ({"epochs": 0}, "--epochs: expected at least 1, got 0"),
+])
+def test_a_bad_config_file_is_one_line(config_file, capsys, tmp_path, content, message):
+    path = str(tmp_path / "absent.json") if content is None else config_file(content)
+    status, _, err = run_command(train, ["--config", path, "--output", str(tmp_path / "run")], capsys)
+    assert status == 2 and err.startswith(f"error: {message.replace('CONFIG', path)}") and err.count("\n") == 1, err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_config_and_resume_do_not_go_together(run_folder, capsys):
+    status, _, err = run_command(train, ["--resume", run_folder, "--config", os.path.join(run_folder, "config.json")], capsys)
+    assert status == 2 and "give --config or --resume, not both" in err
 
 
 def test_the_installed_command_prints_no_traceback(tmp_path):

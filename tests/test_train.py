@@ -1,7 +1,9 @@
 """``python -m fasthg.train`` end to end on tiny synthetic runs: artefacts, resuming after SIGKILL,
 stopping on signals and on divergence, torchrun with two gloo processes."""
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +14,8 @@ import torch
 
 import fasthg
 from fasthg import distributed
-from fasthg.training import trainer
+from fasthg.precision import autocast_dtype
+from fasthg.training import threads, trainer
 from fasthg.training.checkpoints import load_checkpoint
 from fasthg.training.options import parse
 from test_data import stand_in_mpii  # noqa: F401 (a fixture shared with the data tests)
@@ -23,10 +26,10 @@ TINY = ["--nstack", "1", "--inp-dim", "16", "--input-size", "64", "--batch-size"
 ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1"}  # deterministic and gentle on a shared machine
 
 
-def train(*arguments, check=True):
-    """Runs ``python -m fasthg.train`` to completion; returns the CompletedProcess."""
+def train(*arguments, check=True, cwd=None):
+    """Runs ``python -m fasthg.train`` to completion (in folder ``cwd``); returns the CompletedProcess."""
     result = subprocess.run([sys.executable, "-m", "fasthg.train", *TINY, *arguments], env=ENVIRONMENT,
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, cwd=cwd)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -60,9 +63,9 @@ def assert_same_weights(first, second):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """A finished 3-epoch run: its folder and its output."""
+    """A finished 3-epoch run, logged for TensorBoard too: its folder and its output."""
     folder = str(tmp_path_factory.mktemp("runs") / "tiny")
-    result = train("--epochs", "3", "--output", folder)
+    result = train("--epochs", "3", "--tensorboard", "--output", folder)
     return folder, result
 
 
@@ -82,6 +85,34 @@ def test_a_short_run_learns_and_writes_every_artefact(trained_run):
     assert set(results["pckh"]) == {"mpii", "all16", "mmpose"} and "mean_pose_baseline" in results
     assert "r_wrist" in result.stdout and "mean-pose baseline" in result.stdout and "mean (mpii)" in result.stdout
     assert "img_s=" in result.stderr  # the progress bar shows throughput
+    assert "8/8 [" in result.stderr and "/24 [" not in result.stderr  # without --max-steps it counts through each epoch
+    assert result.stdout.startswith("device cpu, 1 CPU thread (OMP_NUM_THREADS), precision fp32 (--amp off)\n")
+
+
+def test_the_best_epoch_is_kept_beside_the_last(trained_run):
+    folder, _ = trained_run
+    history = records(folder)
+    best = max(history, key=lambda record: record["pckh_mpii"])
+    kept = load_checkpoint(os.path.join(folder, "checkpoints", "best.pt"))
+    assert kept["progress"]["step"] == best["step"]
+    assert kept["history"][-1] == best
+    with open(os.path.join(folder, "results.json")) as file:
+        assert json.load(file)["best_checkpoint"]["epoch"] == best["epoch"]
+
+
+def test_tensorboard_logs_every_record_beside_metrics_jsonl(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    folder, _ = trained_run
+    events = EventAccumulator(os.path.join(folder, "tensorboard")).Reload()
+    for name in ("train_loss", "val_loss", "pckh_mpii", "pckh_all16", "lr"):
+        logged = [(event.step, event.value) for event in events.Scalars(name)]
+        assert logged == [(record["step"], pytest.approx(record[name])) for record in records(folder)], name
+
+
+def test_the_progress_bar_counts_toward_max_steps(tmp_path):
+    result = train("--epochs", "3", "--max-steps", "11", "--output", str(tmp_path / "run"))  # 8 steps per epoch
+    assert "11/11 [" in result.stderr and "8/8 [" not in result.stderr
+    assert [record["step"] for record in records(str(tmp_path / "run"))] == [8, 11]
 
 
 def test_checkpoints_load_into_the_reference_model(trained_run):
@@ -109,6 +140,35 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path):
                         for record in records(reference)]
 
 
+def digests(folder):
+    """Every file under ``folder``: its path relative to it and the SHA-256 of its bytes."""
+    return {os.path.relpath(os.path.join(root, name), folder): hashlib.sha256(open(os.path.join(root, name), "rb").read()).hexdigest()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def test_resuming_a_copied_run_writes_only_to_the_copy(tmp_path):
+    original, copy, elsewhere = tmp_path / "original", tmp_path / "copy", tmp_path / "elsewhere"
+    train("--epochs", "1", "--output", str(original))
+    shutil.copytree(original, copy)
+    before = digests(original)
+    elsewhere.mkdir()
+    train("--resume", str(copy), "--epochs", "2", cwd=elsewhere)  # its config.json says --output original
+    assert digests(original) == before
+    assert os.listdir(elsewhere) == []
+    assert [record["epoch"] for record in records(copy)] == [1, 2]
+    assert load_checkpoint(str(copy))["progress"]["epoch"] == 2
+    with open(copy / "config.json") as file:
+        assert json.load(file)["output"] == str(copy)
+
+
+def test_resuming_a_checkpoint_file_writes_to_its_run_folder(tmp_path):
+    folder = tmp_path / "run"
+    train("--epochs", "1", "--output", str(folder))
+    train("--resume", os.path.join("run", "checkpoints", "last.pt"), "--epochs", "2", cwd=tmp_path)
+    assert [record["epoch"] for record in records(folder)] == [1, 2]
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_saves_and_stops_cleanly(tmp_path, signum):
     folder = str(tmp_path / "run")
@@ -133,6 +193,32 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_
     failed_at = int(result.stderr.split("at step ")[1].split()[0])
     assert checkpoint["progress"]["step"] == failed_at - 1
     assert all(torch.isfinite(tensor).all() for tensor in checkpoint["model"].values() if tensor.is_floating_point())
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("requested, environment, expected", [
+    (None, None, (1, "default")), (None, "3", (3, "OMP_NUM_THREADS")), (2, "3", (2, "--threads")), (None, "", (1, "default")),
+])
+def test_threads_come_from_the_option_then_the_environment_then_one(restore_threads, monkeypatch, requested, environment, expected):
+    if environment is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", environment)
+    assert threads.choose_threads(requested) == expected
+    assert torch.get_num_threads() == expected[0]
+
+
+def test_amp_auto_is_fp32_on_every_cpu(monkeypatch):
+    # a CPU with AVX512-BF16 or AMX, as oneDNN reports it, trains in fp32 too: the same numbers everywhere
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
 
 
 class HostReads:

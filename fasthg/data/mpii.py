@@ -4,14 +4,16 @@ are cropped and augmented as :class:`~fasthg.data.person_crops.PersonCrops` says
 """
 import os
 
-import h5py
 import numpy as np
 
 from ..errors import MissingFileError, UserError
+from ..extras import LazyModule
 from ..joint_sets import MPII_16
 from ..joints import NUM_JOINTS
 from .mpii_official import OFFICIAL_FILE, read_official_annotations, split_people
 from .person_crops import PersonCrops
+
+cv2, h5py = LazyModule("cv2"), LazyModule("h5py")
 
 _SPLITS = {"train": 0, "valid": 1}
 _FIELDS = ("center", "scale", "part", "normalize", "imgname")

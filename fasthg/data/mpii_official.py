@@ -5,7 +5,7 @@ The file holds a MATLAB struct ``RELEASE``: ``annolist`` has one entry per image
 and ``annorect``, one entry per person: head box ``x1, y1, x2, y2``, ``objpos.x, .y`` the centre,
 ``scale`` the person's height / 200 pixels, ``annopoints.point`` the joints, each ``id`` 0-15 in
 MPII order, ``x``, ``y`` and ``is_visible``); ``img_train`` flags the images of the training set
-(the test set's people carry no joints). Read with ``scipy.io.loadmat(squeeze_me=True)``, a
+(the test set's people carry no joints). Read with ``scipy_io.loadmat(squeeze_me=True)``, a
 one-element array arrives as its element and a missing value as an empty array, so every field is
 read through :func:`_items` and :func:`_value`.
 
@@ -23,6 +23,7 @@ person of the same image whose centre lies within :data:`CENTRE_TOLERANCE` pixel
 import numpy as np
 
 from ..errors import UserError
+from ..extras import require
 from ..joints import NUM_JOINTS
 
 OFFICIAL_FILE = "mpii_human_pose_v1_u12_1.mat"
@@ -93,12 +94,9 @@ def read_official_annotations(path):
     Raises UserError (one line) for a file that is not a readable MATLAB file or lacks the
     release's structure, naming the first malformed image or person.
     """
+    scipy_io = require("scipy.io")  # only this reader needs scipy
     try:
-        import scipy.io  # only this reader needs scipy (an extra of fasthg's)
-    except ImportError:
-        raise UserError("reading MPII's official annotations needs scipy: pip install scipy") from None
-    try:
-        release = scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True)["RELEASE"]
+        release = scipy_io.loadmat(path, struct_as_record=False, squeeze_me=True)["RELEASE"]
         annolist, flags = _items(release.annolist), np.atleast_1d(release.img_train)
     except KeyError:
         raise UserError(f"MPII annotation file {path} holds no RELEASE struct (expected the official "

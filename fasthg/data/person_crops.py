@@ -9,13 +9,15 @@ sees exactly the crops an uninterrupted one would.
 """
 import os
 
-import cv2
 import numpy as np
 import torch
 
 from ..errors import MissingFileError, UserError
+from ..extras import LazyModule
 from .sample import make_sample
 from .transforms import crop_matrix, flip_joint_order, inside, invert_matrix, jitter_colour, transform_points, warp_image
+
+cv2 = LazyModule("cv2")
 
 
 class PersonCrops(torch.utils.data.Dataset):

@@ -14,14 +14,16 @@ and data-loader worker, and fresh poses every training epoch (:meth:`SyntheticPo
 """
 import math
 
-import cv2
 import numpy as np
 import torch
 
+from ..extras import LazyModule
 from ..joint_sets import MPII_16
 from ..joints import HEAD_TOP, NUM_JOINTS, PELVIS, THORAX, UPPER_NECK
 from .transforms import inside
 from .sample import make_sample
+
+cv2 = LazyModule("cv2")
 
 _SPLITS = {"train": 0, "val": 1}
 _SHIFT = 4  # OpenCV draws at 1/16-pixel precision with coordinates scaled by 2**_SHIFT

@@ -8,10 +8,12 @@ shifts by half a pixel on either side of the matrix.
 """
 import math
 
-import cv2
 import numpy as np
 
+from ..extras import LazyModule
 from ..joints import FLIP_PAIRS
+
+cv2 = LazyModule("cv2")
 
 CROP_UNIT = 200.0  # MPII's scale is the side of the person's box in units of 200 pixels
 BOX_MARGIN = 1.25  # a person's box fills 80% of its crop's longer side, as MPII's people fill theirs

@@ -1,6 +1,12 @@
 """``fasthg.Hourglass``: the reference's hourglass built from fused Residuals and upsample_add."""
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import torch
+
 from ..dispatch import runs_fused
 from ..ops.upsample_add import upsample_add
+from ..ops.statistics import NextBatchNorm
 from ..ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
 from ..reference import model as reference
 from .chaining import chained
@@ -21,13 +27,14 @@ class Hourglass(reference.Hourglass):
     residual_class = Residual
     pool_class = Pool
 
-    def __init__(self, n, f, bn=None, increase=0):
+    def __init__(self, n: int, f: int, bn: bool | None = None, increase: int = 0) -> None:
         check_size("n", n, 1)
         check_size("f", f, 2)
         check_size("increase", increase, 0)
         super().__init__(n, f, bn=bn, increase=increase)
 
-    def forward(self, x, x_stats=None, next_bn=None):
+    def forward(self, x: torch.Tensor, x_stats: Optional[torch.Tensor] = None,
+                next_bn: Optional[NextBatchNorm] = None) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         check_tensor("x", x, 4, layout="(N, C, H, W)")
         if x.shape[1] != self.up1.bn1.num_features:
             raise ValueError(f"x: expected {self.up1.bn1.num_features} channels (dim 1), got shape {tuple(x.shape)}")
@@ -41,7 +48,7 @@ class Hourglass(reference.Hourglass):
                              f"in training, got shape {tuple(x.shape)}")
         return forward_counting_steps(self, runs_fused(x), self._forward, x, x_stats, next_bn)
 
-    def fused_batch_norms(self):
+    def fused_batch_norms(self) -> Sequence[torch.nn.BatchNorm2d]:
         """None of its own: its Residuals list theirs (see :mod:`fasthg.nn.step_counting`)."""
         return ()
 

@@ -1,5 +1,10 @@
 """``fasthg.nn.Pool``: the reference's 2x2 max-pool, with a backward that keeps no indices."""
+from typing import Optional, Union
+
+import torch
+
 from ..ops.max_pool import max_pool2x2
+from ..ops.statistics import NextBatchNorm
 from ..reference import model as reference
 
 
@@ -7,10 +12,11 @@ class Pool(reference.Pool):
     """Drop-in for :class:`fasthg.reference.Pool` (2x2, stride 2): see :func:`fasthg.ops.max_pool2x2`
     (``next_bn`` too: :mod:`fasthg.nn.chaining`)."""
 
-    def __init__(self, kernel_size=2, stride=2):
+    def __init__(self, kernel_size: int = 2, stride: int = 2) -> None:
         if (kernel_size, stride) != (2, 2):
             raise ValueError(f"kernel_size, stride: expected (2, 2), got ({kernel_size}, {stride})")
         super().__init__(kernel_size, stride)
 
-    def forward(self, x, next_bn=None):
+    def forward(self, x: torch.Tensor,
+                next_bn: Optional[NextBatchNorm] = None) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         return max_pool2x2(x, next_bn)

@@ -1,10 +1,13 @@
 """``fasthg.Residual``: the reference's pre-activation bottleneck, run by the fused kernels."""
+from collections.abc import Sequence
+from typing import Optional, Union
+
 import torch
 import torch.nn.functional as F
 
 from .. import dispatch
 from ..ops.residual import residual
-from ..ops.statistics import check_next_bn, check_x_stats
+from ..ops.statistics import NextBatchNorm, check_next_bn, check_x_stats
 from ..ops.validate import (check_dtype_like_parameters, check_int32_addressable, check_nonempty, check_same_device,
                             check_size, check_tensor)
 from ..reference import model as reference
@@ -40,7 +43,7 @@ class Residual(reference.Residual):
     reduced in conv3's epilogue (None on PyTorch's path): see :mod:`fasthg.nn.chaining`.
     """
 
-    def __init__(self, inp_dim, out_dim):
+    def __init__(self, inp_dim: int, out_dim: int) -> None:
         check_size("inp_dim", inp_dim, 1)
         check_size("out_dim", out_dim, 2)  # the bottleneck has out_dim // 2 channels
         super().__init__(inp_dim, out_dim)
@@ -52,7 +55,8 @@ class Residual(reference.Residual):
             # and optimizers skip the parameters (their grad stays None).
             self.skip_layer.requires_grad_(False)
 
-    def forward(self, x, x_stats=None, next_bn=None):
+    def forward(self, x: torch.Tensor, x_stats: Optional[torch.Tensor] = None,
+                next_bn: Optional[NextBatchNorm] = None) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         check_tensor("x", x, 4, layout="(N, C, H, W)")
         check_same_device(x=x, weight=self.conv1.conv.weight)
         if x.shape[1] != self.bn1.num_features:
@@ -70,7 +74,7 @@ class Residual(reference.Residual):
             return out if next_bn is None else (out, None)
         return forward_counting_steps(self, True, self._fused_forward, x, x_stats, next_bn)
 
-    def fused_batch_norms(self):
+    def fused_batch_norms(self) -> Sequence[torch.nn.BatchNorm2d]:
         """The BNs whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
         return (self.bn1, self.bn2, self.bn3)
 

@@ -7,7 +7,7 @@ model the forward also reduces the statistics of its output for the Residual tha
 next (:mod:`fasthg.ops.statistics`); an autograd.Function pairs the two custom ops, since that
 forward may update a BN's running statistics, which register_autograd does not allow.
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,8 @@ class MaxPoolFunction(torch.autograd.Function):
         return _max_pool2x2_backward(grad, x), None, None, None, None
 
 
-def max_pool2x2(x, next_bn: Optional[NextBatchNorm] = None):
+def max_pool2x2(x: torch.Tensor,
+                next_bn: Optional[NextBatchNorm] = None) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """2x2 max-pooling with stride 2 of x (N, C, H, W), NCHW or channels_last.
 
     Fused (see :func:`fasthg.dispatch.runs_fused`): the custom op, returning channels_last.

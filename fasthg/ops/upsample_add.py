@@ -6,7 +6,7 @@ forward may update a BN's running statistics, which register_autograd does not a
 grad_skip = g, grad_low = 2x2 sum-pool of g. In a model the forward also reduces the statistics
 of its output for the Residual that normalises it next (:mod:`fasthg.ops.statistics`).
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +63,8 @@ class UpsampleAddFunction(torch.autograd.Function):
         return _upsample_add_backward(grad), grad, None, None, None, None
 
 
-def upsample_add(low, skip, next_bn: Optional[NextBatchNorm] = None):
+def upsample_add(low: torch.Tensor, skip: torch.Tensor,
+                 next_bn: Optional[NextBatchNorm] = None) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """skip + nearest x2 upsampling of ``low``.
 
     low: (N, C, h, w); skip: (N, C, 2h, 2w), same dtype and device; either may be NCHW or

@@ -14,7 +14,7 @@ import io
 
 import numpy as np
 
-from ..errors import UserError
+from ..extras import require
 from ..joint_sets import COCO_17
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -24,11 +24,7 @@ def oks_average_precision(data, image_ids, keypoints, scores, joint_set=COCO_17)
     """pycocotools' keypoint statistics (a dict of :data:`STAT_NAMES`) of one prediction per
     person: ``keypoints`` (N, K, 2) x, y in image pixels on images ``image_ids`` (N,) with
     confidences ``scores`` (N,), against ``data``, a parsed COCO person-keypoints file."""
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        raise UserError("COCO's OKS AP is computed by pycocotools: pip install pycocotools") from None
+    COCO, COCOeval = require("pycocotools.coco").COCO, require("pycocotools.cocoeval").COCOeval
     category = next(c["id"] for c in data["categories"] if c.get("name") == "person")
     ones = np.ones(keypoints.shape[:2] + (1,))
     detections = [{"image_id": int(image), "category_id": category, "score": float(score),

@@ -1,9 +1,11 @@
 """Skeletons drawn over images, and images as PNG bytes: what prediction, videos and a training
 run's pictures draw with."""
-import cv2
 import numpy as np
 
+from ..extras import LazyModule
 from ..joint_sets import joint_set_for_channels
+
+cv2 = LazyModule("cv2")
 
 _SIDE_COLOURS = {"right": (255, 64, 64), "left": (64, 160, 255), "centre": (255, 220, 0)}  # RGB
 

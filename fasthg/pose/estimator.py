@@ -15,7 +15,10 @@ image coordinates: pixel (i, j) covers [i, i + 1) x [j, j + 1), so the top-left 
 """
 import math
 import numbers
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +34,8 @@ from .state_dicts import posenet_architecture
 from .targets import DECODING, HeatmapTargets
 from .weights import load_pose_model, princeton_info, warn_if_synthetic
 
+Image = np.ndarray | torch.Tensor  # RGB uint8 (H, W, 3); grayscale and RGBA accepted
+Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +50,7 @@ class Pose:
     scale: float
     joint_names: tuple
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: center, scale and, per joint, its name, x, y and confidence."""
         return {"center": [float(c) for c in self.center], "scale": float(self.scale),
                 "keypoints": [{"joint": name, "x": float(x), "y": float(y), "confidence": float(c)}
@@ -86,8 +91,10 @@ class PoseEstimator:
     fasthg's synthetic figures warn that they are (:class:`fasthg.pose.weights.SyntheticWeightsWarning`).
     """
 
-    def __init__(self, checkpoint_or_model, device="auto", flip_test=False, amp="off", input_size=None,
-                 heatmap_style=None, flip_pairs=None):
+    def __init__(self, checkpoint_or_model: str | os.PathLike | Mapping[str, Any] | torch.nn.Module,
+                 device: str | torch.device = "auto", flip_test: bool = False, amp: str = "off",
+                 input_size: int | None = None, heatmap_style: str | None = None,
+                 flip_pairs: Sequence[int] | None = None) -> None:
         if amp not in AMP_MODES:
             raise InvalidValueError(f"amp: expected one of {', '.join(AMP_MODES)}, got {amp!r}")
         if isinstance(checkpoint_or_model, torch.nn.Module):
@@ -120,11 +127,11 @@ class PoseEstimator:
             raise InvalidValueError(f"heatmap_style: expected one of {', '.join(DECODING)}, got {heatmap_style!r}")
         self.targets = HeatmapTargets(heatmap_style or self.info.heatmap_style, self.info.sigma)
 
-    def __call__(self, image, box=None):
+    def __call__(self, image: Image, box: Box | None = None) -> Pose:
         """The :class:`Pose` of the person in ``box`` (x0, y0, x1, y1) of ``image``, or in the whole image."""
         return self.batch([image], [box])[0]
 
-    def batch(self, images, boxes=None):
+    def batch(self, images: Iterable[Image], boxes: Iterable[Box | None] | None = None) -> list[Pose]:
         """The :class:`Pose` of each image (a list), in ``boxes`` (a list of boxes or None) or whole."""
         images = list(images)
         boxes = [None] * len(images) if boxes is None else list(boxes)
@@ -134,7 +141,7 @@ class PoseEstimator:
         crops = [box_crop(box, p.shape[1], p.shape[0], f"boxes[{i}]") for i, (box, p) in enumerate(zip(boxes, pixels))]
         return self._estimate(pixels, [c for c, _ in crops], [s for _, s in crops])
 
-    def at(self, images, centers, scales):
+    def at(self, images: Iterable[Image], centers: Iterable[Sequence[float]], scales: Iterable[float]) -> list[Pose]:
         """The :class:`Pose` of each image's person in a square of 200·scale pixels around its
         center (x, y): MPII's annotation convention."""
         images, centers, scales = list(images), list(centers), list(scales)

@@ -7,13 +7,15 @@ sampled on the model's device, so a full-size frame crosses to the GPU once, as 
 """
 import os
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data.transforms import invert_matrix
 from ..errors import InvalidValueError, MissingFileError
+from ..extras import LazyModule
+
+cv2 = LazyModule("cv2")
 
 _CHANNELS = (1, 3, 4)
 

@@ -13,6 +13,7 @@ class PCKhScoring:
     """PCKh@0.5 in every convention (:func:`fasthg.evaluation.score`) of ``joint_set``'s joints."""
 
     name = "pckh"  # the results' key
+    best_by = "pckh_mpii"  # the headline number that picks the best checkpoint
 
     def __init__(self, joint_set):
         self.joint_set = joint_set
@@ -34,6 +35,7 @@ class OKSScoring:
     set, each prediction's confidence the mean of its heatmap peaks."""
 
     name = "oks"
+    best_by = "oks_ap"
 
     def __init__(self, dataset):
         self.dataset = dataset

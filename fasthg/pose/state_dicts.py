@@ -1,6 +1,8 @@
 """Loading checkpoints written by fasthg, by princeton-vl's code or by DDP-wrapped models."""
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import torch
 
@@ -8,7 +10,8 @@ _CONTAINER_KEYS = ("state_dict", "model")
 _PREFIXES = ("model.module.", "module.")
 
 
-def load_state_dict_compat(src, model=None):
+def load_state_dict_compat(src: str | os.PathLike | BinaryIO | Mapping[str, Any],
+                           model: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Returns a plain state_dict from ``src`` (a path or a dict), optionally loaded into ``model``.
 
     Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` containers and strips the ``model.module.``

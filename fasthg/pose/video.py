@@ -15,12 +15,12 @@ import sys
 import threading
 import time
 
-import cv2
-from tqdm import tqdm
-
 from ..errors import InvalidValueError, MissingFileError, UserError
+from ..extras import LazyModule
 from ..files import write_atomic
 from .drawing import draw_skeleton
+
+cv2, tqdm = LazyModule("cv2"), LazyModule("tqdm")
 
 FRAMES_AHEAD = 32
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -112,7 +112,7 @@ def predict_video(estimator, path, person_crop, folder, batch_size=8, min_confid
     partial = re.sub(r"\.mp4$", ".partial.mp4", video_path)
     writer, lines, count, start = None, [], 0, time.perf_counter()
     try:
-        with FrameReader(capture) as reader, tqdm(total=total, unit="frame", desc=os.path.basename(path),
+        with FrameReader(capture) as reader, tqdm.tqdm(total=total, unit="frame", desc=os.path.basename(path),
                                                   file=sys.stderr, leave=False) as bar:
             for frames in reader.batches(batch_size):
                 height, width = frames[0].shape[:2]

@@ -4,6 +4,8 @@ Parameter names, shapes and the order of modules are those of princeton-vl's
 ``pytorch_stacked_hourglass`` (``models/layers.py`` and ``models/posenet.py``), so a state_dict
 saved by either loads into the other. Written for clarity, not speed.
 """
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -18,7 +20,7 @@ class Conv(nn.Module):
         self.relu = nn.ReLU() if relu else None
         self.bn = nn.BatchNorm2d(out_dim) if bn else None
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
@@ -30,11 +32,11 @@ class Conv(nn.Module):
 class Pool(nn.Module):
     """2x2 max-pooling (princeton's name for it)."""
 
-    def __init__(self, kernel_size=2, stride=2):
+    def __init__(self, kernel_size: int = 2, stride: int = 2) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(kernel_size, stride)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x)
 
 
@@ -45,7 +47,7 @@ class Residual(nn.Module):
     conv used only when inp_dim != out_dim; it exists either way so state_dicts match princeton's.
     """
 
-    def __init__(self, inp_dim, out_dim):
+    def __init__(self, inp_dim: int, out_dim: int) -> None:
         super().__init__()
         mid = int(out_dim / 2)
         self.relu = nn.ReLU()
@@ -58,7 +60,7 @@ class Residual(nn.Module):
         self.skip_layer = Conv(inp_dim, out_dim, 1, relu=False)
         self.need_skip = inp_dim != out_dim
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.skip_layer(x) if self.need_skip else x
         out = self.conv1(self.relu(self.bn1(x)))
         out = self.conv2(self.relu(self.bn2(out)))
@@ -76,7 +78,7 @@ class Hourglass(nn.Module):
     residual_class = Residual  # what a subclass swaps to build the same network from other blocks
     pool_class = Pool
 
-    def __init__(self, n, f, bn=None, increase=0):
+    def __init__(self, n: int, f: int, bn: bool | None = None, increase: int = 0) -> None:
         super().__init__()
         nf = f + increase
         self.up1 = self.residual_class(f, f)
@@ -87,7 +89,7 @@ class Hourglass(nn.Module):
         self.low3 = self.residual_class(nf, f)
         self.up2 = nn.Upsample(scale_factor=2, mode="nearest")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         up1 = self.up1(x)
         low3 = self.low3(self.low2(self.low1(self.pool1(x))))
         return up1 + self.up2(low3)
@@ -100,7 +102,7 @@ class Merge(nn.Module):
         super().__init__()
         self.conv = Conv(x_dim, y_dim, 1, relu=False, bn=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
 
 
@@ -115,7 +117,7 @@ class StackedHourglass(nn.Module):
     hourglass_class = Hourglass
     pool_class = Pool
 
-    def __init__(self, nstack=8, inp_dim=256, oup_dim=16, bn=False, increase=0):
+    def __init__(self, nstack: int = 8, inp_dim: int = 256, oup_dim: int = 16, bn: bool = False, increase: int = 0) -> None:
         super().__init__()
         self.nstack = nstack
         self.pre = nn.Sequential(
@@ -134,7 +136,7 @@ class StackedHourglass(nn.Module):
         self.merge_features = nn.ModuleList([Merge(inp_dim, inp_dim) for _ in range(nstack - 1)])
         self.merge_preds = nn.ModuleList([Merge(oup_dim, inp_dim) for _ in range(nstack - 1)])
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pre(x)
         stack_preds = []
         for i in range(self.nstack):
@@ -159,8 +161,8 @@ class StackedHourglass(nn.Module):
 class PoseNet(StackedHourglass):
     """princeton-vl's PoseNet: the same network taking NHWC images (N, H, W, 3) with values in [0, 1]."""
 
-    def __init__(self, nstack, inp_dim, oup_dim, bn=False, increase=0, **kwargs):
+    def __init__(self, nstack: int, inp_dim: int, oup_dim: int, bn: bool = False, increase: int = 0, **kwargs: Any) -> None:
         super().__init__(nstack, inp_dim, oup_dim, bn=bn, increase=increase)
 
-    def forward(self, imgs):
+    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
         return super().forward(imgs.permute(0, 3, 1, 2))

@@ -18,13 +18,15 @@ from ..errors import InvalidValueError, MissingFileError, UserError
 from ..files import write_atomic
 
 LAST = "last.pt"
+BEST = "best.pt"  # the checkpoint of the epoch with the highest validation PCKh (mpii convention)
 
 
-def save_checkpoint(state, path):
-    """Writes the checkpoint dict ``state`` to ``path`` atomically (never a half-written file)."""
+def save_checkpoint(state, *paths):
+    """Writes the checkpoint dict ``state`` to each of ``paths`` in turn, atomically (never a half-written file)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    write_atomic(path, buffer.getvalue())
+    for path in paths:
+        write_atomic(path, buffer.getvalue())
 
 
 def checkpoint_path(path):
@@ -32,6 +34,15 @@ def checkpoint_path(path):
     if os.path.isdir(path):
         return os.path.join(path, "checkpoints", LAST)
     return path
+
+
+def run_folder_of(path):
+    """The run folder of ``path``: the folder itself, or the one whose ``checkpoints/`` holds the
+    checkpoint file ``path``; None for a file elsewhere."""
+    if os.path.isdir(path):
+        return path
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else None
 
 
 def read_checkpoint_file(file):

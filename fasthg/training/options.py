@@ -8,17 +8,21 @@ on a laptop CPU. ``--resume`` takes the run's saved configuration; only the opti
 import argparse
 import dataclasses
 import datetime
+import json
 import os
+import typing
 from dataclasses import dataclass
 
 from ..data import DATASETS, ON_DISK
 from ..dispatch import BACKENDS
-from ..errors import UserError
+from ..errors import MissingFileError, UserError
 from ..precision import AMP_MODES
+from .checkpoints import run_folder_of
 
 HEATMAP_STYLES = ("princeton", "bearpaw", "mmpose", "unbiased")
 SCHEDULES = ("constant", "step", "cosine")
-RESUMABLE = ("epochs", "max_steps", "workers", "device", "backend", "save_every", "output")
+CHOICES = {"dataset": DATASETS, "schedule": SCHEDULES, "heatmap_style": HEATMAP_STYLES, "amp": AMP_MODES, "backend": BACKENDS}
+RESUMABLE = ("epochs", "max_steps", "workers", "threads", "device", "backend", "save_every", "output", "tensorboard")
 
 
 @dataclass
@@ -50,6 +54,8 @@ class TrainConfig:
     save_every: int
     output: str
     checkpoint: str | None = None  # the weights the run started from (fine-tuning), None from scratch
+    threads: int | None = None  # PyTorch's CPU threads; None: OMP_NUM_THREADS or 1 (fasthg.training.threads)
+    tensorboard: bool = False  # also log the metrics for TensorBoard
 
 
 DEFAULT_VAL_SIZE = 512
@@ -101,13 +107,18 @@ def build_parser():
     optimisation.add_argument("--schedule", choices=SCHEDULES,
                               help="learning-rate schedule after warm-up: cosine to 0 (synthetic), x0.1 at 60%% and 85%% (mpii), constant")
     optimisation.add_argument("--warmup-steps", type=int, help="linear warm-up (synthetic 50, mpii 0)")
-    optimisation.add_argument("--amp", choices=AMP_MODES, help="mixed precision; auto (default): bf16 where the hardware has it natively, else fp32; fp16 only on CUDA")
+    optimisation.add_argument("--amp", choices=AMP_MODES, help="mixed precision; auto (default): bf16 on a CUDA GPU that has it, fp32 on CPUs (the same numbers on any CPU); fp16 only on CUDA")
     run = parser.add_argument_group("run")
     run.add_argument("--backend", choices=BACKENDS, help="fasthg kernels: auto (Triton on CUDA), triton, torch")
     run.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    run.add_argument("--threads", type=int, help="PyTorch's CPU threads per process (default: OMP_NUM_THREADS if set, "
+                                                 "else 1, which stays fast where other work shares the cores)")
     run.add_argument("--seed", type=int, help="seeds the model, the data and their order (default 0)")
     run.add_argument("--output", help="run folder (default runs/<dataset>-<date>-<time>)")
     run.add_argument("--save-every", type=int, help="also checkpoint every N steps; 0: only at epoch ends")
+    run.add_argument("--tensorboard", action="store_true", help="also log the metrics for TensorBoard, in the run folder's tensorboard/")
+    run.add_argument("--config", help="take the options from this config.json (a run's), options given here overriding "
+                                      "them; the output folder is not taken (default: a new one)")
     run.add_argument("--resume", help="continue the run of this folder or checkpoint file exactly")
     run.add_argument("--checkpoint", help="fine-tune these weights (a fasthg run or checkpoint, princeton-vl's "
                                           "checkpoint.pt or a PoseNet state_dict file); --nstack and --inp-dim come from them")
@@ -124,8 +135,9 @@ def _check(config):
     for name, minimum in (("nstack", 1), ("inp_dim", 2), ("batch_size", 2), ("epochs", 1), ("workers", 0),
                           ("warmup_steps", 0), ("save_every", 0), ("train_size", 2), ("val_size", 1), ("input_size", 64)):
         at_least(name, minimum)
-    if config.max_steps is not None:
-        at_least("max_steps", 1)
+    for name in ("max_steps", "threads"):
+        if getattr(config, name) is not None:
+            at_least(name, 1)
     if config.input_size % 64:
         raise UserError(f"--input-size: expected a multiple of 64 (the network halves it 6 times), got {config.input_size}")
     if config.inp_dim % 2:
@@ -137,28 +149,65 @@ def _check(config):
         raise UserError(f"--dataset {config.dataset} needs --data-dir, {ON_DISK[config.dataset]}")
 
 
+def read_config(path):
+    """The options in the JSON file ``path`` (a run's config.json), but its output folder: a run
+    started from it writes to a new folder unless --output says otherwise."""
+    try:
+        with open(path) as file:
+            values = json.load(file)
+    except FileNotFoundError:
+        raise MissingFileError(f"--config: {path} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"--config: {path} is not a readable JSON file ({error})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config: {path} holds a JSON {type(values).__name__}, expected an object of options")
+    hints = typing.get_type_hints(TrainConfig)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise UserError(f"--config: {path} has options that fasthg.train does not know: {', '.join(unknown)}")
+    for name, value in values.items():
+        hint = hints[name]
+        if isinstance(value, bool) is not (hint is bool) or not (isinstance(value, hint) or hint is float and isinstance(value, int)):
+            raise UserError(f"--config: {path}: {name} must be {hint.__name__ if isinstance(hint, type) else hint}, got {value!r}")
+    for name, choices in CHOICES.items():
+        if name in values and values[name] not in choices:
+            raise UserError(f"--config: {path}: {name} must be one of {', '.join(choices)}, got {values[name]!r}")
+    values.pop("output", None)
+    return values
+
+
 def parse(argv=None):
     """Returns (TrainConfig, resume path or None, the set of option names given on the command line)."""
     given = vars(build_parser().parse_args(argv))
-    resume = given.pop("resume", None)
+    resume, config_file = given.pop("resume", None), given.pop("config", None)
     if resume is not None:
+        if config_file is not None:
+            raise UserError("--config: a resumed run keeps its own configuration; give --config or --resume, not both")
         return None, resume, given
-    dataset = given.get("dataset", _COMMON_DEFAULTS["dataset"])
-    values = {**_COMMON_DEFAULTS, **DATASET_DEFAULTS[dataset], **given}
+    saved = {} if config_file is None else read_config(config_file)
+    dataset = given.get("dataset", saved.get("dataset", _COMMON_DEFAULTS["dataset"]))
+    values = {**_COMMON_DEFAULTS, **DATASET_DEFAULTS[dataset], **saved, **given}
     values.setdefault("output", os.path.join("runs", f"{dataset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"))
     config = TrainConfig(**values)
     _check(config)
     return config, None, given
 
 
-def resumed(saved, given):
+def resumed(saved, given, resume):
     """The saved run's TrainConfig with the options in RESUMABLE that were given again (the others
-    may be repeated, but not changed)."""
+    may be repeated, but not changed).
+
+    The run writes to the folder it resumes (or to ``--output``), never to the folder saved in its
+    config, which is where the run was first written: a copied run must not write to its original.
+    """
     changed = sorted(name for name, value in given.items() if name not in RESUMABLE and saved.get(name) != value)
     if changed:
         names = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise UserError(f"{names}: cannot change when resuming (only {', '.join('--' + n.replace('_', '-') for n in RESUMABLE)})")
+    output = given.get("output", run_folder_of(resume))
+    if output is None:
+        raise UserError(f"--resume: {resume} is not in a run folder's checkpoints/; give --output, the folder to write the run to")
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, **given})
+    config = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, **given, "output": output})
     _check(config)
     return config

@@ -1,15 +1,14 @@
 """Pictures a run leaves behind: loss and accuracy curves, and skeletons drawn over a grid of images."""
 import math
 
-import cv2
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only: training runs on machines without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from ..extras import LazyModule
+from ..pose.drawing import draw_skeleton
+from ..pose.scoring import LABELS
 
-from ..pose.drawing import draw_skeleton  # noqa: E402
-from ..pose.scoring import LABELS  # noqa: E402
+cv2 = LazyModule("cv2")
+matplotlib_figure = LazyModule("matplotlib.figure")  # a Figure draws to files without pyplot's GUI backends
 
 
 def skeleton_grid(images, keypoints, columns=4, tile=256):
@@ -30,7 +29,8 @@ def plot_curves(records, file, baseline=None):
     """Plots training loss and the validation headline numbers (fasthg.pose.scoring.LABELS: PCKh or OKS AP)
     per epoch from metrics records (dicts) as a PNG into ``file``."""
     epochs = [record["epoch"] for record in records]
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    figure = matplotlib_figure.Figure(figsize=(10, 4))
+    loss_axis, accuracy_axis = figure.subplots(1, 2)
     loss_axis.plot(epochs, [record["train_loss"] for record in records], marker="o", label="train")
     if any("val_loss" in record for record in records):
         loss_axis.plot(epochs, [record.get("val_loss", math.nan) for record in records], marker="o", label="validation")
@@ -45,4 +45,3 @@ def plot_curves(records, file, baseline=None):
     accuracy_axis.legend()
     figure.tight_layout()
     figure.savefig(file, format="png", dpi=100)
-    plt.close(figure)

@@ -4,7 +4,10 @@
 
     config.json           the TrainConfig
     checkpoints/last.pt   the latest checkpoint (fasthg.training.checkpoints)
+    checkpoints/best.pt   the checkpoint of the epoch with the best validation score (PCKh, mpii
+                          convention; OKS AP on COCO)
     metrics.jsonl         one JSON record per epoch: losses, PCKh, learning rate, throughput
+    tensorboard/          the same records as TensorBoard scalars (--tensorboard)
     curves.png            loss and validation PCKh per epoch
     predictions.png       predicted skeletons over validation images
     results.json          the final validation PCKh per joint, the mean-pose baseline, the duration
@@ -16,7 +19,7 @@ import os
 from ..files import write_atomic
 from ..pose.drawing import encode_png
 from . import pictures
-from .checkpoints import LAST
+from .checkpoints import BEST, LAST
 
 
 class RunFolder:
@@ -32,6 +35,10 @@ class RunFolder:
     @property
     def checkpoint(self):
         return os.path.join(self.path, "checkpoints", LAST)
+
+    @property
+    def best_checkpoint(self):
+        return os.path.join(self.path, "checkpoints", BEST)
 
     def write_json(self, name, value):
         write_atomic(self.file(name), (json.dumps(value, indent=2) + "\n").encode())

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
-from tqdm import tqdm
 
 import fasthg
 
 from .. import distributed
 from ..data import make_dataset
 from ..errors import UserError
+from ..extras import LazyModule
 from ..pose import evaluation
 from ..pose.inference import model_input, run_model
 from ..pose.network import build_model, select_backend
@@ -33,6 +33,10 @@ from ..pose.weights import load_weights
 from ..precision import autocast_dtype
 from .checkpoints import capture_rng, restore_rng, save_checkpoint
 from .run_folder import RunFolder
+from .tensorboard_log import TensorBoardLog
+from .threads import choose_threads
+
+tqdm = LazyModule("tqdm")
 
 _PREVIEW_IMAGES = 16
 
@@ -91,7 +95,12 @@ class Trainer:
         self.config, self.context = config, context
         select_backend(config.backend, context.device)
         torch.manual_seed(config.seed)  # the same initial weights in every process
+        threads, source = choose_threads(config.threads)
         self.amp_dtype = autocast_dtype(config.amp, context.device)
+        if context.is_main:
+            precision = "fp32" if self.amp_dtype is None else f"{str(self.amp_dtype).removeprefix('torch.')} autocast"
+            print(f"device {context.device}, {threads} CPU thread{'s' if threads > 1 else ''} ({source}), "
+                  f"precision {precision} (--amp {config.amp})", flush=True)
         self.targets = HeatmapTargets(config.heatmap_style, config.sigma, config.weighted_loss)
         datasets = {split: make_dataset(config.dataset, split, config.input_size, config.seed,
                                         config.train_size if split == "train" else config.val_size,
@@ -122,8 +131,10 @@ class Trainer:
         self.folder = RunFolder(config.output) if context.is_main else None
         if checkpoint is not None:
             self._restore(checkpoint)
-        elif self.folder:
+        if self.folder:  # a resumed run's too: its output folder may be new, its epochs changed
             self.folder.write_json("config.json", dataclasses.asdict(config))
+        self.tensorboard = (TensorBoardLog(config.output, None if checkpoint is None else self.progress["step"])
+                            if config.tensorboard and self.folder else None)
 
     @property
     def total_steps(self):
@@ -139,7 +150,9 @@ class Trainer:
         self.history = list(checkpoint["history"])
         restore_rng(checkpoint["rng"])
 
-    def _save(self):
+    def _save(self, best=False):
+        """Writes checkpoints/last.pt, and first checkpoints/best.pt when ``best``: killed between the
+        two, the run resumes from the previous last.pt and repeats this epoch, its best included."""
         if not self.context.is_main:
             return
         save_checkpoint({
@@ -147,7 +160,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "progress": dict(self.progress), "history": list(self.history), "rng": capture_rng(),
             "config": dataclasses.asdict(self.config),
-        }, self.folder.checkpoint)
+        }, *([self.folder.best_checkpoint] if best else []), self.folder.checkpoint)
 
     def _on_signal(self, signum, frame):
         if self.stop_signal is not None:  # asked twice: quit now, without saving
@@ -170,6 +183,8 @@ class Trainer:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            if self.tensorboard:
+                self.tensorboard.close()
 
     def _loader(self, dataset, **options):
         return DataLoader(dataset, batch_size=self.config.batch_size, num_workers=self.config.workers,
@@ -182,8 +197,11 @@ class Trainer:
         loader = self._loader(self.train_set, sampler=_SkipSampler(self.sampler, self.progress["batch"] * config.batch_size),
                               drop_last=True)
         self.model.train()
-        bar = tqdm(total=self.steps_per_epoch, initial=self.progress["batch"], desc=f"epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", disable=not self.context.is_main, dynamic_ncols=True, mininterval=1.0)
+        # with --max-steps the bar counts toward it, over the whole run; else through the epoch
+        total, done = ((self.total_steps, self.progress["step"]) if config.max_steps is not None
+                       else (self.steps_per_epoch, self.progress["batch"]))
+        bar = tqdm.tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                        disable=not self.context.is_main, dynamic_ncols=True, mininterval=1.0)
         started, images = time.perf_counter(), 0
         for batch in loader:
             loss = self._step(batch)
@@ -269,12 +287,16 @@ class Trainer:
             return
         headline = self.scoring.headline(self.scoring.score(results))
         record.update(val_loss=results["loss"], **headline)
+        key = self.scoring.best_by
+        best = all(record[key] > earlier[key] for earlier in self.history)
         self.history.append(record)
-        self._save()
+        self._save(best)
         self.folder.write_metrics(self.history)
+        if self.tensorboard:
+            self.tensorboard.write(record)
         self.folder.write_curves(self.history)
-        tqdm.write(f"epoch {record['epoch']}: train loss {record['train_loss']:.4g}, val loss {record['val_loss']:.4g}, "
-                   + describe(headline))
+        tqdm.tqdm.write(f"epoch {record['epoch']}: train loss {record['train_loss']:.4g}, val loss {record['val_loss']:.4g}, "
+                        + describe(headline))
 
     def _finish(self, results):
         """Final report on rank 0: the table, the mean-pose baseline, results.json, curves and predictions."""
@@ -285,8 +307,12 @@ class Trainer:
         headline, baseline_headline = self.scoring.headline(scores), self.scoring.headline(baseline)
         self.folder.write_curves(self.history, next(iter(baseline_headline.values())))
         self._write_predictions()
+        key = self.scoring.best_by
+        best = max(self.history, key=lambda record: record[key])
         summary = {self.scoring.name: scores, "mean_pose_baseline": baseline, "train_seconds": self.progress["seconds"],
-                   "steps": self.progress["step"], "checkpoint": self.folder.checkpoint}
+                   "steps": self.progress["step"], "checkpoint": self.folder.checkpoint,
+                   "best_checkpoint": {"path": self.folder.best_checkpoint, "epoch": best["epoch"], "step": best["step"],
+                                       key: best[key]}}
         self.folder.write_json("results.json", summary)
         print(self.scoring.format(scores, baseline))
         print(f"validation {describe(headline)}; mean-pose baseline {describe(baseline_headline)}; "

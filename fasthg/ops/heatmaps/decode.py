@@ -6,6 +6,8 @@ Decoding is a custom op (``fasthg::decode_heatmaps``, one program per joint map)
 path gathers the peak and its four neighbours for every joint at once. Flip merging and the
 coordinate mapping are a few elementwise torch ops on every backend.
 """
+from collections.abc import Sequence
+
 import torch
 
 from ... import dispatch
@@ -62,7 +64,7 @@ def _torch_decode(heatmaps, style):
     return torch.stack((x, y), dim=-1), peak
 
 
-def decode_heatmaps(heatmaps, style="princeton"):
+def decode_heatmaps(heatmaps: torch.Tensor, style: str = "princeton") -> tuple[torch.Tensor, torch.Tensor]:
     """Keypoints of heatmaps (B, K, H, W): (coords (B, K, 2) x, y in heatmap pixels, peak values (B, K)),
     float32 (float64 for float64 heatmaps).
 
@@ -82,7 +84,8 @@ def decode_heatmaps(heatmaps, style="princeton"):
     return _torch_decode(heatmaps.detach(), style)
 
 
-def flip_merge_heatmaps(heatmaps, flipped, flip_pairs=FLIP_PAIRS):
+def flip_merge_heatmaps(heatmaps: torch.Tensor, flipped: torch.Tensor,
+                        flip_pairs: Sequence[int] = FLIP_PAIRS) -> torch.Tensor:
     """Flip test: the mean of ``heatmaps`` (B, K, H, W) and ``flipped``, the heatmaps of the
     mirrored images, mirrored back (width reversed) with joint j taken from channel flip_pairs[j]
     (left and right swapped; MPII's pairs by default, docs/conventions.md)."""
@@ -98,7 +101,8 @@ def flip_merge_heatmaps(heatmaps, flipped, flip_pairs=FLIP_PAIRS):
     return (heatmaps + flipped.flip(-1)[:, pairs]) / 2
 
 
-def to_image_coordinates(coords, center, scale, size=(64, 64)):
+def to_image_coordinates(coords: torch.Tensor, center: torch.Tensor, scale: torch.Tensor,
+                         size: tuple[int, int] = (64, 64)) -> torch.Tensor:
     """Coordinates (B, K, 2) x, y in pixels of (H, W) = ``size`` heatmaps, mapped to the original
     image: each heatmap covers a box of 200 * scale pixels around ``center`` (B, 2), so
     image = center + (coords - (W, H) / 2) * 200 * scale / (W, H). ``scale`` is (B,) or (B, 2)

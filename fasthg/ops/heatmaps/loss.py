@@ -69,7 +69,8 @@ def _torch_per_stack(preds, keypoints, visible, sigma, style, weighted):
     return diff.square().sum(dim=(0, 2, 3, 4)) * _loss_scale(weighted, batch * joints * height * width)
 
 
-def heatmap_loss(preds, keypoints, visible=None, sigma=1.0, style="princeton", weighted=False, *, per_stack=False):
+def heatmap_loss(preds: torch.Tensor, keypoints: torch.Tensor, visible: Optional[torch.Tensor] = None, sigma: float = 1.0,
+                 style: str = "princeton", weighted: bool = False, *, per_stack: bool = False) -> torch.Tensor:
     """The heatmap loss of every stack's predictions preds (B, S, K, H, W) against Gaussian
     targets of ``keypoints`` (B, K, 2) (x, y in heatmap pixels; see :func:`render_heatmaps` for
     ``visible``, ``sigma`` and ``style``).

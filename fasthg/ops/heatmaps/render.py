@@ -35,7 +35,8 @@ def _(keypoints, visible, height, width, sigma, style):
     return keypoints.new_empty((keypoints.shape[0], keypoints.shape[1], height, width))
 
 
-def render_heatmaps(keypoints, visible=None, size=(64, 64), sigma=1.0, style="princeton"):
+def render_heatmaps(keypoints: torch.Tensor, visible: Optional[torch.Tensor] = None, size: tuple[int, int] = (64, 64),
+                    sigma: float = 1.0, style: str = "princeton") -> torch.Tensor:
     """Gaussian heatmaps (B, K, H, W) float32 of keypoints (B, K, 2) x, y in heatmap pixels.
 
     ``visible`` (B, K): bool, or numbers visible above 0.5; None means all visible. ``size`` is
