@@ -31,7 +31,7 @@ TRITON_TRAFFIC = {
         (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2),
     ],
     "conv_backward_kernel": [
-        (("grad_ptr", *_Z_BN, "y_ptr", *_Y_BN, "w_ptr", "out_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
+        (("grad_ptr", *_Z_BN, "y_ptr", *_Y_BN, "w_ptr", "grad2_ptr", "w2_ptr", "out_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
           "bn_dbias_ptr", "bn_dweight_ptr", "dw_ptr", "dbias_ptr", "skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr"), 1),
         (("part_first_ptr", "part_second_ptr", "part_dw_ptr", "part_dbias_ptr"), 2),
     ],
@@ -84,7 +84,8 @@ def triton_bytes(kernel, arguments):
 
 
 def triton_flops(kernel, arguments):
-    """2 x the multiply-adds of a conv kernel's GEMMs (dgrad, wgrad and the joined skip conv); 0 for the others."""
+    """2 x the multiply-adds of a conv kernel's GEMMs (dgrad over its K of C_out (+ C_out2) channels, wgrad
+    and the joined skip conv); 0 for the others."""
     a = arguments
     if kernel not in ("conv_forward_kernel", "conv_backward_kernel"):
         return 0
@@ -92,9 +93,9 @@ def triton_flops(kernel, arguments):
     skip = a["C_skip"] if a["HAS_SKIP"] else 0
     if kernel == "conv_forward_kernel":
         return 2 * rows * a["C_out"] * (a["C_in"] * taps + skip)
-    dgrad = a["C_dgrad"] * taps if a["DGRAD"] else 0
-    wgrad = a["C_wgrad"] * taps + skip if a["WGRAD"] else 0
-    return 2 * rows * a["C_out"] * (dgrad + wgrad)
+    dgrad = a["C_dgrad"] * taps * (a["C_out"] + (a["C_out2"] if a["SECOND_GRAD"] else 0)) if a["DGRAD"] else 0
+    wgrad = a["C_out"] * (a["C_wgrad"] * taps + skip) if a["WGRAD"] else 0
+    return 2 * rows * (dgrad + wgrad)
 
 
 def aten_bytes(args, kwargs, out):

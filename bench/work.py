@@ -75,7 +75,8 @@ def conv_forward_work(grid, a):
 def conv_backward_work(grid, a):
     """A 1-D grid: first the wgrad programs, one per (row slice, dw tile): ceil(slice rows / BLOCK_M)
     steps (the last slice may be shorter), and each tile's slices added up a tree whose node costs
-    one step per child tile; then the dgrad programs, KSIZE^2 ceil(C_out / BLOCK_K) steps each, with
+    one step per child tile; then the dgrad programs, KSIZE^2 ceil(C_out / BLOCK_K) steps each (and
+    KSIZE^2 ceil(C_out2 / BLOCK_K) more with SECOND_GRAD), with
     EPILOGUE_BN each of the ceil(C_dgrad / BLOCK_N) column blocks reducing its row tiles' sums up a
     tree (one step per child)."""
     (programs,) = grid
@@ -96,7 +97,8 @@ def conv_backward_work(grid, a):
         classes += _classes(*((count, steps) for steps, count in work.items()))
     dgrad = programs - wgrad if a["DGRAD"] else 0
     if dgrad:
-        steps = a["KSIZE"] ** 2 * _cdiv(a["C_out"], a["BLOCK_K"])
+        steps = a["KSIZE"] ** 2 * (_cdiv(a["C_out"], a["BLOCK_K"])
+                                   + (_cdiv(a["C_out2"], a["BLOCK_K"]) if a["SECOND_GRAD"] else 0))
         if a["EPILOGUE_BN"]:
             row_tiles = _cdiv(rows, block_m)
             classes += _with_tree(row_tiles, dgrad // row_tiles, steps, a["REDUCE_GROUP"])

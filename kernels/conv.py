@@ -26,7 +26,10 @@ statistics.
 Backward of a unit, given dz (or, GRAD_BN, the gradient g of the *next* unit's BN-ReLU output,
 turned into dz in the prologue by :func:`helpers.bn_backward` from z and two channel sums):
 
-* dgrad: da[m, c] = sum_{tap, o} dz[m - shift(tap), o] * w[o, c, tap]; EPILOGUE_BN turns it
+* dgrad: da[m, c] = sum_{tap, o} dz[m - shift(tap), o] * w[o, c, tap]; SECOND_GRAD extends the
+  sum over concatenated K with a second gradient of C_out2 channels, read as it is, and its own
+  weight: + sum_{tap, o'} dz2[m - shift(tap), o'] * w2[o', c, tap] (the stack head's dL/dfeature
+  from dL/dx_next and dL/dpreds, never concatenated in memory); EPILOGUE_BN turns it
   into g[m, c] = da * !(bn(y) <= 0) and reduces sum(g) and sum(g * yhat) per channel: BN's
   backward sums (in the accumulation type), which are also dL/dbeta and dL/dgamma (written a
   second time in the BN parameters' dtype).
@@ -161,16 +164,39 @@ def _load_output_grad(grad_ptr, rows, inside, channels, channel_mask, C,
 
 
 @triton.jit
+def _dgrad_steps(acc, grad_ptr, source, inside, C, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
+                 cols, col_mask, tap, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                 M, eps, KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+                 UPCAST: tl.constexpr, BLOCK_K: tl.constexpr):
+    """acc + sum_o dz[source, o] * w[o, cols, tap] over the C output channels of one gradient
+    (dz read from ``grad`` at rows ``source``, or rebuilt with GRAD_BN), in K-steps of BLOCK_K."""
+    for k in range(0, C, BLOCK_K):
+        ks = k + tl.arange(0, BLOCK_K)
+        k_mask = ks < C
+        dz = _load_output_grad(grad_ptr, source, inside, ks, k_mask, C,
+                               z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                               M, eps, GRAD_BN)
+        b = tl.load(w_ptr + _weight_offsets(ks[:, None], cols[None, :], tap, w_stride_o, w_stride_c, w_stride_h,
+                                            w_stride_w, KSIZE),
+                    mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+        acc = dot_accumulate(dz, b, acc, INPUT_PRECISION, UPCAST)
+    return acc
+
+
+@triton.jit
 def _dgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-    w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
+    w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
+    grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
+    y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-    bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_in, eps,
-    KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, EPILOGUE_BN: tl.constexpr,
+    bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_out2, C_in, eps,
+    KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, SECOND_GRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
-    """One [BLOCK_M, BLOCK_N] tile of da (and its epilogue); ``pid`` numbers (row tile, channel tile)."""
+    """One [BLOCK_M, BLOCK_N] tile of da (and its epilogue); ``pid`` numbers (row tile, channel tile).
+    SECOND_GRAD: K is [grad | grad2] (C_out + C_out2 channels) against [w ; w2]."""
     M = N * H * W
     row_tiles = tl.cdiv(M, BLOCK_M)
     pid_m = pid % row_tiles
@@ -181,16 +207,14 @@ def _dgrad_program(
     for tap in range(KSIZE * KSIZE):
         # Input pixel p fed output pixel p - shift(tap) through this tap.
         source, inside = _shifted_rows(n, h, w, row_mask, tap, KSIZE, -1, H, W)
-        for k in range(0, C_out, BLOCK_K):
-            ks = k + tl.arange(0, BLOCK_K)
-            k_mask = ks < C_out
-            dz = _load_output_grad(grad_ptr, source, inside, ks, k_mask, C_out,
-                                   z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-                                   M, eps, GRAD_BN)
-            b = tl.load(w_ptr + _weight_offsets(ks[:, None], cols[None, :], tap, w_stride_o, w_stride_c, w_stride_h,
-                                                w_stride_w, KSIZE),
-                        mask=k_mask[:, None] & col_mask[None, :], other=0.0)
-            acc = dot_accumulate(dz, b, acc, INPUT_PRECISION, UPCAST)
+        acc = _dgrad_steps(acc, grad_ptr, source, inside, C_out, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
+                           cols, col_mask, tap, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                           z_sum_grad_xhat_ptr, M, eps, KSIZE, GRAD_BN, INPUT_PRECISION, UPCAST, BLOCK_K)
+        if SECOND_GRAD:  # the rest of the concatenated K, read as it is
+            acc = _dgrad_steps(acc, grad2_ptr, source, inside, C_out2, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h,
+                               w2_stride_w, cols, col_mask, tap, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr,
+                               z_sum_grad_ptr, z_sum_grad_xhat_ptr, M, eps, KSIZE, False, INPUT_PRECISION, UPCAST,
+                               BLOCK_K)
 
     offsets = rows[:, None] * C_in + cols[None, :]
     mask = row_mask[:, None] & col_mask[None, :]
@@ -333,14 +357,15 @@ def conv_backward_kernel(
     grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
+    grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
     bn_dbias_ptr, bn_dweight_ptr, skip_x_ptr, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w,
     dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
     part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, wgrad_programs, slice_rows,
-    N, H, W, C_out, C_dgrad, C_wgrad, C_skip, eps,
+    N, H, W, C_out, C_out2, C_dgrad, C_wgrad, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
     WGRAD: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
-    DGRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
+    DGRAD: tl.constexpr, SECOND_GRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_J: tl.constexpr,
     REDUCE_GROUP: tl.constexpr,
@@ -364,7 +389,9 @@ def conv_backward_kernel(
         if pid >= dgrad_start:
             _dgrad_program(pid - dgrad_start, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
                            z_sum_grad_xhat_ptr, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
+                           grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
                            y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
                            out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-                           bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_dgrad, eps, KSIZE, GRAD_BN, EPILOGUE_BN,
+                           bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_out2, C_dgrad, eps, KSIZE, GRAD_BN,
+                           SECOND_GRAD, EPILOGUE_BN,
                            INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)

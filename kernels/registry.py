@@ -64,6 +64,8 @@ CONDITIONAL_PARAMETERS = {
         **_used_under(("WGRAD", "EPILOGUE_BN"), "y_ptr"),
         **_used_under(("PROLOGUE", "EPILOGUE_BN"), "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr"),
         **_used_under(("DGRAD",), *_CONV_WEIGHT, "out_ptr", "C_dgrad"),
+        **_used_under(("SECOND_GRAD",), "grad2_ptr", "w2_ptr", "w2_stride_o", "w2_stride_c", "w2_stride_h",
+                      "w2_stride_w", "C_out2"),
         **_used_under(("EPILOGUE_BN",), "part_first_ptr", "part_second_ptr", "counter_ptr", "sum_grad_ptr",
                       "sum_grad_xhat_ptr", "bn_dbias_ptr", "bn_dweight_ptr"),
         **_used_under(("WGRAD",), "dw_ptr", "dw_stride_o", "dw_stride_c", "dw_stride_h", "dw_stride_w", "dbias_ptr",
@@ -168,19 +170,21 @@ _CONV_VARIANTS = {
         dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
         dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
     ],
-    # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, EPILOGUE_BN) of each launch, in order:
-    # residual conv3 (+skip) | dgrad3, skip dgrad, conv2, conv1; head merge | dgrad_mp, conv_o
-    # wgrad, dgrad over [x_next | preds], features conv.
-    "conv_backward": [dict(zip(("KSIZE", "GRAD_BN", "WGRAD", "PROLOGUE", "HAS_SKIP", "DGRAD", "EPILOGUE_BN"), flags)) for flags in [
-        (1, False, True, True, True, True, True),
-        (1, False, True, True, False, True, True),
-        (1, False, False, False, False, True, False),
-        (3, True, True, True, False, True, True),
-        (1, True, True, True, False, True, True),
-        (1, False, True, True, True, True, False),
-        (1, False, True, True, False, False, False),
-        (1, False, False, False, False, True, True),
-        (1, True, True, False, False, True, False),
+    # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, SECOND_GRAD, EPILOGUE_BN) of each launch,
+    # in order: residual conv3 (+skip) | dgrad3, skip dgrad, conv2, conv1; head merge | dgrad_mp,
+    # conv_o wgrad, dgrad over [x_next | preds] (over preds alone on the last stack), features conv.
+    "conv_backward": [dict(zip(("KSIZE", "GRAD_BN", "WGRAD", "PROLOGUE", "HAS_SKIP", "DGRAD", "SECOND_GRAD",
+                                "EPILOGUE_BN"), flags)) for flags in [
+        (1, False, True, True, True, True, False, True),
+        (1, False, True, True, False, True, False, True),
+        (1, False, False, False, False, True, False, False),
+        (3, True, True, True, False, True, False, True),
+        (1, True, True, True, False, True, False, True),
+        (1, False, True, True, True, True, False, False),
+        (1, False, True, True, False, False, False, False),
+        (1, False, False, False, False, True, True, True),
+        (1, False, False, False, False, True, False, True),
+        (1, True, True, False, False, True, False, False),
     ]],
 }
 _CONV_KERNELS = {"conv_forward": conv.conv_forward_kernel, "conv_backward": conv.conv_backward_kernel}

@@ -1,14 +1,20 @@
 """The stack head of fasthg's model (``StackedHourglass.head``, fused) against the reference
 model's, in low precision on fixed draws (test_properties draws its shapes), and proof that the
-low-precision judgement (tests/parity.py) catches a gradient that is 5% wrong in fp16.
+low-precision judgement (tests/parity.py) catches a gradient that is 5% wrong in fp16. The
+dgrad of dL/dfeature reads [dL/dx_next | dL/dpreds] from the two gradients: checked on its own
+in fp64 against PyTorch, and that the head's backward concatenates nothing.
 
 In bf16 it cannot promise to: 5% is 6.4 bf16 ulps, and the bound, 3x eager's error plus
 ``fasthg.accuracy.FLOOR_ULPS`` (4) ulps, is 4.5-6% at the gradients' scale on these draws."""
 import pytest
 import torch
 
+from bench.counting import KernelCounter
 from fasthg.ops import head as head_ops
-from opinfo import draw_sample, entry
+from fasthg.ops.launch import channels_last
+from fasthg.ops.residual_kernels import BackwardSums, BatchNormState, conv_backward
+from harness import assert_close
+from opinfo import draw_sample, entry, stack_head_pair
 from parity import check_parity
 
 HEAD = entry("stack_head")
@@ -41,3 +47,38 @@ def test_a_gradient_5_percent_wrong_fails_in_fp16(triton_backend, feature_weight
     sizes = {**SIZES, "training": training}
     with pytest.raises(AssertionError, match=r"grad model\.features\.0\.1\.conv\.weight: .* exceeds"):
         check_parity(HEAD, sizes, draw_sample(HEAD, sizes), torch.float16, "channels_last")
+
+
+def test_dgrad_over_two_gradients_is_the_dgrad_over_their_concatenation(triton_backend):
+    # a = relu(bn(y)) feeds two 1x1 convs (weights w1, w2): dL/da = g1 w1 + g2 w2, then the ReLU
+    # mask and BN's backward sums, with g2 and w2 passed apart (SECOND_GRAD). Awkward sizes: K
+    # splits 6 | 3, neither a block multiple.
+    torch.manual_seed(0)
+    n, c, height, width, c1, c2, eps = 2, 7, 5, 3, 6, 3, 1e-5
+    y, g1, g2 = (channels_last(torch.randn(n, k, height, width, dtype=torch.float64)) for k in (c, c1, c2))
+    w1, w2 = torch.randn(c1, c, 1, 1, dtype=torch.float64), torch.randn(c2, c, 1, 1, dtype=torch.float64)
+    mean, var = y.mean((0, 2, 3)), y.var((0, 2, 3), unbiased=False)
+    gamma, beta = torch.rand(c, dtype=torch.float64) + 0.5, torch.randn(c, dtype=torch.float64)
+    out, sums = torch.empty_like(y), BackwardSums(torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64))
+    conv_backward(g1, eps, y=y, bn=BatchNormState(mean, var, gamma, beta), weight=w1, second=(g2, w2), dgrad_out=out,
+                  sums_out=sums)
+
+    yhat = (y - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + eps)
+    da = torch.einsum("nohw,oc->nchw", torch.cat([g1, g2], 1), torch.cat([w1, w2])[:, :, 0, 0])
+    g = torch.where(gamma.view(1, -1, 1, 1) * yhat + beta.view(1, -1, 1, 1) > 0, da, 0.0)
+    assert_close(out, g, "g", rtol=1e-12, atol=1e-12)
+    assert_close(sums.grad, g.sum((0, 2, 3)), "sum(g)", rtol=1e-12, atol=1e-12)
+    assert_close(sums.grad_xhat, (g * yhat).sum((0, 2, 3)), "sum(g * yhat)", rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("merged", [True, False], ids=["merged", "last"])
+def test_head_backward_concatenates_nothing(triton_backend, merged):
+    fused = stack_head_pair(5, 3, merged)[0].float()
+    h, x = torch.randn(2, 5, 4, 4, requires_grad=True), torch.randn(2, 5, 4, 4, requires_grad=True)
+    outputs = fused(h, x)
+    loss = sum(out.sum() for out in outputs) if merged else outputs.sum()
+    counter = KernelCounter(execute=True)
+    with counter:
+        loss.backward()
+    in_backward = [k.kernel for k in counter.kernels if k.op == "fasthg::head_backward"]
+    assert "conv_backward_kernel" in in_backward and "aten::cat" not in in_backward, in_backward

@@ -17,6 +17,7 @@ Backward, given dL/dpreds and dL/dx_next (= dL/dx, passed through by autograd)::
     wgrad conv_mf, conv_mp over preds | dgrad conv_mp     (one launch; then dpreds += the latter)
     wgrad conv_o
     g = dgrad over [dx_next | dpreds] x [w_mf ; w_o] with the ReLU mask and BN sums
+        (concatenated K read from the two gradients and the two weights: no cat in memory)
     wgrad conv_f | dgrad conv_f with dz = BN backward of g in their prologues
 """
 from typing import List, Optional, Tuple
@@ -112,18 +113,16 @@ def head_backward(
     d_out, d_out_bias = out_weight.new_empty(out_weight.shape), bias_grad(out_weight)
     conv_backward(grad_preds, eps, y=z, bn=bn, dweight=d_out, dbias=d_out_bias)
 
-    # dL/dfeature from both consumers in one dgrad over concatenated K, then the BN-ReLU backward.
-    grad_cat, weight_cat = grad_preds, out_weight
-    if merged:
-        # channels_last again: cat gives NCHW when a part has one channel (both formats at once).
-        grad_cat = channels_last(torch.cat([grad_x_next, grad_preds], dim=1))
-        weight_cat = torch.cat([merge_feature_weight, out_weight], dim=0)
+    # dL/dfeature from both consumers in one dgrad over concatenated K [dx_next | dpreds], read from
+    # the two tensors, then the BN-ReLU backward.
     g = torch.empty_like(z)
     # BN's backward sums in the accumulation dtype, and again in the parameters' (their gradients).
     bn_grads = BackwardSums(torch.empty_like(bn_bias), torch.empty_like(bn_weight))
     sums = bn_grads if bn_weight.dtype == bn_bias.dtype == acc else \
         BackwardSums(*(torch.empty_like(t, dtype=acc) for t in bn_grads))
-    conv_backward(grad_cat, eps, y=z, bn=bn, weight=weight_cat, dgrad_out=g, sums_out=sums, bn_grads_out=bn_grads)
+    dgrad = dict(weight=merge_feature_weight, second=(grad_preds, out_weight)) if merged else dict(weight=out_weight)
+    conv_backward(grad_x_next if merged else grad_preds, eps, y=z, bn=bn, dgrad_out=g, sums_out=sums,
+                  bn_grads_out=bn_grads, **dgrad)
     centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
 
     d_conv, d_conv_bias, d_h = conv_weight.new_empty(conv_weight.shape), bias_grad(conv_weight), torch.empty_like(h)

@@ -148,11 +148,13 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
 def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormState] = None,
                   weight=None, dgrad_out=None, sums_out: Optional[BackwardSums] = None,
                   bn_grads_out: Optional[BackwardSums] = None, dweight=None, dbias=None, skip_x=None,
-                  skip_dweight=None, skip_dbias=None):
+                  skip_dweight=None, skip_dbias=None, second=None):
     """One launch of dgrad and/or wgrad of z = conv(relu(bn(y))) + bias (y as it is with ``bn`` None).
 
     dz is ``grad``, or with ``grad_bn`` = (z, BatchNormState, BackwardSums) rebuilt from the next
-    BN's g. dgrad (``dgrad_out`` given) writes dL/da with ``weight``; with ``sums_out`` its
+    BN's g. dgrad (``dgrad_out`` given) writes dL/da with ``weight``; ``second`` = (grad2, weight2),
+    dgrad only, adds the dgrad of a second conv that reads the same a: dL/da over concatenated K
+    [grad | grad2] x [weight ; weight2], without the concatenation in memory. With ``sums_out`` its
     epilogue applies the ReLU mask of relu(bn(y)) and reduces BN's backward sums, which are also
     written to ``bn_grads_out`` (d bias, d weight of that BN, in its parameters' dtype). wgrad
     (``dweight`` given) writes dL/dw and dL/dbias with relu(bn(y)) recomputed; ``skip_x`` adds
@@ -166,7 +168,8 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     dgrad, wgrad = dgrad_out is not None, dweight is not None
     ksize = (weight if dgrad else dweight).shape[-1]
     variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, WGRAD=wgrad, PROLOGUE=wgrad and bn is not None,
-                   HAS_SKIP=skip_x is not None, DGRAD=dgrad, EPILOGUE_BN=sums_out is not None)
+                   HAS_SKIP=skip_x is not None, DGRAD=dgrad, SECOND_GRAD=second is not None,
+                   EPILOGUE_BN=sums_out is not None)
     config, constexprs = _config("conv_backward", grad.dtype, grad.device, variant)
     rows = n * h * w
     block_m, block_n, group = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["REDUCE_GROUP"]
@@ -198,6 +201,9 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     counter = counters(grad.device, sums_counters + (split.tiles * tree_counters(split.slices, group) if wgrad else 0))
     if dgrad:
         arguments.update(**_weight_arguments("w", weight), out_ptr=dgrad_out, C_dgrad=weight.shape[1])
+    if second is not None:
+        grad2, weight2 = second
+        arguments.update(grad2_ptr=grad2, **_weight_arguments("w2", weight2), C_out2=grad2.shape[1])
     if sums_out is not None:
         copies = bn_grads_out if bn_grads_out is not None else sums_out
         arguments.update(part_first_ptr=part_first, part_second_ptr=part_second, counter_ptr=counter,
