@@ -1,6 +1,7 @@
 """Every row of the bad-input table (tests/bad_inputs.py): the error, its message, and no kernel launch."""
 import pytest
 import torch
+import fasthg
 from triton.runtime import interpreter
 
 from bad_inputs import DOC, ROWS, ModuleCall, render, row_id
@@ -41,7 +42,7 @@ def test_rejected_before_any_kernel(triton_backend, launches, row):
 
 def test_an_accepted_call_launches_kernels(triton_backend, launches):
     # The launch recorder works: the same op with good arguments runs its kernel.
-    torch.ops.fasthg.upsample_add(torch.randn(1, 2, 2, 2), torch.randn(1, 2, 4, 4))
+    fasthg.ops.upsample_add(torch.randn(1, 2, 2, 2), torch.randn(1, 2, 4, 4))
     assert launches == ["upsample_add_forward_kernel"]
 
 
