@@ -1,8 +1,9 @@
 """Every row of the bad-input table (tests/bad_inputs.py): the error, its message, and no kernel launch."""
 import pytest
 import torch
-import fasthg
 from triton.runtime import interpreter
+
+import fasthg
 
 from bad_inputs import DOC, ROWS, ModuleCall, render, row_id
 
