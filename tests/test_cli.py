@@ -17,6 +17,10 @@ from fasthg.train_options import parse as parse_train_options
 from fasthg.data import SyntheticPoses
 from test_train import ENVIRONMENT, train as run_training
 
+# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
+# tests run in one worker rather than each worker building them again.
+pytestmark = pytest.mark.xdist_group("test_cli")
+
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):

@@ -11,7 +11,7 @@ import pytest
 
 import fasthg
 from fasthg import cli, extras, train
-from fasthg.images import read_image
+from fasthg.pose.images import read_image
 
 TRAIN_EXTRA = ("cv2", "h5py", "matplotlib", "tqdm", "scipy", "pycocotools", "tensorboard")
 

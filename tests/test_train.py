@@ -20,6 +20,10 @@ from fasthg.training.checkpoints import load_checkpoint
 from fasthg.training.options import parse
 from test_data import stand_in_mpii  # noqa: F401 (a fixture shared with the data tests)
 
+# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
+# tests run in one worker rather than each worker building them again.
+pytestmark = pytest.mark.xdist_group("test_train")
+
 # A model and data small enough for a step in tens of milliseconds on one core.
 TINY = ["--nstack", "1", "--inp-dim", "16", "--input-size", "64", "--batch-size", "4", "--train-size", "32",
         "--val-size", "8", "--lr", "2e-3", "--warmup-steps", "0", "--amp", "off", "--device", "cpu"]

@@ -105,6 +105,7 @@ def measured():
         return {case: measured_launches(_step(*CASES[case])) for case in CASES}
 
 
+@pytest.mark.xdist_group("wave_model_measured")  # one worker measures every case (--dist loadgroup)
 @pytest.mark.parametrize("case", CASES)
 def test_modelled_work_is_what_every_program_runs(measured, case):
     assert measured[case], "no Triton launch"
@@ -114,6 +115,7 @@ def test_modelled_work_is_what_every_program_runs(measured, case):
             f"the model says {program_work(launch)}")
 
 
+@pytest.mark.xdist_group("wave_model_measured")
 def test_cases_cover_every_kernel_and_gpu_configuration(measured):
     launched = [launch for launches in measured.values() for launch, _ in launches]
     assert {launch.kernel for launch in launched} == set(WORK) == {config.kernel.fn.__name__ for config in registry.REGISTRY}

@@ -52,7 +52,7 @@ class Hourglass(reference.Hourglass):
         """None of its own: its Residuals list theirs (see :mod:`fasthg.nn.step_counting`)."""
         return ()
 
-    def input_batch_norm(self):
+    def input_batch_norm(self) -> Optional[NextBatchNorm]:
         """The BN that normalises x first (up1's bn1), for the op that writes x."""
         return self.up1.input_batch_norm()
 

@@ -78,7 +78,7 @@ class Residual(reference.Residual):
         """The BNs whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
         return (self.bn1, self.bn2, self.bn3)
 
-    def input_batch_norm(self):
+    def input_batch_norm(self) -> Optional[NextBatchNorm]:
         """bn1 for the op that writes x (:mod:`fasthg.nn.chaining`): None unless it normalises with
         batch statistics that update running ones (training, every BN tracking them)."""
         return next_batch_norm(self.bn1) if self.training and self._has_running_stats() else None
