@@ -198,7 +198,7 @@ _CONV_KERNELS = {"conv_forward": conv.conv_forward_kernel, "conv_backward": conv
 # 16-byte vector; at 32 the 1x1 IEEE launches with a residual spilled 8 bytes on sm_80).
 # In the backward a weight-gradient slice runs slice_balance times the K-steps of the dgrad
 # programs in its launch, and at least min_slice_steps row steps (twice a tree node's children;
-# fasthg/ops/residual_kernels.py: wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3 backward to
+# fasthg/ops/conv_launchers.py: wgrad_split). On GPUs, BLOCK_K = 32 pushes the 3x3 backward to
 # 255 registers, and so does BLOCK_J = 64 in 16-bit; the backward runs one pipeline stage and
 # BLOCK_J = 16 (two stages, or BLOCK_J = 32, spill in the 16-bit 3x3 GRAD_BN launch on sm_80, and
 # two stages by 104-128 bytes in the fp32 IEEE ones); fp32 needs 8 warps (4 reach 255 in the

@@ -12,7 +12,7 @@ from bench.traffic import TRITON_TRAFFIC, UNCOUNTED_POINTERS
 from bench.work import WorkClass
 from fasthg import reference
 from fasthg.kernels import registry
-from fasthg.ops import residual_kernels
+from fasthg.ops import conv_launchers
 from fasthg.ops.head import head
 
 F32 = 4  # bytes
@@ -157,7 +157,7 @@ def test_declared_launches_are_the_launches_made(triton_backend, monkeypatch, ca
     step = make_step()
     # Launches counted independently of the counter's hook, at the launchers themselves.
     launched = []
-    launchers = [(residual_kernels, "_launch")] + [
+    launchers = [(conv_launchers, "_launch")] + [
         (importlib.import_module(f"fasthg.ops.{module}"), name) for module in ("upsample_add", "max_pool")
         for name in ("launch_pixel_tiles", "launch_pixel_tiles_with_statistics")]
     for module, name in launchers:

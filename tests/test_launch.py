@@ -11,7 +11,7 @@ from triton.runtime import interpreter
 import fasthg
 from bench.launches import recording_launches
 from fasthg.kernels import registry
-from fasthg.ops import launch, residual_kernels
+from fasthg.ops import conv_launchers, launch
 from harness import assert_close
 
 CUDA1 = torch.device("cuda", 1)
@@ -20,8 +20,8 @@ CUDA1 = torch.device("cuda", 1)
 def _channel_stats(x):
     """(mean, biased var) of NHWC ``x`` per channel by the channel_stats kernel."""
     c = x.shape[1]
-    stats = residual_kernels.BatchStatistics(torch.empty(c), torch.empty(c), torch.zeros(c), torch.ones(c))
-    residual_kernels.channel_stats(x, stats, momentum=0.1)
+    stats = conv_launchers.BatchStatistics(torch.empty(c), torch.empty(c), torch.zeros(c), torch.ones(c))
+    conv_launchers.channel_stats(x, stats, momentum=0.1)
     return stats.mean, stats.var
 
 

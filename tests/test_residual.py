@@ -8,7 +8,7 @@ import fasthg
 from fasthg import reference
 from fasthg.accuracy import relative_error
 from fasthg.kernels import registry
-from fasthg.ops import residual_kernels
+from fasthg.ops import conv_launchers
 from harness import assert_as_accurate_as_eager, assert_buffers_close, assert_close
 from launch_counter import LaunchCounter
 from opinfo import residual_forward_args
@@ -132,8 +132,8 @@ def test_large_mean_statistics_are_exact(triton_backend, tiles):
     x = (torch.randn(4, 3, 32, 32, dtype=torch.float64) + 1e4).float().to(memory_format=torch.channels_last)
     mean, var = torch.empty(3), torch.empty(3)
     running_mean, running_var = torch.zeros(3), torch.ones(3)
-    stats = residual_kernels.BatchStatistics(mean, var, running_mean, running_var)
-    residual_kernels.channel_stats(x, stats, momentum=0.1)
+    stats = conv_launchers.BatchStatistics(mean, var, running_mean, running_var)
+    conv_launchers.channel_stats(x, stats, momentum=0.1)
     exact_var, exact_mean = torch.var_mean(x.double(), dim=(0, 2, 3), correction=0)
     assert relative_error(var, exact_var) < 1e-4, f"variance {var.tolist()} vs fp64 {exact_var.tolist()}"
     assert relative_error(mean, exact_mean) < 1e-7
@@ -209,8 +209,8 @@ def test_saves_at_most_055_of_the_reference_activations(inp, out):
 def triton_launches(monkeypatch):
     """The names of the kernels the Residual's launchers start, in order."""
     names = []
-    original = residual_kernels._launch
-    monkeypatch.setattr(residual_kernels, "_launch", lambda *a, **k: (names.append(a[0].name), original(*a, **k)))
+    original = conv_launchers._launch
+    monkeypatch.setattr(conv_launchers, "_launch", lambda *a, **k: (names.append(a[0].name), original(*a, **k)))
     return names
 
 

@@ -11,7 +11,7 @@ import torch
 from bench.launches import recording_launches
 from fasthg.kernels import registry
 from fasthg.ops import launch
-from fasthg.ops.residual_kernels import PROGRAMS_PER_MULTIPROCESSOR, wgrad_split
+from fasthg.ops.conv_launchers import PROGRAMS_PER_MULTIPROCESSOR, wgrad_split
 from harness import assert_close
 from test_determinism import Schedule
 from test_residual import ZERO_IN_EXACT_ARITHMETIC, make_pair, run

@@ -12,7 +12,7 @@ import torch
 from bench.counting import KernelCounter
 from fasthg.ops import head as head_ops
 from fasthg.ops.launch import channels_last
-from fasthg.ops.residual_kernels import BackwardSums, BatchNormState, conv_backward
+from fasthg.ops.conv_launchers import BackwardSums, BatchNormState, conv_backward
 from harness import assert_close
 from opinfo import draw_sample, entry, stack_head_pair
 from parity import check_parity

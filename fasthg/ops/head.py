@@ -25,7 +25,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
-from .residual_kernels import BackwardSums, BatchNormState, conv_backward, conv_forward
+from .conv_launchers import BackwardSums, BatchNormState, conv_backward, conv_forward
 from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
 KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 4, "backward_last": 3}

@@ -26,7 +26,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
-from .residual_kernels import BackwardSums, BatchNormState, bn_backward_apply, channel_stats, conv_backward, conv_forward
+from .conv_launchers import BackwardSums, BatchNormState, bn_backward_apply, channel_stats, conv_backward, conv_forward
 from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
 KERNEL_LAUNCHES = {"forward_train": 4, "forward_train_given_stats": 3, "forward_eval": 3, "backward": 4,
