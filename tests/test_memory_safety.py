@@ -67,10 +67,10 @@ def test_drawn_cases_stay_inside_their_tensors(triton_backend, info):
 def test_the_checker_catches_an_access_outside(triton_backend):
     # A launch given a view of the first image of two while its sizes claim both: the kernel reads
     # the second image (memory of the same buffer, so nothing is harmed) and the checker says so.
-    from fasthg.ops.launch import launch_pixel_tiles_with_statistics
+    from fasthg.ops.launch import launch_pixel_tiles
     x = torch.randn(2, 3, 4, 4).to(memory_format=torch.channels_last)
     out = torch.empty(2, 3, 2, 2).to(memory_format=torch.channels_last)
     with BoundsChecker() as checker:
-        launch_pixel_tiles_with_statistics("max_pool2x2_forward", (x[:1], out), (2, 3, 4, 4), 8, None, 0.0)
+        launch_pixel_tiles("max_pool2x2_forward", 8, x_ptr=x[:1], out_ptr=out, N=2, C=3, H=4, W=4)
     # Four loads (one per window corner), each of the second image's 12 (pixel, channel) pairs.
     assert checker.violations == ["max_pool2x2_forward_kernel: load of 12 element(s) outside its tensors"] * 4

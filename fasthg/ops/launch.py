@@ -219,25 +219,22 @@ def _pixel_grid(config, channels, pixels):
     return triton.cdiv(pixels, config.constexprs["BLOCK_P"]), triton.cdiv(channels, config.constexprs["BLOCK_C"])
 
 
-def launch_pixel_tiles(name, tensors, sizes, pixels):
-    """Launches kernel ``name`` over (pixel, channel) tiles: ``pixels`` rows of C = sizes[1] channels.
+def launch_pixel_tiles(name, pixels, out_stats=None, momentum=0.0, **arguments):
+    """Launches kernel ``name`` over (pixel, channel) tiles of its registry configuration (BLOCK_P,
+    BLOCK_C): ``pixels`` rows of ``arguments["C"]`` channels, ``arguments`` the kernel's tensors and
+    sizes by parameter name.
 
-    The kernel takes ``*tensors, *sizes`` and its registry configuration's BLOCK_P, BLOCK_C.
+    With ``out_stats`` (mean, var, running mean, running var of the BN that normalises the output
+    next), a kernel's STATS variant also reduces its output's batch statistics into them and
+    updates the running statistics with ``momentum``; without, STATS is off and its statistics
+    parameters are absent.
     """
-    config = registry.lookup(name, tensors[0].dtype, tensors[0].device)
-    launch_config(config, _pixel_grid(config, sizes[1], pixels), *tensors, *sizes)
-
-
-def launch_pixel_tiles_with_statistics(name, tensors, sizes, pixels, out_stats, momentum):
-    """:func:`launch_pixel_tiles` of a kernel that also reduces its output's batch statistics (STATS):
-    ``out_stats`` (mean, var, running mean, running var of the BN that normalises the output next)
-    receives them and has its running statistics updated with ``momentum``. With ``out_stats``
-    None, STATS is off and those parameters are None (constexprs the kernel never reads)."""
-    config = registry.lookup(name, tensors[0].dtype, tensors[0].device, STATS=out_stats is not None)
-    grid = _pixel_grid(config, sizes[1], pixels)
+    device, dtype = next((value.device, value.dtype) for value in arguments.values() if isinstance(value, torch.Tensor))
+    config = registry.lookup(name, dtype, device, STATS=out_stats is not None)
+    grid = _pixel_grid(config, arguments["C"], pixels)
     if out_stats is not None:
-        statistics = (*statistics_workspace(grid, sizes[1], config.constexprs["REDUCE_GROUP"], tensors[0].device),
-                      *out_stats, momentum)
-    else:
-        statistics = (None,) * 8
-    launch_config(config, grid, *tensors, *sizes, *statistics)
+        part_mean, part_m2, counter = statistics_workspace(grid, arguments["C"], config.constexprs["REDUCE_GROUP"], device)
+        mean, var, running_mean, running_var = out_stats
+        arguments.update(part_mean_ptr=part_mean, part_m2_ptr=part_m2, counter_ptr=counter, mean_ptr=mean, var_ptr=var,
+                         running_mean_ptr=running_mean, running_var_ptr=running_var, momentum=momentum)
+    launch_config(config, grid, **arguments)

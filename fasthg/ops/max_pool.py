@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import dispatch
-from .launch import channels_last, empty_nhwc, launch_pixel_tiles, launch_pixel_tiles_with_statistics
+from .launch import channels_last, empty_nhwc, launch_pixel_tiles
 from .statistics import NextBatchNorm, check_next_bn, new_statistics, statistics_for
 from .validate import check_int32_addressable, check_nonempty, check_tensor
 
@@ -26,8 +26,8 @@ def _max_pool2x2(x: torch.Tensor, stats: Optional[torch.Tensor], running_mean: O
     """out; with ``stats`` given, out's mean and biased var there, for the BN whose running statistics are given."""
     n, c, h, w = x.shape
     out = empty_nhwc(n, c, h // 2, w // 2, like=x)
-    launch_pixel_tiles_with_statistics("max_pool2x2_forward", (channels_last(x), out), x.shape, out.numel() // c,
-                                       statistics_for(stats, running_mean, running_var), momentum)
+    launch_pixel_tiles("max_pool2x2_forward", out.numel() // c, statistics_for(stats, running_mean, running_var), momentum,
+                       x_ptr=channels_last(x), out_ptr=out, N=n, C=c, H=h, W=w)
     return out
 
 
@@ -42,7 +42,8 @@ def _max_pool2x2_backward(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     odd = h % 2 or w % 2  # the trailing row or column no window covers gets zero
     grad_x = (torch.zeros_like if odd else torch.empty_like)(x, memory_format=torch.channels_last)
-    launch_pixel_tiles("max_pool2x2_backward", (channels_last(grad), channels_last(x), grad_x), x.shape, grad.numel() // c)
+    launch_pixel_tiles("max_pool2x2_backward", grad.numel() // c,
+                       grad_ptr=channels_last(grad), x_ptr=channels_last(x), grad_x_ptr=grad_x, N=n, C=c, H=h, W=w)
     return grad_x
 
 

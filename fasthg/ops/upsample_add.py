@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import dispatch
-from .launch import channels_last, empty_nhwc, launch_pixel_tiles, launch_pixel_tiles_with_statistics
+from .launch import channels_last, empty_nhwc, launch_pixel_tiles
 from .statistics import NextBatchNorm, check_next_bn, new_statistics, statistics_for
 from .validate import check_int32_addressable, check_nonempty, check_same_device, check_same_dtype, check_tensor
 
@@ -26,8 +26,9 @@ def _upsample_add(low: torch.Tensor, skip: torch.Tensor, stats: Optional[torch.T
     """out; with ``stats`` given, out's mean and biased var there, for the BN whose running statistics are given."""
     low, skip = channels_last(low), channels_last(skip)
     out = torch.empty_like(skip)
-    launch_pixel_tiles_with_statistics("upsample_add_forward", (low, skip, out), skip.shape, out.numel() // out.shape[1],
-                                       statistics_for(stats, running_mean, running_var), momentum)
+    n, c, h, w = skip.shape
+    launch_pixel_tiles("upsample_add_forward", n * h * w, statistics_for(stats, running_mean, running_var), momentum,
+                       low_ptr=low, skip_ptr=skip, out_ptr=out, N=n, C=c, H=h, W=w)
     return out
 
 
@@ -41,7 +42,8 @@ def _upsample_add_backward(grad: torch.Tensor) -> torch.Tensor:
     """grad_low: the 2x2 sum-pool of ``grad``."""
     n, c, h, w = grad.shape
     grad_low = empty_nhwc(n, c, h // 2, w // 2, like=grad)
-    launch_pixel_tiles("upsample_add_backward", (channels_last(grad), grad_low), grad_low.shape, n * (h // 2) * (w // 2))
+    launch_pixel_tiles("upsample_add_backward", n * (h // 2) * (w // 2),
+                       grad_ptr=channels_last(grad), grad_low_ptr=grad_low, N=n, C=c, h=h // 2, w=w // 2)
     return grad_low
 
 
