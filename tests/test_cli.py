@@ -13,7 +13,7 @@ import torch
 
 from fasthg import cli, distributed, evaluate, predict, train
 from fasthg.errors import UserError
-from fasthg.train_options import parse as parse_train_options
+from fasthg.training.options import parse as parse_train_options
 from fasthg.data import SyntheticPoses
 from test_train import ENVIRONMENT, train as run_training
 

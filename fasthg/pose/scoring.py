@@ -10,7 +10,7 @@ LABELS = {"pckh_mpii": "PCKh@0.5 (mpii)", "pckh_all16": "PCKh@0.5 (all16)", "oks
 
 
 class PCKhScoring:
-    """PCKh@0.5 in every convention (:func:`fasthg.evaluation.score`) of ``joint_set``'s joints."""
+    """PCKh@0.5 in every convention (:func:`fasthg.pose.evaluation.score`) of ``joint_set``'s joints."""
 
     name = "pckh"  # the results' key
     best_by = "pckh_mpii"  # the headline number that picks the best checkpoint
