@@ -158,7 +158,7 @@ def test_config_reads_a_runs_options_and_the_command_line_overrides_them(config_
     ({"epochs": "6"}, "--config: CONFIG: epochs must be int, got '6'"),
     ({"epochs": True}, "--config: CONFIG: epochs must be int, got True"),
     ({"data_dir": 3}, "--config: CONFIG: data_dir must be str | None, got 3"),
-    ({"dataset": "coco"}, "--config: CONFIG: dataset must be one of synthetic, mpii, got 'coco'"),
+    ({"dataset": "imagenet"}, "--config: CONFIG: dataset must be one of synthetic, mpii, coco, got 'imagenet'"),
     ({"epochs": 0}, "--epochs: expected at least 1, got 0"),
 ])
 def test_a_bad_config_file_is_one_line(config_file, capsys, tmp_path, content, message):
