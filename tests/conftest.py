@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 
 import fasthg  # noqa: E402
 import fasthg.kernels  # noqa: E402
+from interpreter_patching import check_overflow, patch_language_once_per_launch  # noqa: E402
 
 TREE = Path(__file__).resolve().parents[1]
 
@@ -34,6 +35,9 @@ def check_imported_from(tree):
 
 
 check_imported_from(TREE)
+# The interpreter's redundant work, skipped (what and why: interpreter_patching.py).
+patch_language_once_per_launch()
+check_overflow(False)
 
 # Property tests (test_properties.py and friends): "ci" is bounded and reproducible (the same
 # examples every run); "long" explores, selected with `pytest --hypothesis-profile long`.

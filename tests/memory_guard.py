@@ -1,5 +1,7 @@
 """A bounds-checking Triton interpreter for tests: every load, store and atomic a kernel makes
-(where its mask is on) must fall inside one of the tensors passed to that launch.
+(where its mask is on) must fall inside one of the tensors passed to that launch, and no 32-bit
+integer arithmetic may overflow (the interpreter's own check, off elsewhere in the suite:
+tests/interpreter_patching.py).
 
 The interpreter itself checks nothing (docs/without_a_gpu.md): an out-of-range load returns
 garbage, an out-of-range store corrupts whatever lies there. ``BoundsChecker`` wraps the launch (to learn the
@@ -8,6 +10,8 @@ tensors' address ranges) and the interpreter's memory operations (to check every
 import numpy as np
 import torch
 from triton.runtime import interpreter
+
+from interpreter_patching import check_overflow
 
 
 def _span(t):
@@ -46,6 +50,7 @@ class BoundsChecker:
             self.violations.append(f"{self.kernel}: {kind} of {int((~inside).sum())} element(s) outside its tensors")
 
     def __enter__(self):
+        self.overflow_checked = check_overflow(True)
         builder = interpreter.interpreter_builder
         self.originals = {name: getattr(builder, name) for name in self.MEMORY_OPS}
         self.original_launch = interpreter.GridExecutor.__call__
@@ -78,3 +83,4 @@ class BoundsChecker:
         for name in self.MEMORY_OPS:
             delattr(builder, name)  # back to the class's methods
         interpreter.GridExecutor.__call__ = self.original_launch
+        check_overflow(self.overflow_checked)

@@ -8,7 +8,10 @@ workspaces included (the ops allocate their outputs: no API takes an ``out=``).
 """
 import pytest
 import torch
+import triton
+import triton.language as tl
 from hypothesis import given, settings
+from triton.runtime.errors import InterpreterError
 
 from fasthg.kernels import registry
 from memory_guard import BoundsChecker
@@ -74,3 +77,21 @@ def test_the_checker_catches_an_access_outside(triton_backend):
         launch_pixel_tiles("max_pool2x2_forward", 8, x_ptr=x[:1], out_ptr=out, N=2, C=3, H=4, W=4)
     # Four loads (one per window corner), each of the second image's 12 (pixel, channel) pairs.
     assert checker.violations == ["max_pool2x2_forward_kernel: load of 12 element(s) outside its tensors"] * 4
+
+
+@triton.jit
+def _offset_kernel(out_ptr, stride):
+    """Stores nothing beyond out_ptr[0]; the offset 3 * stride is an int32 product."""
+    offset = tl.program_id(0) * 0 + 3 * stride
+    tl.store(out_ptr + offset - offset, offset.to(tl.float32))
+
+
+def test_the_checker_catches_32_bit_integer_overflow():
+    # 3 * 2^30 overflows int32: under the checker the interpreter says so; elsewhere (as on a GPU
+    # without debug) the product wraps around (tests/interpreter_patching.py).
+    out = torch.zeros(1)
+    with pytest.raises(InterpreterError, match="int32 overflow detected for operation mul"):
+        with BoundsChecker():
+            _offset_kernel[(1,)](out, 1 << 30)
+    _offset_kernel[(1,)](out, 1 << 30)
+    assert out.item() == float(3 * (1 << 30) - (1 << 32))
