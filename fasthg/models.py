@@ -92,7 +92,10 @@ class StackedHourglass(reference.StackedHourglass):
         stack_preds = []
         for i in range(self.nstack):
             residual = self.features[i][0]
-            h = residual(*chained(hourglasses[i], x, stats, consumer=residual))
+            # x also feeds the head's merge, through the hourglass's pass-through of it: the
+            # hourglass's backward adds the merge's gradient of x as it writes its own
+            out, out_stats, x = hourglasses[i](x, stats, residual.input_batch_norm(), pass_input=True)
+            h = residual(out, out_stats)
             next_bn = None if i == self.nstack - 1 else hourglasses[i + 1].input_batch_norm()
             preds, x, stats = self._fused_head(i, h, x, pending, next_bn)
             stack_preds.append(preds)

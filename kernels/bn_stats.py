@@ -10,11 +10,12 @@ over its M rows, and the running-statistics update of nn.BatchNorm2d. Each progr
 
 :func:`bn_backward_apply_kernel` (backward): the input gradient of the Residual,
 
-    dx = weight * rstd * (g - sum(g) / M - xhat * sum(g * xhat) / M)  (+ extra)
+    dx = weight * rstd * (g - sum(g) / M - xhat * sum(g * xhat) / M)  (+ extra)  (+ through)
 
 where g = dL/d bn(x) after the ReLU mask and the two sums come from conv1's dgrad epilogue;
 ``extra`` is the skip branch's gradient (dL/dout for an identity skip, the skip conv's dgrad
-otherwise), added here rather than in a separate pass.
+otherwise) and, HAS_THROUGH, ``through`` the gradient of x from its other consumers (reaching
+them through the Residual's pass-through of x), both added here rather than in separate passes.
 """
 import triton
 import triton.language as tl
@@ -42,9 +43,9 @@ def channel_stats_kernel(
 @triton.jit
 def bn_backward_apply_kernel(
     grad_ptr, x_ptr, mean_ptr, var_ptr, weight_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-    extra_ptr, out_ptr,
+    extra_ptr, through_ptr, out_ptr,
     M, C, eps,
-    HAS_EXTRA: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+    HAS_EXTRA: tl.constexpr, HAS_THROUGH: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     channels = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -57,4 +58,6 @@ def bn_backward_apply_kernel(
                      channels, channel_mask, mask, M, eps)
     if HAS_EXTRA:
         dx += widen(tl.load(extra_ptr + offsets, mask=mask, other=0.0))
+    if HAS_THROUGH:
+        dx += widen(tl.load(through_ptr + offsets, mask=mask, other=0.0))
     tl.store(out_ptr + offsets, dx.to(out_ptr.dtype.element_ty), mask=mask)

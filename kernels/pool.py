@@ -13,6 +13,11 @@ Backward, with g = dL/dout::
     PyTorch's max_pool2d picks it; NaN counts as the maximum), 0 at the other three positions
     and at a trailing odd row or column
 
+and with HAS_THROUGH, ``through`` (the gradient of x from its other consumers, which read x
+through the pool's pass-through of it) added at every position: dx = the above + through, in
+the same pass (at a trailing odd row or column, which no program writes, the launcher starts dx
+as a copy of through).
+
 The input is saved for backward anyway (the next Residual keeps it), so dropping PyTorch's
 int64 index tensor saves 8 bytes per output element. NHWC-contiguous tensors, int32 offsets,
 (pixel, channel) tiles; a program of the backward writes all four positions of its windows.
@@ -24,11 +29,11 @@ from .helpers import grid_moments, widen
 
 
 @triton.jit
-def _window(x_ptr, pixels, channels, C, H, W, h, w):
-    """Pointers to the four window corners (top-left, top-right, bottom-left, bottom-right) of output pixels."""
+def _window(pixels, channels, C, H, W, h, w):
+    """Offsets in x of the four window corners (top-left, top-right, bottom-left, bottom-right) of output pixels."""
     n = pixels // (h * w)
     top_left = (n * H + 2 * ((pixels // w) % h)) * W + 2 * (pixels % w)
-    base = x_ptr + top_left[:, None] * C + channels[None, :]
+    base = top_left[:, None] * C + channels[None, :]
     return base, base + C, base + W * C, base + W * C + C
 
 
@@ -49,12 +54,12 @@ def _take_if_greater(candidate_ptr, mask, best, argmax, corner):
 def _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w):
     """Each window's maximum (widened: exact, and the interpreter compares bf16 wrongly) and the
     corner (0..3, row-major) where it first occurs."""
-    p0, p1, p2, p3 = _window(x_ptr, pixels, channels, C, H, W, h, w)
-    best = widen(tl.load(p0, mask=mask))
+    o0, o1, o2, o3 = _window(pixels, channels, C, H, W, h, w)
+    best = widen(tl.load(x_ptr + o0, mask=mask))
     argmax = tl.zeros(best.shape, dtype=tl.int32)
-    best, argmax = _take_if_greater(p1, mask, best, argmax, 1)
-    best, argmax = _take_if_greater(p2, mask, best, argmax, 2)
-    best, argmax = _take_if_greater(p3, mask, best, argmax, 3)
+    best, argmax = _take_if_greater(x_ptr + o1, mask, best, argmax, 1)
+    best, argmax = _take_if_greater(x_ptr + o2, mask, best, argmax, 2)
+    best, argmax = _take_if_greater(x_ptr + o3, mask, best, argmax, 3)
     return best, argmax
 
 
@@ -85,14 +90,22 @@ def max_pool2x2_forward_kernel(
 
 
 @triton.jit
-def max_pool2x2_backward_kernel(grad_ptr, x_ptr, grad_x_ptr, N, C, H, W,
-                                BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _store_corner_grad(grad_x_ptr, through_ptr, offsets, is_max, grad, mask, HAS_THROUGH: tl.constexpr):
+    """dx at one corner of each window: g where the window's maximum is, else 0 (+ through there)."""
+    dx = tl.where(is_max, widen(grad), 0.0)
+    if HAS_THROUGH:
+        dx += widen(tl.load(through_ptr + offsets, mask=mask))
+    tl.store(grad_x_ptr + offsets, dx.to(grad_x_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def max_pool2x2_backward_kernel(grad_ptr, x_ptr, through_ptr, grad_x_ptr, N, C, H, W,
+                                HAS_THROUGH: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     pixels, channels, mask, h, w = _pooled_tile(N, C, H, W, BLOCK_P, BLOCK_C)
     best, argmax = _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w)
     grad = tl.load(grad_ptr + pixels[:, None] * C + channels[None, :], mask=mask)
-    g0, g1, g2, g3 = _window(grad_x_ptr, pixels, channels, C, H, W, h, w)
-    zero = tl.zeros_like(grad)
-    tl.store(g0, tl.where(argmax == 0, grad, zero), mask=mask)
-    tl.store(g1, tl.where(argmax == 1, grad, zero), mask=mask)
-    tl.store(g2, tl.where(argmax == 2, grad, zero), mask=mask)
-    tl.store(g3, tl.where(argmax == 3, grad, zero), mask=mask)
+    o0, o1, o2, o3 = _window(pixels, channels, C, H, W, h, w)
+    _store_corner_grad(grad_x_ptr, through_ptr, o0, argmax == 0, grad, mask, HAS_THROUGH)
+    _store_corner_grad(grad_x_ptr, through_ptr, o1, argmax == 1, grad, mask, HAS_THROUGH)
+    _store_corner_grad(grad_x_ptr, through_ptr, o2, argmax == 2, grad, mask, HAS_THROUGH)
+    _store_corner_grad(grad_x_ptr, through_ptr, o3, argmax == 3, grad, mask, HAS_THROUGH)

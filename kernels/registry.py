@@ -75,7 +75,9 @@ CONDITIONAL_PARAMETERS = {
     },
     "channel_stats_kernel": _used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
     **dict.fromkeys(("upsample_add_forward_kernel", "max_pool2x2_forward_kernel"), _OUTPUT_STATISTICS),
-    "bn_backward_apply_kernel": _used_under(("HAS_EXTRA",), "extra_ptr"),
+    "bn_backward_apply_kernel": {**_used_under(("HAS_EXTRA",), "extra_ptr"),
+                                 **_used_under(("HAS_THROUGH",), "through_ptr")},
+    "max_pool2x2_backward_kernel": _used_under(("HAS_THROUGH",), "through_ptr"),
 }
 
 
@@ -148,8 +150,10 @@ for _archs, _tiles in _PIXEL_TILES.items():
         REGISTRY += [
             KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype, _blocks,
                          archs=_archs),
-            KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, _dtype, _blocks, archs=_archs),
         ]
+        # HAS_THROUGH: the gradient of the input's pass-through added (fasthg/ops/max_pool.py)
+        REGISTRY += [KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, _dtype,
+                                  {"HAS_THROUGH": through, **_blocks}, archs=_archs) for through in (False, True)]
 
 
 # Every constexpr flag combination the Residual and the stack head launch, per kernel.
@@ -282,9 +286,11 @@ for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
             KernelConfig("channel_stats", bn_stats.channel_stats_kernel, _dtype,
                          {"UPDATE_RUNNING": True, **_blocks, "REDUCE_GROUP": _STATS_GROUP[_archs]},
                          num_warps=_warps, archs=_archs),
-            KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype, {"HAS_EXTRA": True, **_blocks},
-                         num_warps=_warps, archs=_archs),
         ]
+        # HAS_THROUGH: the gradient of a Residual's pass-through of x added (fasthg/ops/residual.py)
+        REGISTRY += [KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype,
+                                  {"HAS_EXTRA": True, "HAS_THROUGH": through, **_blocks}, num_warps=_warps,
+                                  archs=_archs) for through in (False, True)]
 
 
 # Heatmaps: one program per joint map, looping over pixel blocks of BLOCK_HW (a 64x64 map is 4

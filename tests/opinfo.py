@@ -228,8 +228,9 @@ def _residual_backward_sample():
     forward = _residual_forward_sample()
     with torch.no_grad():
         out, y1, y2, x_stats, stats = torch.ops.fasthg.residual_forward(*forward)
+    # with a pass-through's gradient, which the dx kernel adds
     return (torch.randn_like(out), forward[0], y1, y2, x_stats, stats, forward[1], forward[2], forward[9], forward[11],
-            True, 1e-5)
+            True, 1e-5, torch.randn_like(forward[0]))
 
 
 def _head_forward_sample():
@@ -346,7 +347,9 @@ OPS = [
         inputs=lambda s, g: Sample({"x": normal((s["n"], s["c"], s["h"], s["w"]), g)}),
         custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5), torch.empty(6), torch.randn(3),
                                                     torch.rand(3) + 0.5, 0.1),
-                    "fasthg::max_pool2x2_backward": lambda: (torch.randn(2, 3, 3, 2), torch.randn(2, 3, 6, 5))},
+                    # odd width, with a pass-through's gradient: the uncovered column is that gradient's
+                    "fasthg::max_pool2x2_backward": lambda: (torch.randn(2, 3, 3, 2), torch.randn(2, 3, 6, 5),
+                                                             torch.randn(2, 3, 6, 5))},
     ),
     OpInfo(
         name="render_heatmaps",

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import fasthg
+from bench.counting import SavedActivations
 from fasthg import reference
 from fasthg.accuracy import relative_error
 from fasthg.kernels import registry
@@ -182,18 +183,13 @@ def test_opcheck_backward(triton_backend):
 
 
 def saved_activation_bytes(module, x):
-    """Bytes of the activations autograd keeps for backward (parameters excluded, each tensor once)."""
-    parameters = {id(p) for p in module.parameters()}
-    seen = {}
-
-    def pack(t):
-        if id(t) not in parameters:
-            seen[id(t)] = t
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    """Bytes of the activations autograd keeps for backward (parameters excluded), each storage once,
+    as the benchmark counts them: a tensor saved by two ops through an alias (a pass-through of a
+    module's input, tests/test_gradient_sums.py) is kept once."""
+    saved = SavedActivations(excluded=list(module.parameters()))
+    with saved:
         module(x)
-    return sum(t.numel() * t.element_size() for t in seen.values())
+    return saved.bytes
 
 
 @pytest.mark.parametrize("inp, out", [(256, 256), (128, 256)])

@@ -65,7 +65,14 @@ def test_loop_counter_counts_innermost_iterations_per_program():
     assert out.tolist() == [12, 15, 17]
 
 
-# case: (opinfo entry, sizes, run the backward too)
+def _max_pool_passing_its_input():
+    """The 2x2 max-pool whose input feeds another op too: its backward adds that op's gradient (HAS_THROUGH)."""
+    x = torch.randn(2, 67, 9, 11).to(memory_format=torch.channels_last).requires_grad_()
+    out, _, through = fasthg.ops.max_pool2x2(x, pass_input=True)
+    torch.autograd.backward([out, through], [torch.randn_like(out), torch.randn_like(x)])
+
+
+# case: (opinfo entry, sizes, run the backward too), or the step itself
 CASES = {
     # 70 rows: 2 row tiles of 64, the second partial; 17 input channels: 2 K blocks of 16
     "residual-train-skip": ("Residual", {"inp": 17, "out": 6, "n": 2, "h": 5, "w": 7, "training": True}, True),
@@ -84,6 +91,7 @@ CASES = {
     "posenet-2-stacks-train-forward": ("PoseNet", {"nstack": 2, "training": True}, False),
     "upsample_add": ("upsample_add", {"n": 2, "c": 67, "h": 5, "w": 7}, True),
     "max_pool2x2": ("max_pool2x2", {"n": 2, "c": 67, "h": 9, "w": 11}, True),
+    "max_pool2x2-passing-its-input": _max_pool_passing_its_input,
     # 1640 pixels: 2 blocks of 1024, the second partial
     "render_heatmaps": ("render_heatmaps", {"n": 2, "joints": 3, "h": 40, "w": 41, "sigma": 1.0, "style": "princeton"}, False),
     "heatmap_loss": ("heatmap_loss", {"n": 1, "stacks": 2, "joints": 3, "h": 40, "w": 41, "sigma": 1.0, "style": "mmpose",
@@ -102,7 +110,7 @@ def _step(name, sizes, backward, dtype=torch.float32):
 def measured():
     """{case: [(TritonLaunch, its programs' works)]}, every case run once for all the tests here."""
     with fasthg.backend("triton"), registry.emulating(90):
-        return {case: measured_launches(_step(*CASES[case])) for case in CASES}
+        return {case: measured_launches(step if callable(step) else _step(*step)) for case, step in CASES.items()}
 
 
 @pytest.mark.xdist_group("wave_model_measured")  # one worker measures every case (--dist loadgroup)

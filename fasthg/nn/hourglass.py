@@ -7,7 +7,7 @@ import torch
 from ..dispatch import runs_fused
 from ..ops.upsample_add import upsample_add
 from ..ops.statistics import NextBatchNorm
-from ..ops.validate import check_dtype_like_parameters, check_nonempty, check_size, check_tensor
+from ..ops.validate import check_dtype_like_parameters, check_flag, check_nonempty, check_size, check_tensor
 from ..reference import model as reference
 from .chaining import chained
 from .pool import Pool
@@ -22,6 +22,11 @@ class Hourglass(reference.Hourglass):
     fused path every tensor a Residual normalises comes with its statistics, reduced by the op
     that wrote it (the max-pool, a Residual, the inner hourglass's upsample-add); ``x_stats`` and
     ``next_bn`` chain it to the modules around it (:mod:`fasthg.nn.chaining`).
+
+    x feeds up1 and the pool: up1 passes x on to the pool, which passes it on to the caller with
+    ``pass_input`` (the result is then (out, stats or None, x's pass-through), for x's next
+    consumer: the stack head's merge in a model), so that each fused backward adds the gradient of
+    x's later consumers to its own as it writes it, and autograd sums no gradients of x.
     """
 
     residual_class = Residual
@@ -34,8 +39,9 @@ class Hourglass(reference.Hourglass):
         super().__init__(n, f, bn=bn, increase=increase)
 
     def forward(self, x: torch.Tensor, x_stats: Optional[torch.Tensor] = None,
-                next_bn: Optional[NextBatchNorm] = None) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+                next_bn: Optional[NextBatchNorm] = None, pass_input: bool = False) -> Union[torch.Tensor, tuple]:
         check_tensor("x", x, 4, layout="(N, C, H, W)")
+        check_flag("pass_input", pass_input)
         if x.shape[1] != self.up1.bn1.num_features:
             raise ValueError(f"x: expected {self.up1.bn1.num_features} channels (dim 1), got shape {tuple(x.shape)}")
         if x.shape[2] % (1 << self.n) or x.shape[3] % (1 << self.n):
@@ -46,7 +52,7 @@ class Hourglass(reference.Hourglass):
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] < 2 << (2 * self.n):
             raise ValueError(f"x: batch statistics of the innermost level need more than one value per channel "
                              f"in training, got shape {tuple(x.shape)}")
-        return forward_counting_steps(self, runs_fused(x), self._forward, x, x_stats, next_bn)
+        return forward_counting_steps(self, runs_fused(x), self._forward, x, x_stats, next_bn, pass_input)
 
     def fused_batch_norms(self) -> Sequence[torch.nn.BatchNorm2d]:
         """None of its own: its Residuals list theirs (see :mod:`fasthg.nn.step_counting`)."""
@@ -56,11 +62,17 @@ class Hourglass(reference.Hourglass):
         """The BN that normalises x first (up1's bn1), for the op that writes x."""
         return self.up1.input_batch_norm()
 
-    def _forward(self, x, x_stats, next_bn):
+    def _forward(self, x, x_stats, next_bn, pass_input):
         if not runs_fused(x):
-            return upsample_add(self.low3(self.low2(self.low1(self.pool1(x)))), self.up1(x), next_bn)
-        up1 = self.up1(x, x_stats)
-        pooled, stats = chained(self.pool1, x, consumer=self.low1)
-        low1, stats = chained(self.low1, pooled, stats, consumer=self.low2)
-        low2, stats = chained(self.low2, low1, stats, consumer=self.low3)
-        return upsample_add(self.low3(low2, stats), up1, next_bn)
+            low, up1, through = self.low3(self.low2(self.low1(self.pool1(x)))), self.up1(x), x
+        else:
+            up1, _, x = self.up1(x, x_stats, pass_input=True)
+            pooled, stats, through = self.pool1(x, self.low1.input_batch_norm(), pass_input=True)
+            low1, stats = chained(self.low1, pooled, stats, consumer=self.low2)
+            low2, stats = chained(self.low2, low1, stats, consumer=self.low3)
+            low = self.low3(low2, stats)
+        result = upsample_add(low, up1, next_bn)
+        if not pass_input:
+            return result
+        out, stats = result if next_bn is not None else (result, None)
+        return out, stats, through

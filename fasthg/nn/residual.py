@@ -7,9 +7,9 @@ import torch.nn.functional as F
 
 from .. import dispatch
 from ..ops.residual import residual
-from ..ops.statistics import NextBatchNorm, check_next_bn, check_x_stats
-from ..ops.validate import (check_dtype_like_parameters, check_int32_addressable, check_nonempty, check_same_device,
-                            check_size, check_tensor)
+from ..ops.statistics import NextBatchNorm, chain_result, check_next_bn, check_x_stats
+from ..ops.validate import (check_dtype_like_parameters, check_flag, check_int32_addressable, check_nonempty,
+                            check_same_device, check_size, check_tensor)
 from ..reference import model as reference
 from .chaining import next_batch_norm
 from .step_counting import count_step_of, forward_counting_steps, running_stats_momentum
@@ -40,7 +40,11 @@ class Residual(reference.Residual):
 
     In a model, the op that writes x may pass x's batch statistics (``x_stats``), and with
     ``next_bn`` (the BN that normalises the output next) the result is (out, its statistics),
-    reduced in conv3's epilogue (None on PyTorch's path): see :mod:`fasthg.nn.chaining`.
+    reduced in conv3's epilogue (None on PyTorch's path): see :mod:`fasthg.nn.chaining`. A container
+    whose x feeds another op too passes ``pass_input``: the result is then (out, stats or None, x's
+    pass-through), which that op takes instead of x, so that the fused backward adds its gradient of
+    x to dx in the dx kernel: x as the kernels take it (under autocast, in autocast's dtype), x
+    itself on PyTorch's path.
     """
 
     def __init__(self, inp_dim: int, out_dim: int) -> None:
@@ -56,7 +60,7 @@ class Residual(reference.Residual):
             self.skip_layer.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, x_stats: Optional[torch.Tensor] = None,
-                next_bn: Optional[NextBatchNorm] = None) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+                next_bn: Optional[NextBatchNorm] = None, pass_input: bool = False) -> Union[torch.Tensor, tuple]:
         check_tensor("x", x, 4, layout="(N, C, H, W)")
         check_same_device(x=x, weight=self.conv1.conv.weight)
         if x.shape[1] != self.bn1.num_features:
@@ -69,10 +73,11 @@ class Residual(reference.Residual):
         check_int32_addressable("x", (n, max(x.shape[1], self.conv3.conv.out_channels), h, w))
         check_x_stats(x_stats, x.shape[1])
         check_next_bn(next_bn, self.conv3.conv.out_channels)
+        check_flag("pass_input", pass_input)
         if not dispatch.runs_fused(x):
             out = super().forward(x) if self.training or not self._has_running_stats() else self._folded_forward(x)
-            return out if next_bn is None else (out, None)
-        return forward_counting_steps(self, True, self._fused_forward, x, x_stats, next_bn)
+            return chain_result(out, None, x, next_bn, pass_input)
+        return forward_counting_steps(self, True, self._fused_forward, x, x_stats, next_bn, pass_input)
 
     def fused_batch_norms(self) -> Sequence[torch.nn.BatchNorm2d]:
         """The BNs whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
@@ -83,7 +88,7 @@ class Residual(reference.Residual):
         batch statistics that update running ones (training, every BN tracking them)."""
         return next_batch_norm(self.bn1) if self.training and self._has_running_stats() else None
 
-    def _fused_forward(self, x, x_stats, next_bn):
+    def _fused_forward(self, x, x_stats, next_bn, pass_input):
         bns = self.fused_batch_norms()
         convs = (self.conv1.conv, self.conv2.conv, self.conv3.conv)
         training = self.training or not self._has_running_stats()  # normalise with batch statistics
@@ -96,7 +101,7 @@ class Residual(reference.Residual):
             [bn.running_mean for bn in bns], [bn.running_var for bn in bns],
             [conv.weight.to(dtype) for conv in convs], [conv.bias for conv in convs],
             skip.weight.to(dtype) if skip is not None else None, skip.bias if skip is not None else None,
-            training, momentum, self.bn1.eps, x_stats=x_stats, next_bn=next_bn,
+            training, momentum, self.bn1.eps, x_stats=x_stats, next_bn=next_bn, pass_input=pass_input,
         )
 
     def _has_running_stats(self):

@@ -220,14 +220,18 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     _launch(config, constexprs, (programs,), **arguments)
 
 
-def bn_backward_apply(grad, x, bn: BatchNormState, sums: BackwardSums, out, eps, extra=None):
-    """out = dL/dx of BN from g = ``grad`` and the channel sums, plus ``extra`` (the skip's gradient)."""
+def bn_backward_apply(grad, x, bn: BatchNormState, sums: BackwardSums, out, eps, extra=None, through=None):
+    """out = dL/dx of BN from g = ``grad`` and the channel sums, plus ``extra`` (the skip's gradient)
+    and ``through`` (the gradient of x from its other consumers), each when given."""
     n, c, h, w = x.shape
     rows = n * h * w
-    config, constexprs = _config("bn_backward_apply", x.dtype, x.device, {"HAS_EXTRA": extra is not None})
+    config, constexprs = _config("bn_backward_apply", x.dtype, x.device,
+                                 {"HAS_EXTRA": extra is not None, "HAS_THROUGH": through is not None})
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c, constexprs["BLOCK_C"]))
     arguments = dict(grad_ptr=grad, x_ptr=x, mean_ptr=bn.mean, var_ptr=bn.var, weight_ptr=bn.weight,
                      sum_grad_ptr=sums.grad, sum_grad_xhat_ptr=sums.grad_xhat, out_ptr=out, M=rows, C=c, eps=eps)
     if extra is not None:
         arguments.update(extra_ptr=extra)
+    if through is not None:
+        arguments.update(through_ptr=through)
     _launch(config, constexprs, grid, **arguments)

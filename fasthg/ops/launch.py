@@ -219,10 +219,10 @@ def _pixel_grid(config, channels, pixels):
     return triton.cdiv(pixels, config.constexprs["BLOCK_P"]), triton.cdiv(channels, config.constexprs["BLOCK_C"])
 
 
-def launch_pixel_tiles(name, pixels, out_stats=None, momentum=0.0, **arguments):
+def launch_pixel_tiles(name, pixels, out_stats=None, momentum=0.0, flags=None, **arguments):
     """Launches kernel ``name`` over (pixel, channel) tiles of its registry configuration (BLOCK_P,
     BLOCK_C): ``pixels`` rows of ``arguments["C"]`` channels, ``arguments`` the kernel's tensors and
-    sizes by parameter name.
+    sizes by parameter name, ``flags`` the constexpr flags of its variant besides STATS.
 
     With ``out_stats`` (mean, var, running mean, running var of the BN that normalises the output
     next), a kernel's STATS variant also reduces its output's batch statistics into them and
@@ -230,7 +230,7 @@ def launch_pixel_tiles(name, pixels, out_stats=None, momentum=0.0, **arguments):
     parameters are absent.
     """
     device, dtype = next((value.device, value.dtype) for value in arguments.values() if isinstance(value, torch.Tensor))
-    config = registry.lookup(name, dtype, device, STATS=out_stats is not None)
+    config = registry.lookup(name, dtype, device, STATS=out_stats is not None, **(flags or {}))
     grid = _pixel_grid(config, arguments["C"], pixels)
     if out_stats is not None:
         part_mean, part_m2, counter = statistics_workspace(grid, arguments["C"], config.constexprs["REDUCE_GROUP"], device)

@@ -19,7 +19,13 @@ each dgrad produces them in its epilogue and the next kernels apply them in thei
     [skip dgrad]
     wgrad2 | dgrad2 -> g2, sums2      (dz2 rebuilt from g3, y2, sums3 in the prologue)
     wgrad1 | dgrad1 -> g1, sums1      (dz1 rebuilt from g2, y1, sums2)
-    dx = bn1 backward of g1 + (dL/dout or the skip's dgrad)
+    dx = bn1 backward of g1 + (dL/dout or the skip's dgrad) (+ dL/d of x's pass-through)
+
+In a container (:class:`fasthg.Hourglass`), x also feeds another fused op: the Function then returns
+x itself as a second output (``pass_input``), an alias through which autograd hands the other
+consumers' gradient of x to this backward, which adds it in the dx kernel instead of autograd
+adding two gradients in a separate pass. The alias is made by the autograd.Function, not the
+custom ops (under torch.compile an op may not return an alias of its input).
 """
 from typing import List, Optional, Tuple
 
@@ -27,7 +33,7 @@ import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
 from .conv_launchers import BackwardSums, BatchNormState, bn_backward_apply, channel_stats, conv_backward, conv_forward
-from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
+from .statistics import BatchStatistics, NextBatchNorm, chain_result, new_statistics, statistics_for
 
 KERNEL_LAUNCHES = {"forward_train": 4, "forward_train_given_stats": 3, "forward_eval": 3, "backward": 4,
                    "backward_skip": 5}
@@ -112,9 +118,11 @@ def _(x, bn_weights, bn_biases, rm1, rv1, rm2, rv2, rm3, rv3, conv_weights, conv
 def residual_backward(
     grad: torch.Tensor, x: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor, x_stats: torch.Tensor,
     stats: torch.Tensor, bn_weights: List[torch.Tensor], bn_biases: List[torch.Tensor], conv_weights: List[torch.Tensor],
-    skip_weight: Optional[torch.Tensor], training: bool, eps: float,
+    skip_weight: Optional[torch.Tensor], training: bool, eps: float, through: Optional[torch.Tensor] = None,
 ) -> List[torch.Tensor]:
     """Returns [dx, bn_grads, d conv_weight x3, d conv_bias x3, (d skip_weight, d skip_bias)].
+
+    ``through`` (given or None): the gradient of x from its other consumers, added to dx.
 
     bn_grads: the six BN parameter gradients (d weight of bn1..3, then d bias of bn1..3) end to end
     in one tensor of the BN parameters' dtype (:class:`ResidualFunction` splits it into views; custom
@@ -158,7 +166,8 @@ def residual_backward(
                   dbias=dbiases[0])
 
     dx = empty_nhwc(n, c_in, h, w, x)
-    bn_backward_apply(g1, x, bns[0], centring[0], dx, eps, extra=skip_grad)
+    bn_backward_apply(g1, x, bns[0], centring[0], dx, eps, extra=skip_grad,
+                      through=channels_last(through) if through is not None else None)
     grads = [dx, bn_grads]
     grads += dweights
     grads += dbiases
@@ -168,7 +177,7 @@ def residual_backward(
 
 
 @residual_backward.register_fake
-def _(grad, x, y1, y2, x_stats, stats, bn_weights, bn_biases, conv_weights, skip_weight, training, eps):
+def _(grad, x, y1, y2, x_stats, stats, bn_weights, bn_biases, conv_weights, skip_weight, training, eps, through=None):
     bn_numel = 2 * sum(t.shape[0] for t in bn_weights)
     grads = [torch.empty_like(x, memory_format=torch.channels_last), bn_weights[0].new_empty(bn_numel)]
     grads += [torch.empty_like(t) for t in conv_weights] + [t.new_empty(t.shape[0]) for t in conv_weights]
@@ -179,11 +188,12 @@ def _(grad, x, y1, y2, x_stats, stats, bn_weights, bn_biases, conv_weights, skip
 
 class ResidualFunction(torch.autograd.Function):
     """Autograd for the fused bottleneck: the forward op mutates the running statistics, which
-    torch.library's register_autograd does not allow, so the pairing of the two ops lives here."""
+    torch.library's register_autograd does not allow, so the pairing of the two ops lives here.
+    With ``pass_input`` it returns (out, x): see the module docstring."""
 
     @staticmethod
-    def forward(ctx, x, x_stats, out_stats, next_bn, training, recording, momentum, eps, skip_weight, skip_bias,
-                running_means, running_vars, *params):
+    def forward(ctx, x, x_stats, out_stats, next_bn, training, recording, momentum, eps, pass_input, skip_weight,
+                skip_bias, running_means, running_vars, *params):
         bn_weights, bn_biases, conv_weights, conv_biases = params[0:3], params[3:6], params[6:9], params[9:12]
         running = [t for pair in zip(running_means, running_vars) for t in pair]
         next_running_mean, next_running_var, next_momentum = next_bn or (None, None, 0.0)
@@ -196,31 +206,39 @@ class ResidualFunction(torch.autograd.Function):
         ctx.save_for_backward(x, y1, y2, x_stats, stats, *bn_weights, *bn_biases, *conv_weights,
                               *([skip_weight] if skip_weight is not None else []))
         ctx.has_skip, ctx.training, ctx.eps = skip_weight is not None, training, eps
-        return out
+        if not pass_input:
+            return out
+        ctx.set_materialize_grads(False)  # an unused pass-through adds nothing
+        return out, x
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def backward(ctx, grad_out, grad_through=None):
         x, y1, y2, x_stats, stats, *params = ctx.saved_tensors
         bn_weights, bn_biases, conv_weights = params[0:3], params[3:6], params[6:9]
         skip_weight = params[9] if ctx.has_skip else None
+        if grad_out is None:  # only the pass-through reached the loss: out's gradient is zero
+            grad_out = x.new_zeros(x.shape[0], conv_weights[2].shape[0], *x.shape[2:])
         grads = residual_backward(grad_out, x, y1, y2, x_stats, stats, bn_weights, bn_biases, conv_weights,
-                                  skip_weight, ctx.training, ctx.eps)
+                                  skip_weight, ctx.training, ctx.eps, grad_through)
         dx, bn_grads, conv_grads = grads[0], grads[1], grads[2:8]
         channels = [t.shape[0] for t in bn_weights]
         bn_param_grads = bn_grads.split(channels + channels)
         d_skip_w, d_skip_b = (grads[8], grads[9]) if ctx.has_skip else (None, None)
         # bn1's backward (in dx) covers x's statistics, wherever they were reduced: x_stats gets none.
-        return (dx, None, None, None, None, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads,
+        return (dx, None, None, None, None, None, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads,
                 *conv_grads)
 
 
 def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases,
-             skip_weight, skip_bias, training, momentum, eps, x_stats=None, next_bn: Optional[NextBatchNorm] = None):
+             skip_weight, skip_bias, training, momentum, eps, x_stats=None, next_bn: Optional[NextBatchNorm] = None,
+             pass_input=False):
     """The fused bottleneck with autograd; see the module docstring. Returns out (NHWC), or with
     ``next_bn`` (out, stats of out for it), reduced in conv3's epilogue (:mod:`fasthg.ops.statistics`).
-    ``x_stats``: x's batch statistics from the op that wrote x (training only), or None."""
+    ``x_stats``: x's batch statistics from the op that wrote x (training only), or None.
+    With ``pass_input``: (out, stats or None, x's pass-through), whose gradient backward adds to dx."""
     out_stats = new_statistics(conv_weights[2].shape[0], x, next_bn)
-    out = ResidualFunction.apply(x, x_stats, out_stats, next_bn, training, torch.is_grad_enabled(), momentum, eps,
-                                 skip_weight, skip_bias, list(running_means), list(running_vars),
-                                 *bn_weights, *bn_biases, *conv_weights, *conv_biases)
-    return out if next_bn is None else (out, out_stats)
+    outputs = ResidualFunction.apply(x, x_stats, out_stats, next_bn, training, torch.is_grad_enabled(), momentum, eps,
+                                     pass_input, skip_weight, skip_bias, list(running_means), list(running_vars),
+                                     *bn_weights, *bn_biases, *conv_weights, *conv_biases)
+    out, through = outputs if pass_input else (outputs, None)
+    return chain_result(out, out_stats, through, next_bn, pass_input)

@@ -69,3 +69,11 @@ def statistics_for(stats: Optional[torch.Tensor], running_mean: Optional[torch.T
                    running_var: Optional[torch.Tensor]):
     """The kernels' BatchStatistics of a :func:`new_statistics` buffer, or None."""
     return None if stats is None else BatchStatistics(*stats.chunk(2), running_mean, running_var)
+
+
+def chain_result(out, stats, through, next_bn: Optional[NextBatchNorm], pass_input: bool):
+    """What an op or module in a chain returns (:mod:`fasthg.nn.chaining`): ``out``; (out, stats) with
+    ``next_bn``; with ``pass_input`` (out, stats or None, ``through``: its input's pass-through)."""
+    if pass_input:
+        return out, stats, through
+    return out if next_bn is None else (out, stats)

@@ -73,6 +73,13 @@ def check_size(name, value, minimum):
     return value
 
 
+def check_flag(name, value):
+    """Checks that a flag argument is a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return value
+
+
 def check_choice(name, value, choices):
     """Checks that ``value`` is one of ``choices``."""
     if value not in choices:
