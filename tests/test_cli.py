@@ -22,7 +22,8 @@ from test_train import ENVIRONMENT, train as run_training
 pytestmark = pytest.mark.xdist_group("test_cli")
 
 
-@pytest.fixture(scope="module")
+# session: made once per worker, also when xdist runs other modules' tests between this one's
+@pytest.fixture(scope="session")
 def run_folder(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("runs") / "tiny")
     run_training("--epochs", "1", "--output", folder)

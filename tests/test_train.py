@@ -65,7 +65,8 @@ def assert_same_weights(first, second):
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-@pytest.fixture(scope="module")
+# session: made once per worker, also when xdist runs other modules' tests between this one's
+@pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A finished 3-epoch run, logged for TensorBoard too: its folder and its output."""
     folder = str(tmp_path_factory.mktemp("runs") / "tiny")

@@ -106,14 +106,22 @@ def _step(name, sizes, backward, dtype=torch.float32):
                        backward=backward)
 
 
-@pytest.fixture(scope="module")
+class _MeasuredCases(dict):
+    """{case: [(TritonLaunch, its programs' works)]}, each case run on first use."""
+
+    def __missing__(self, case):
+        with fasthg.backend("triton"), registry.emulating(90):
+            step = CASES[case]
+            self[case] = measured_launches(step if callable(step) else _step(*step))
+        return self[case]
+
+
+@pytest.fixture(scope="session")
 def measured():
-    """{case: [(TritonLaunch, its programs' works)]}, every case run once for all the tests here."""
-    with fasthg.backend("triton"), registry.emulating(90):
-        return {case: measured_launches(step if callable(step) else _step(*step)) for case, step in CASES.items()}
+    """Every case run once per worker for all the tests here (xdist may give a worker some of them)."""
+    return _MeasuredCases()
 
 
-@pytest.mark.xdist_group("wave_model_measured")  # one worker measures every case (--dist loadgroup)
 @pytest.mark.parametrize("case", CASES)
 def test_modelled_work_is_what_every_program_runs(measured, case):
     assert measured[case], "no Triton launch"
@@ -123,9 +131,8 @@ def test_modelled_work_is_what_every_program_runs(measured, case):
             f"the model says {program_work(launch)}")
 
 
-@pytest.mark.xdist_group("wave_model_measured")
 def test_cases_cover_every_kernel_and_gpu_configuration(measured):
-    launched = [launch for launches in measured.values() for launch, _ in launches]
+    launched = [launch for case in CASES for launch, _ in measured[case]]
     assert {launch.kernel for launch in launched} == set(WORK) == {config.kernel.fn.__name__ for config in registry.REGISTRY}
     # Every fp32 GPU configuration but the heatmap kernels' other STYLEs, the convs' IEEE products
     # (what cudnn.allow_tf32 = False runs) and the 3x3 forward's 128-row tile (only autotuning on a

@@ -11,7 +11,7 @@ In a container, x also feeds another op: with ``pass_input`` the Function return
 alias through which autograd hands that op's gradient of x to the pool's backward, whose kernel adds
 it as it writes dx (no separate sum; the alias is the Function's, as in :mod:`fasthg.ops.residual`).
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +81,8 @@ class MaxPoolFunction(torch.autograd.Function):
         return grad_x, None, None, None, None, None
 
 
-def max_pool2x2(x: torch.Tensor, next_bn: Optional[NextBatchNorm] = None, pass_input: bool = False):
+def max_pool2x2(x: torch.Tensor, next_bn: Optional[NextBatchNorm] = None,
+                pass_input: bool = False) -> Union[torch.Tensor, tuple]:
     """2x2 max-pooling with stride 2 of x (N, C, H, W), NCHW or channels_last.
 
     Fused (see :func:`fasthg.dispatch.runs_fused`): the custom op, returning channels_last.
