@@ -10,7 +10,8 @@ INSTALL_FILES := pyproject.toml scripts/install_torch.sh
 STAMP := $(VENV)/.installed-$(shell cat $(INSTALL_FILES) | cksum | cut -d' ' -f1)
 export TRITON_DEFAULT_FP_FUSION ?= 1
 # pytest-xdist workers for `make test`: the Triton interpreter keeps one core busy per process.
-# --dist loadgroup keeps a module's tests that share an expensive module fixture in one worker.
+# --dist loadscope runs each module's tests in one worker, so a module fixture is made once (xdist_group
+# marks do nothing with pytest 9.2: pytest-dev/pytest-xdist#1386).
 TEST_JOBS ?= auto
 
 .PHONY: setup train test pytest aot bench gpucheck clean
@@ -30,7 +31,7 @@ train: $(STAMP)
 test: pytest aot
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup tests $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadscope tests $(ARGS)
 
 aot: $(STAMP)
 	cmake -S . -B build/aot -DPython_EXECUTABLE=$(abspath $(PY)) > /dev/null

@@ -14,9 +14,6 @@ from fasthg import evaluate, predict, train
 from pose_checkpoints import INP_DIM, NSTACK, tiny_posenet, write_checkpoints, write_non_posenets
 from test_cli import run_command
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_any_checkpoint_cli")
 
 ON_CPU = ["--device", "cpu"]
 SMALL = ["--input-size", "64"]  # princeton's weights are used at 256 pixels unless told

@@ -17,12 +17,8 @@ from fasthg.training.options import parse as parse_train_options
 from fasthg.data import SyntheticPoses
 from test_train import ENVIRONMENT, train as run_training
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_cli")
 
-
-# session: made once per worker, also when xdist runs other modules' tests between this one's
+# session: made once per worker
 @pytest.fixture(scope="session")
 def run_folder(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("runs") / "tiny")

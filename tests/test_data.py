@@ -13,9 +13,6 @@ from fasthg.metrics import pckh
 from fasthg.pose.evaluation import mean_pose
 from mpii_annotations import valid_h5
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_data")
 
 R_WRIST, L_WRIST = JOINT_NAMES.index("r_wrist"), JOINT_NAMES.index("l_wrist")
 

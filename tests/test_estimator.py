@@ -10,9 +10,6 @@ from fasthg.pose.images import crop
 from fasthg.pose.weights import SyntheticWeightsWarning
 from pose_checkpoints import INPUT_SIZE, fasthg_checkpoint, tiny_posenet, write_checkpoints
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_estimator")
 
 STRIDE = 4  # input pixels per heatmap pixel
 

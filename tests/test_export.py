@@ -9,10 +9,6 @@ from fasthg import export
 from pose_checkpoints import INPUT_SIZE, JOINTS, NSTACK, tiny_posenet, write_checkpoints
 from test_cli import run_command
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_export")
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):

@@ -11,10 +11,6 @@ from fasthg.joints import JOINT_NAMES, PELVIS, THORAX
 from fasthg.metrics import pckh
 from mpii_annotations import valid_h5
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_metrics")
-
 
 @pytest.fixture(scope="module")
 def valid():

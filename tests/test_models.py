@@ -76,14 +76,12 @@ def assert_buffer_dicts_close(got, expected):
         assert_close(value, expected[name], name, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.xdist_group("two_training_steps")
 def test_fp64_whole_model_parity_in_training(two_training_steps):
     first, _ = two_training_steps
     assert_parity(*first["fused"], *first["ref"])
     assert_buffer_dicts_close(first["buffers"], first["ref_buffers"])
 
 
-@pytest.mark.xdist_group("two_training_steps")
 def test_one_launch_counts_the_training_step_of_every_fused_batch_norm(two_training_steps):
     _, second = two_training_steps
     # One _foreach_add_ for the BNs of every Residual and head; the stem's nn.BatchNorm2d counts itself.

@@ -20,9 +20,6 @@ from fasthg.training.checkpoints import load_checkpoint
 from fasthg.training.options import parse
 from test_data import stand_in_mpii  # noqa: F401 (a fixture shared with the data tests)
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_train")
 
 # A model and data small enough for a step in tens of milliseconds on one core.
 TINY = ["--nstack", "1", "--inp-dim", "16", "--input-size", "64", "--batch-size", "4", "--train-size", "32",
@@ -65,7 +62,7 @@ def assert_same_weights(first, second):
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-# session: made once per worker, also when xdist runs other modules' tests between this one's
+# session: made once per worker
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A finished 3-epoch run, logged for TensorBoard too: its folder and its output."""

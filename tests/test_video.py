@@ -16,9 +16,6 @@ from fasthg.data import SyntheticPoses
 from pose_checkpoints import tiny_posenet, write_checkpoints
 from test_cli import run_command
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_video")
 
 FRAMES, FPS, WIDTH, HEIGHT = 5, 10.0, 96, 80
 

@@ -13,9 +13,6 @@ from pose_checkpoints import (
     write_non_posenets,
 )
 
-# Its module-scoped fixtures are built once: under pytest-xdist (--dist loadgroup) the module's
-# tests run in one worker rather than each worker building them again.
-pytestmark = pytest.mark.xdist_group("test_weights")
 
 KINDS = ("fasthg run", "fasthg file", "princeton", "princeton tar", "state_dict")
 
