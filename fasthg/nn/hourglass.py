@@ -6,7 +6,7 @@ import torch
 
 from ..dispatch import runs_fused
 from ..ops.upsample_add import upsample_add
-from ..ops.statistics import NextBatchNorm
+from ..ops.statistics import NextBatchNorm, chain_result
 from ..ops.validate import check_dtype_like_parameters, check_flag, check_nonempty, check_size, check_tensor
 from ..reference import model as reference
 from .chaining import chained
@@ -72,7 +72,5 @@ class Hourglass(reference.Hourglass):
             low2, stats = chained(self.low2, low1, stats, consumer=self.low3)
             low = self.low3(low2, stats)
         result = upsample_add(low, up1, next_bn)
-        if not pass_input:
-            return result
         out, stats = result if next_bn is not None else (result, None)
-        return out, stats, through
+        return chain_result(out, stats, through, next_bn, pass_input)
