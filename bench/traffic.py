@@ -27,21 +27,18 @@ _OUT_STATS = [(("mean_ptr", "var_ptr"), 1), (("part_mean_ptr", "part_m2_ptr", "r
 TRITON_TRAFFIC = {
     "conv_forward_kernel": [
         (("y_ptr", "w_ptr", "bias_ptr", "out_ptr", *_BN, "skip_x_ptr", "skip_w_ptr", "skip_bias_ptr", "residual_ptr",
-          "out_mean_ptr", "out_var_ptr"), 1),
+          "upsampled_ptr", "out_mean_ptr", "out_var_ptr"), 1),
         (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2),
     ],
     "conv_backward_kernel": [
         (("grad_ptr", *_Z_BN, "y_ptr", *_Y_BN, "w_ptr", "grad2_ptr", "w2_ptr", "out_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
-          "bn_dbias_ptr", "bn_dweight_ptr", "dw_ptr", "dbias_ptr", "skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr"), 1),
+          "bn_dbias_ptr", "bn_dweight_ptr", "extra_ptr", "through_ptr", "dw_ptr", "dbias_ptr", "skip_x_ptr",
+          "skip_dw_ptr", "skip_dbias_ptr"), 1),
         (("part_first_ptr", "part_second_ptr", "part_dw_ptr", "part_dbias_ptr"), 2),
     ],
     "channel_stats_kernel": [
         (("x_ptr", "mean_ptr", "var_ptr"), 1),
         (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2),
-    ],
-    "bn_backward_apply_kernel": [
-        (("grad_ptr", "x_ptr", "mean_ptr", "var_ptr", "weight_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr", "extra_ptr",
-          "through_ptr", "out_ptr"), 1),
     ],
     "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1), *_OUT_STATS],
     "upsample_add_backward_kernel": [(("grad_ptr", "grad_low_ptr"), 1)],

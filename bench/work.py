@@ -117,9 +117,9 @@ def channel_stats_work(grid, a):
 
 
 def single_tile_work(grid, a):
-    """A kernel without loops: every program does its one tile (BN backward apply, upsample-add,
-    max-pool, rendering); the statistics trees of upsample-add and max-pool with STATS are not
-    counted, as in channel_stats_work."""
+    """A kernel without loops: every program does its one tile (upsample-add, max-pool, rendering);
+    the statistics trees of upsample-add and max-pool with STATS are not counted, as in
+    channel_stats_work."""
     programs = 1
     for size in grid:
         programs *= size
@@ -143,7 +143,6 @@ WORK = {
     "conv_forward_kernel": conv_forward_work,
     "conv_backward_kernel": conv_backward_work,
     "channel_stats_kernel": channel_stats_work,
-    "bn_backward_apply_kernel": single_tile_work,
     "upsample_add_forward_kernel": single_tile_work,
     "upsample_add_backward_kernel": single_tile_work,
     "max_pool2x2_forward_kernel": single_tile_work,

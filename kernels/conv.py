@@ -15,6 +15,9 @@ Forward (:func:`conv_forward_kernel`), one program per [BLOCK_M, BLOCK_N] tile o
     z[m, o] = bias[o] + sum_{tap, c} a[m + shift(tap), c] * w[o, c, tap]
               (+ skip_bias[o] + sum_c x[m, c] * skip_w[o, c])      HAS_SKIP: concatenated K
               (+ residual[m, o])                                    HAS_RESIDUAL: identity skip
+              (+ upsampled[n, h // 2, w // 2, o])                   ADD_UPSAMPLED: nearest x2 upsampling
+                                                                    of a half-size tensor (the hourglass's
+                                                                    up1 + up2, m = (n, h, w))
     a = relu(y * scale + shift), scale = gamma / sqrt(var + eps), shift = beta - mean * scale,
     and a = 0 where the tap falls outside the image (the conv pads *after* BN-ReLU).
 
@@ -32,7 +35,12 @@ turned into dz in the prologue by :func:`helpers.bn_backward` from z and two cha
   from dL/dx_next and dL/dpreds, never concatenated in memory); EPILOGUE_BN turns it
   into g[m, c] = da * !(bn(y) <= 0) and reduces sum(g) and sum(g * yhat) per channel: BN's
   backward sums (in the accumulation type), which are also dL/dbeta and dL/dgamma (written a
-  second time in the BN parameters' dtype).
+  second time in the BN parameters' dtype). SUMS_ONLY reduces those sums and stores nothing.
+  APPLY_BN, given the sums (from a SUMS_ONLY launch of the same dgrad), finishes the BN backward
+  instead: dL/dy = :func:`helpers.bn_backward` of g, plus ``extra`` (the gradient of a
+  Residual's skip branch) and, HAS_THROUGH, ``through`` (the gradient of y from its other
+  consumers). The two launches compute da twice and never store g: a pass of y's size saved
+  each way for one more dgrad GEMM (fasthg/ops/residual.py).
 * wgrad: one GEMM dw[o, j] = sum_m dz[m, o] * a[m + shift(tap), c] over the columns
   j = c * K^2 + tap (so a program's dz tile serves every tap of its channels; dw is stored
   through its strides, in the layout of the weight it is the gradient of), with ``a`` recomputed from y in the
@@ -92,13 +100,13 @@ def conv_forward_kernel(
     y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
     w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w, bias_ptr,
     skip_x_ptr, skip_w_ptr, skip_bias_ptr,
-    residual_ptr, out_ptr,
+    residual_ptr, upsampled_ptr, out_ptr,
     part_mean_ptr, part_m2_ptr, counter_ptr,
     out_mean_ptr, out_var_ptr, running_mean_ptr, running_var_ptr,
     N, H, W, C_in, C_out, C_skip,
     eps, momentum,
     KSIZE: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
-    STATS: tl.constexpr, UPDATE_RUNNING: tl.constexpr,
+    ADD_UPSAMPLED: tl.constexpr, STATS: tl.constexpr, UPDATE_RUNNING: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
@@ -136,6 +144,10 @@ def conv_forward_kernel(
     out_mask = row_mask[:, None] & col_mask[None, :]
     if HAS_RESIDUAL:
         acc += widen(tl.load(residual_ptr + out_offsets, mask=out_mask, other=0.0))
+    if ADD_UPSAMPLED:  # each half-size pixel serves a 2x2 block of output rows; H even, so
+        # (n * H + h) // 2 = n * (H // 2) + h // 2, from rows alone (n, h, w need not live this long)
+        source = (rows // W // 2) * (W // 2) + (rows % W) // 2
+        acc += widen(tl.load(upsampled_ptr + source[:, None] * C_out + cols[None, :], mask=out_mask, other=0.0))
     out = acc.to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + out_offsets, out, mask=out_mask)
 
@@ -190,8 +202,9 @@ def _dgrad_program(
     grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
     y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-    bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_out2, C_in, eps,
+    bn_dbias_ptr, bn_dweight_ptr, extra_ptr, through_ptr, N, H, W, C_out, C_out2, C_in, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, SECOND_GRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
+    SUMS_ONLY: tl.constexpr, APPLY_BN: tl.constexpr, HAS_THROUGH: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
@@ -218,18 +231,27 @@ def _dgrad_program(
 
     offsets = rows[:, None] * C_in + cols[None, :]
     mask = row_mask[:, None] & col_mask[None, :]
-    if EPILOGUE_BN:
+    if EPILOGUE_BN or APPLY_BN:
         y = widen(tl.load(y_ptr + offsets, mask=mask, other=0.0))
-        mean = widen(tl.load(y_mean_ptr + cols, mask=col_mask, other=0.0))
-        rstd = 1.0 / tl.sqrt(widen(tl.load(y_var_ptr + cols, mask=col_mask, other=1.0)) + eps)
-        yhat = (y - mean[None, :]) * rstd[None, :]
         scale, shift = bn_scale_shift(y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, cols, col_mask, eps)
         # ReLU's gradient passes unless bn(y) <= 0, as in torch's threshold_backward (NaN passes it).
         grad = tl.where(mask & ~(y * scale[None, :] + shift[None, :] <= 0), acc, 0.0)
-        tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
-        reduce_sums(grad, grad * yhat, row_mask, pid_m, row_tiles, cols, col_mask, C_in, part_first_ptr,
-                    part_second_ptr, counter_ptr + pid_n * tree_counters(row_tiles, REDUCE_GROUP),
-                    sum_grad_ptr, sum_grad_xhat_ptr, bn_dbias_ptr, bn_dweight_ptr, REDUCE_GROUP)
+        if APPLY_BN:
+            dy = bn_backward(grad, y, y_mean_ptr, y_var_ptr, y_weight_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+                             cols, col_mask, mask, M, eps)
+            dy += widen(tl.load(extra_ptr + offsets, mask=mask, other=0.0))
+            if HAS_THROUGH:
+                dy += widen(tl.load(through_ptr + offsets, mask=mask, other=0.0))
+            tl.store(out_ptr + offsets, dy.to(out_ptr.dtype.element_ty), mask=mask)
+        else:
+            mean = widen(tl.load(y_mean_ptr + cols, mask=col_mask, other=0.0))
+            rstd = 1.0 / tl.sqrt(widen(tl.load(y_var_ptr + cols, mask=col_mask, other=1.0)) + eps)
+            yhat = (y - mean[None, :]) * rstd[None, :]
+            if not SUMS_ONLY:
+                tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
+            reduce_sums(grad, grad * yhat, row_mask, pid_m, row_tiles, cols, col_mask, C_in, part_first_ptr,
+                        part_second_ptr, counter_ptr + pid_n * tree_counters(row_tiles, REDUCE_GROUP),
+                        sum_grad_ptr, sum_grad_xhat_ptr, bn_dbias_ptr, bn_dweight_ptr, REDUCE_GROUP)
     else:
         tl.store(out_ptr + offsets, acc.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -359,13 +381,14 @@ def conv_backward_kernel(
     w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
     grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-    bn_dbias_ptr, bn_dweight_ptr, skip_x_ptr, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w,
-    dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
+    bn_dbias_ptr, bn_dweight_ptr, extra_ptr, through_ptr,
+    skip_x_ptr, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
     part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, wgrad_programs, slice_rows,
     N, H, W, C_out, C_out2, C_dgrad, C_wgrad, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
     WGRAD: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
     DGRAD: tl.constexpr, SECOND_GRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
+    SUMS_ONLY: tl.constexpr, APPLY_BN: tl.constexpr, HAS_THROUGH: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_J: tl.constexpr,
     REDUCE_GROUP: tl.constexpr,
@@ -392,6 +415,6 @@ def conv_backward_kernel(
                            grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
                            y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
                            out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-                           bn_dbias_ptr, bn_dweight_ptr, N, H, W, C_out, C_out2, C_dgrad, eps, KSIZE, GRAD_BN,
-                           SECOND_GRAD, EPILOGUE_BN,
+                           bn_dbias_ptr, bn_dweight_ptr, extra_ptr, through_ptr, N, H, W, C_out, C_out2, C_dgrad,
+                           eps, KSIZE, GRAD_BN, SECOND_GRAD, EPILOGUE_BN, SUMS_ONLY, APPLY_BN, HAS_THROUGH,
                            INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)

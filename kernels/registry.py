@@ -55,30 +55,35 @@ CONDITIONAL_PARAMETERS = {
         **_used_under(("PROLOGUE",), "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr", "eps"),
         **_used_under(("HAS_SKIP",), "skip_x_ptr", "skip_w_ptr", "skip_bias_ptr", "C_skip"),
         **_used_under(("HAS_RESIDUAL",), "residual_ptr"),
+        **_used_under(("ADD_UPSAMPLED",), "upsampled_ptr"),
         **_used_under(("STATS",), "part_mean_ptr", "part_m2_ptr", "counter_ptr", "out_mean_ptr", "out_var_ptr"),
         **_used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
     },
     "conv_backward_kernel": {
         **_used_under(("GRAD_BN",), "z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr",
                       "z_sum_grad_xhat_ptr"),
-        **_used_under(("WGRAD", "EPILOGUE_BN"), "y_ptr"),
-        **_used_under(("PROLOGUE", "EPILOGUE_BN"), "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr"),
+        **_used_under(("WGRAD", "EPILOGUE_BN", "APPLY_BN"), "y_ptr"),
+        **_used_under(("PROLOGUE", "EPILOGUE_BN", "APPLY_BN"), "y_mean_ptr", "y_var_ptr", "y_weight_ptr",
+                      "y_bias_ptr"),
         **_used_under(("DGRAD",), *_CONV_WEIGHT, "out_ptr", "C_dgrad"),
         **_used_under(("SECOND_GRAD",), "grad2_ptr", "w2_ptr", "w2_stride_o", "w2_stride_c", "w2_stride_h",
                       "w2_stride_w", "C_out2"),
-        **_used_under(("EPILOGUE_BN",), "part_first_ptr", "part_second_ptr", "counter_ptr", "sum_grad_ptr",
-                      "sum_grad_xhat_ptr", "bn_dbias_ptr", "bn_dweight_ptr"),
+        **_used_under(("EPILOGUE_BN",), "part_first_ptr", "part_second_ptr", "counter_ptr", "bn_dbias_ptr",
+                      "bn_dweight_ptr"),
+        **_used_under(("EPILOGUE_BN", "APPLY_BN"), "sum_grad_ptr", "sum_grad_xhat_ptr"),
+        **_used_under(("APPLY_BN",), "extra_ptr"),
+        **_used_under(("HAS_THROUGH",), "through_ptr"),
         **_used_under(("WGRAD",), "dw_ptr", "dw_stride_o", "dw_stride_c", "dw_stride_h", "dw_stride_w", "dbias_ptr",
                       "part_dw_ptr", "part_dbias_ptr", "wgrad_counter_ptr", "wgrad_programs", "slice_rows", "C_wgrad"),
         **_used_under(("HAS_SKIP",), "skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr", "C_skip"),
-        **_used_under(("GRAD_BN", "PROLOGUE", "EPILOGUE_BN"), "eps"),
+        **_used_under(("GRAD_BN", "PROLOGUE", "EPILOGUE_BN", "APPLY_BN"), "eps"),
     },
     "channel_stats_kernel": _used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
     **dict.fromkeys(("upsample_add_forward_kernel", "max_pool2x2_forward_kernel"), _OUTPUT_STATISTICS),
-    "bn_backward_apply_kernel": {**_used_under(("HAS_EXTRA",), "extra_ptr"),
-                                 **_used_under(("HAS_THROUGH",), "through_ptr")},
     "max_pool2x2_backward_kernel": _used_under(("HAS_THROUGH",), "through_ptr"),
 }
+# Per kernel, parameters that some flag takes away again: a SUMS_ONLY dgrad stores nothing.
+UNUSED_UNDER = {"conv_backward_kernel": {"out_ptr": ("SUMS_ONLY",)}}
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,11 @@ class KernelConfig:
 
     def takes(self, parameter):
         """Whether this configuration's variant uses the kernel's runtime ``parameter``."""
-        flags = CONDITIONAL_PARAMETERS.get(self.kernel.fn.__name__, {}).get(parameter)
-        return flags is None or any(self.constexprs[flag] for flag in flags)
+        kernel = self.kernel.fn.__name__
+        flags = CONDITIONAL_PARAMETERS.get(kernel, {}).get(parameter)
+        removed = UNUSED_UNDER.get(kernel, {}).get(parameter, ())
+        return (flags is None or any(self.constexprs[flag] for flag in flags)) and \
+            not any(self.constexprs[flag] for flag in removed)
 
     @functools.cached_property
     def parameters(self):
@@ -158,37 +166,46 @@ for _archs, _tiles in _PIXEL_TILES.items():
 
 # Every constexpr flag combination the Residual and the stack head launch, per kernel.
 _CONV_VARIANTS = {
-    "conv_forward": [
-        dict(KSIZE=1, PROLOGUE=False, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
-        dict(KSIZE=1, PROLOGUE=False, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
-        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=True, STATS=False, UPDATE_RUNNING=False),
+    # (KSIZE, PROLOGUE, HAS_SKIP, HAS_RESIDUAL, ADD_UPSAMPLED, STATS, UPDATE_RUNNING) of each launch
+    "conv_forward": [dict(zip(("KSIZE", "PROLOGUE", "HAS_SKIP", "HAS_RESIDUAL", "ADD_UPSAMPLED", "STATS",
+                               "UPDATE_RUNNING"), flags)) for flags in [
+        (1, False, False, False, False, True, True),
+        (1, False, False, False, False, False, False),
+        (1, True, True, True, False, False, False),
         # with the statistics of their output for the BN that normalises it next: the stack head's
         # merge, a Residual's conv3 (skip conv or identity)
-        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=True, STATS=True, UPDATE_RUNNING=True),
-        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
-        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=True, STATS=True, UPDATE_RUNNING=True),
-        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
-        dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=True, UPDATE_RUNNING=True),
-        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=True, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
-        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=True, STATS=False, UPDATE_RUNNING=False),
-        dict(KSIZE=1, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
-        dict(KSIZE=3, PROLOGUE=True, HAS_SKIP=False, HAS_RESIDUAL=False, STATS=False, UPDATE_RUNNING=False),
-    ],
-    # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, SECOND_GRAD, EPILOGUE_BN) of each launch,
-    # in order: residual conv3 (+skip) | dgrad3, skip dgrad, conv2, conv1; head merge | dgrad_mp,
-    # conv_o wgrad, dgrad over [x_next | preds] (over preds alone on the last stack), features conv.
+        (1, True, True, True, False, True, True),
+        (1, True, True, False, False, True, True),
+        (1, True, False, True, False, True, True),
+        (1, True, False, False, False, True, True),
+        (3, True, False, False, False, True, True),
+        (1, True, True, False, False, False, False),
+        (1, True, False, True, False, False, False),
+        (1, True, False, False, False, False, False),
+        (3, True, False, False, False, False, False),
+        # an hourglass's up1 (identity skip), adding the upsampled inner branch, with the statistics
+        # of the sum for the BN after the hourglass or without
+        (1, True, False, True, True, True, True),
+        (1, True, False, True, True, False, False),
+    ]],
+    # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, SECOND_GRAD, EPILOGUE_BN, SUMS_ONLY, APPLY_BN,
+    # HAS_THROUGH) of each launch, in order: residual conv3 (+skip) | dgrad3, skip dgrad, conv2,
+    # conv1 | bn1's sums, dx (with x's pass-through or not); head merge | dgrad_mp, conv_o wgrad,
+    # dgrad over [x_next | preds] (over preds alone on the last stack), features conv.
     "conv_backward": [dict(zip(("KSIZE", "GRAD_BN", "WGRAD", "PROLOGUE", "HAS_SKIP", "DGRAD", "SECOND_GRAD",
-                                "EPILOGUE_BN"), flags)) for flags in [
-        (1, False, True, True, True, True, False, True),
-        (1, False, True, True, False, True, False, True),
-        (1, False, False, False, False, True, False, False),
-        (3, True, True, True, False, True, False, True),
-        (1, True, True, True, False, True, False, True),
-        (1, False, True, True, True, True, False, False),
-        (1, False, True, True, False, False, False, False),
-        (1, False, False, False, False, True, True, True),
-        (1, False, False, False, False, True, False, True),
-        (1, True, True, False, False, True, False, False),
+                                "EPILOGUE_BN", "SUMS_ONLY", "APPLY_BN", "HAS_THROUGH"), flags)) for flags in [
+        (1, False, True, True, True, True, False, True, False, False, False),
+        (1, False, True, True, False, True, False, True, False, False, False),
+        (1, False, False, False, False, True, False, False, False, False, False),
+        (3, True, True, True, False, True, False, True, False, False, False),
+        (1, True, True, True, False, True, False, True, True, False, False),
+        (1, True, False, False, False, True, False, False, False, True, False),
+        (1, True, False, False, False, True, False, False, False, True, True),
+        (1, False, True, True, True, True, False, False, False, False, False),
+        (1, False, True, True, False, False, False, False, False, False, False),
+        (1, False, False, False, False, True, True, True, False, False, False),
+        (1, False, False, False, False, True, False, True, False, False, False),
+        (1, True, True, False, False, True, False, False, False, False, False),
     ]],
 }
 _CONV_KERNELS = {"conv_forward": conv.conv_forward_kernel, "conv_backward": conv.conv_backward_kernel}
@@ -287,10 +304,6 @@ for _archs, (_rows, _channels, _warps) in _ELEMENTWISE_TILES.items():
                          {"UPDATE_RUNNING": True, **_blocks, "REDUCE_GROUP": _STATS_GROUP[_archs]},
                          num_warps=_warps, archs=_archs),
         ]
-        # HAS_THROUGH: the gradient of a Residual's pass-through of x added (fasthg/ops/residual.py)
-        REGISTRY += [KernelConfig("bn_backward_apply", bn_stats.bn_backward_apply_kernel, _dtype,
-                                  {"HAS_EXTRA": True, "HAS_THROUGH": through, **_blocks}, num_warps=_warps,
-                                  archs=_archs) for through in (False, True)]
 
 
 # Heatmaps: one program per joint map, looping over pixel blocks of BLOCK_HW (a 64x64 map is 4

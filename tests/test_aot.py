@@ -121,14 +121,14 @@ def test_each_configuration_compiles_its_launches_specialisations_and_the_fallba
             assert specialisations == sorted([aot.Specialisation(), aot.Specialisation(own)]), config.label
 
 
-def test_real_compile_of_upsample_add_for_both_architectures(tmp_path):
+def test_real_compile_of_max_pool_for_both_architectures(tmp_path):
     # The interpreter is on in this process; the build re-runs itself without it.
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     result = subprocess.run([sys.executable, "-m", "fasthg.aot", "--out", str(tmp_path), "--filter",
-                             "upsample_add_forward[fp32;STATS=False", "--jobs", "1"], capture_output=True, text=True, env=env)
+                             "max_pool2x2_forward[fp32;STATS=False", "--jobs", "1"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     entries = json.loads((tmp_path / "resources.json").read_text())
-    # The full-size model launches it at 128..16 (H, W divisible by 16) and at 8 and 4 (not).
+    # The full-size model's inference pools inputs of 128..16 (H, W divisible by 16) and of 8 (not).
     expected = ["pointers aligned; N,C % 16 = 0", "pointers aligned; N,C,H,W % 16 = 0", "unspecialised"]
     for arch in (80, 90):
         assert sorted(e["specialisation"] for e in entries if e["arch"] == arch) == expected

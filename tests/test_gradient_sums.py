@@ -113,7 +113,7 @@ def assert_hourglass_gradients(fused, ref, x, ref_x, grad_through):
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_hourglass_passes_its_input_on(triton_backend, training):
-    """up1 passes x to the pool, the pool to the caller: x's gradient from all three is the
+    """The pool passes x to up1, up1 to the caller: x's gradient from all three is the
     reference's sum; values, parameter gradients and buffers are the reference's."""
     fused, ref = hourglass_pair()
     fused.train(training), ref.train(training)
@@ -145,8 +145,8 @@ def test_torch_compile_fullgraph_hourglass_passing_its_input_on(triton_backend):
 
 
 def test_no_gradient_sum_outside_the_kernels_in_a_training_step():
-    """Each hourglass level's up1 adds the pool's gradient of x in its dx kernel, each outer pool the
-    head merge's (but the last stack's, which has no merge): autograd adds no two gradients."""
+    """Each hourglass level's pool adds up1's gradient of x in its backward, each outer up1 the head
+    merge's in its dx kernel (but the last stack's, which has no merge): autograd adds no two gradients."""
     nstack = 3
     with torch.device("meta"):
         model, images = fasthg.PoseNet(nstack, 16, 4), torch.empty(2, 128, 128, 3)
@@ -155,10 +155,11 @@ def test_no_gradient_sum_outside_the_kernels_in_a_training_step():
         model(images).sum().backward()
     assert [kernel.label for kernel in counter.kernels if kernel.op == "aten::add"] == []
     launches = launches_of(lambda: model(images).sum().backward())
-    assert kernels(launches, "bn_backward_apply_kernel", HAS_THROUGH=True) == 4 * nstack  # each level's up1
-    assert kernels(launches, "bn_backward_apply_kernel", HAS_THROUGH=False) == 10 * nstack + 3  # the others
-    assert kernels(launches, "max_pool2x2_backward_kernel", HAS_THROUGH=True) == nstack - 1
-    assert kernels(launches, "max_pool2x2_backward_kernel", HAS_THROUGH=False) == 3 * nstack + 2
+    dx_kernels = dict(APPLY_BN=True)  # each Residual's last launch
+    assert kernels(launches, "conv_backward_kernel", **dx_kernels, HAS_THROUGH=True) == nstack - 1  # outer up1s
+    assert kernels(launches, "conv_backward_kernel", **dx_kernels, HAS_THROUGH=False) == 13 * nstack + 4  # the others
+    assert kernels(launches, "max_pool2x2_backward_kernel", HAS_THROUGH=True) == 4 * nstack  # each level's pool
+    assert kernels(launches, "max_pool2x2_backward_kernel", HAS_THROUGH=False) == 1  # the stem's
 
 
 @pytest.mark.parametrize("call", [

@@ -132,11 +132,11 @@ def test_a_capture_that_would_allocate_says_what_to_do(capturing, device, size):
 
 
 def test_named_arguments_must_be_what_the_variant_takes():
-    config = registry.lookup("bn_backward_apply", torch.float32, torch.device("cpu"), HAS_EXTRA=True)
+    config = registry.lookup("max_pool2x2_backward", torch.float32, torch.device("cpu"), HAS_THROUGH=True)
     x = torch.zeros(4)
     given = {name: x if name.endswith("_ptr") else 1 for name in config.signature}
-    del given["extra_ptr"]
-    with pytest.raises(TypeError, match=r"arguments missing \['extra_ptr'\], not taken by this variant \['stray'\]"):
+    del given["through_ptr"]
+    with pytest.raises(TypeError, match=r"arguments missing \['through_ptr'\], not taken by this variant \['stray'\]"):
         launch.launch_config(config, (1,), **given, stray=x)
 
 

@@ -86,14 +86,18 @@ def test_cuda_architecture_is_read_once_per_device(monkeypatch):
 
 def test_signatures_follow_the_kernels_parameters():
     # Every runtime parameter of a kernel is either in a configuration's signature or absent (None
-    # at launch), in the kernel's order; conditional ones are taken exactly when one of their flags is on.
+    # at launch), in the kernel's order; conditional ones are taken exactly when one of their flags is on
+    # and none of the flags that take them away again.
     for config in registry.REGISTRY:
         conditional = registry.CONDITIONAL_PARAMETERS.get(config.kernel.fn.__name__, {})
         assert set(conditional) <= set(config.parameters), config.label
         assert [name for name in config.parameters if name in config.signature or name in config.absent] == \
             config.parameters, config.label
+        removed = registry.UNUSED_UNDER.get(config.kernel.fn.__name__, {})
         for name, flags in conditional.items():
-            assert (name in config.signature) == any(config.constexprs[flag] for flag in flags), (config.label, name)
+            taken = any(config.constexprs[flag] for flag in flags) and \
+                not any(config.constexprs[flag] for flag in removed.get(name, ()))
+            assert (name in config.signature) == taken, (config.label, name)
 
 
 def test_signature_types_by_name():
@@ -105,7 +109,7 @@ def test_signature_types_by_name():
         "counter_ptr": "*i32", "out_mean_ptr": "*fp32", "out_var_ptr": "*fp32", "running_mean_ptr": "*fp32",
         "running_var_ptr": "*fp32", "N": "i32", "H": "i32", "W": "i32", "C_in": "i32", "C_out": "i32",
         "eps": "fp32", "momentum": "fp32"}
-    assert forward.absent == ["skip_x_ptr", "skip_w_ptr", "skip_bias_ptr", "residual_ptr", "C_skip"]
+    assert forward.absent == ["skip_x_ptr", "skip_w_ptr", "skip_bias_ptr", "residual_ptr", "upsampled_ptr", "C_skip"]
 
 
 def test_forward_and_backward_have_their_own_tiles():

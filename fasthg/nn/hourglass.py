@@ -18,12 +18,13 @@ from .step_counting import forward_counting_steps
 class Hourglass(reference.Hourglass):
     """Drop-in for :class:`fasthg.reference.Hourglass`: the same parameters and state_dict.
 
-    up1(x) + nearest_x2(low3(...)) is one fused op: the upsampled tensor is never written. On the
-    fused path every tensor a Residual normalises comes with its statistics, reduced by the op
-    that wrote it (the max-pool, a Residual, the inner hourglass's upsample-add); ``x_stats`` and
-    ``next_bn`` chain it to the modules around it (:mod:`fasthg.nn.chaining`).
+    On the fused path up1 runs last and adds nearest_x2(low3(...)) in its conv3's epilogue: neither
+    up1's output nor the upsampled tensor is written, and the sum takes no pass of its own. Every
+    tensor a Residual normalises comes with its statistics, reduced by the op that wrote it (the
+    max-pool, a Residual, the inner hourglass's up1); ``x_stats`` and ``next_bn`` chain it to the
+    modules around it (:mod:`fasthg.nn.chaining`).
 
-    x feeds up1 and the pool: up1 passes x on to the pool, which passes it on to the caller with
+    x feeds the pool and up1: the pool passes x on to up1, which passes it on to the caller with
     ``pass_input`` (the result is then (out, stats or None, x's pass-through), for x's next
     consumer: the stack head's merge in a model), so that each fused backward adds the gradient of
     x's later consumers to its own as it writes it, and autograd sums no gradients of x.
@@ -64,13 +65,12 @@ class Hourglass(reference.Hourglass):
 
     def _forward(self, x, x_stats, next_bn, pass_input):
         if not runs_fused(x):
-            low, up1, through = self.low3(self.low2(self.low1(self.pool1(x)))), self.up1(x), x
-        else:
-            up1, _, x = self.up1(x, x_stats, pass_input=True)
-            pooled, stats, through = self.pool1(x, self.low1.input_batch_norm(), pass_input=True)
-            low1, stats = chained(self.low1, pooled, stats, consumer=self.low2)
-            low2, stats = chained(self.low2, low1, stats, consumer=self.low3)
-            low = self.low3(low2, stats)
-        result = upsample_add(low, up1, next_bn)
-        out, stats = result if next_bn is not None else (result, None)
-        return chain_result(out, stats, through, next_bn, pass_input)
+            low, up1 = self.low3(self.low2(self.low1(self.pool1(x)))), self.up1(x)
+            result = upsample_add(low, up1, next_bn)
+            out, stats = result if next_bn is not None else (result, None)
+            return chain_result(out, stats, x, next_bn, pass_input)
+        pooled, stats, x = self.pool1(x, self.low1.input_batch_norm(), pass_input=True)
+        low1, stats = chained(self.low1, pooled, stats, consumer=self.low2)
+        low2, stats = chained(self.low2, low1, stats, consumer=self.low3)
+        low = self.low3(low2, stats)
+        return self.up1(x, x_stats, next_bn, pass_input=pass_input, upsampled=low)

@@ -44,7 +44,9 @@ class Residual(reference.Residual):
     whose x feeds another op too passes ``pass_input``: the result is then (out, stats or None, x's
     pass-through), which that op takes instead of x, so that the fused backward adds its gradient of
     x to dx in the dx kernel: x as the kernels take it (under autocast, in autocast's dtype), x
-    itself on PyTorch's path.
+    itself on PyTorch's path. ``upsampled`` (N, out_dim, H/2, W/2), with inp_dim == out_dim: its
+    nearest x2 upsampling is added to the output, in conv3's epilogue on the fused path (how
+    :class:`fasthg.Hourglass` adds its inner branch to up1 without a pass of its own).
     """
 
     def __init__(self, inp_dim: int, out_dim: int) -> None:
@@ -60,7 +62,8 @@ class Residual(reference.Residual):
             self.skip_layer.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, x_stats: Optional[torch.Tensor] = None,
-                next_bn: Optional[NextBatchNorm] = None, pass_input: bool = False) -> Union[torch.Tensor, tuple]:
+                next_bn: Optional[NextBatchNorm] = None, pass_input: bool = False,
+                upsampled: Optional[torch.Tensor] = None) -> Union[torch.Tensor, tuple]:
         check_tensor("x", x, 4, layout="(N, C, H, W)")
         check_same_device(x=x, weight=self.conv1.conv.weight)
         if x.shape[1] != self.bn1.num_features:
@@ -74,10 +77,25 @@ class Residual(reference.Residual):
         check_x_stats(x_stats, x.shape[1])
         check_next_bn(next_bn, self.conv3.conv.out_channels)
         check_flag("pass_input", pass_input)
+        if upsampled is not None:
+            self._check_upsampled(upsampled, x)
         if not dispatch.runs_fused(x):
             out = super().forward(x) if self.training or not self._has_running_stats() else self._folded_forward(x)
+            if upsampled is not None:
+                out = out + F.interpolate(upsampled, scale_factor=2, mode="nearest")
             return chain_result(out, None, x, next_bn, pass_input)
-        return forward_counting_steps(self, True, self._fused_forward, x, x_stats, next_bn, pass_input)
+        return forward_counting_steps(self, True, self._fused_forward, x, x_stats, next_bn, pass_input, upsampled)
+
+    def _check_upsampled(self, upsampled, x):
+        check_tensor("upsampled", upsampled, 4, layout="(N, C, H/2, W/2)")
+        check_same_device(x=x, upsampled=upsampled)
+        if self.need_skip:
+            raise ValueError("upsampled: added only by a Residual with an identity skip (inp_dim == out_dim), "
+                             f"this one maps {self.bn1.num_features} to {self.conv3.conv.out_channels} channels")
+        n, c, h, w = x.shape
+        if tuple(upsampled.shape) != (n, c, h // 2, w // 2) or h % 2 or w % 2:
+            raise ValueError(f"upsampled: expected shape (N, C, H/2, W/2) = {(n, c, h // 2, w // 2)} for x of "
+                             f"shape {tuple(x.shape)} (even H and W), got {tuple(upsampled.shape)}")
 
     def fused_batch_norms(self) -> Sequence[torch.nn.BatchNorm2d]:
         """The BNs whose step counters fused code updates (see :mod:`fasthg.nn.step_counting`)."""
@@ -88,7 +106,7 @@ class Residual(reference.Residual):
         batch statistics that update running ones (training, every BN tracking them)."""
         return next_batch_norm(self.bn1) if self.training and self._has_running_stats() else None
 
-    def _fused_forward(self, x, x_stats, next_bn, pass_input):
+    def _fused_forward(self, x, x_stats, next_bn, pass_input, upsampled):
         bns = self.fused_batch_norms()
         convs = (self.conv1.conv, self.conv2.conv, self.conv3.conv)
         training = self.training or not self._has_running_stats()  # normalise with batch statistics
@@ -102,6 +120,7 @@ class Residual(reference.Residual):
             [conv.weight.to(dtype) for conv in convs], [conv.bias for conv in convs],
             skip.weight.to(dtype) if skip is not None else None, skip.bias if skip is not None else None,
             training, momentum, self.bn1.eps, x_stats=x_stats, next_bn=next_bn, pass_input=pass_input,
+            upsampled=upsampled.to(dtype) if upsampled is not None else None,
         )
 
     def _has_running_stats(self):

@@ -30,6 +30,15 @@ class BackwardSums(NamedTuple):
     grad_xhat: torch.Tensor
 
 
+class BatchNormBackward(NamedTuple):
+    """What a dgrad epilogue needs to finish BN's backward: the sums of g (from an earlier launch),
+    the gradient added to dL/dy (a Residual's skip branch), and optionally ``through``, the gradient
+    of y from its other consumers."""
+    sums: BackwardSums
+    extra: torch.Tensor
+    through: Optional[torch.Tensor] = None
+
+
 def _config(name, dtype, device, variant):
     """The registry configuration of a conv or statistics kernel, and the constexprs it runs with:
     the dot products' input precision (TF32 or IEEE for fp32, as cudnn.allow_tf32 says) picks the
@@ -107,8 +116,9 @@ def channel_stats(x, stats: BatchStatistics, momentum):
 
 
 def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, skip=None, residual=None,
-                 out_stats: Optional[BatchStatistics] = None, momentum=0.0):
-    """out = conv(relu(bn(y))) + bias (+ skip conv of skip[0]) (+ residual); out_stats <- stats of out.
+                 upsampled=None, out_stats: Optional[BatchStatistics] = None, momentum=0.0):
+    """out = conv(relu(bn(y))) + bias (+ skip conv of skip[0]) (+ residual) (+ nearest x2 upsampling of
+    ``upsampled``, half out's height and width); out_stats <- stats of out.
 
     With ``bn`` None the conv reads y as it is. ``skip`` is (x, weight, bias) of a 1x1 conv over
     the raw x, joined as concatenated K.
@@ -117,7 +127,8 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
     n, c_in, h, w = y.shape
     c_out, ksize = weight.shape[0], weight.shape[-1]
     variant = dict(KSIZE=ksize, PROLOGUE=bn is not None, HAS_SKIP=skip is not None, HAS_RESIDUAL=residual is not None,
-                   STATS=out_stats is not None, UPDATE_RUNNING=out_stats is not None)
+                   ADD_UPSAMPLED=upsampled is not None, STATS=out_stats is not None,
+                   UPDATE_RUNNING=out_stats is not None)
     config, constexprs = _config("conv_forward", y.dtype, y.device, variant)
     alternatives = registry.alternatives(config)  # autotuned on a GPU
     rows = n * h * w
@@ -138,6 +149,8 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
                          C_skip=skip_x.shape[1])
     if residual is not None:
         arguments.update(residual_ptr=residual)
+    if upsampled is not None:
+        arguments.update(upsampled_ptr=upsampled)
     if out_stats is not None:
         arguments.update(_statistics_arguments(largest, c_out, constexprs, y.device), out_mean_ptr=out_stats.mean,
                          out_var_ptr=out_stats.var, running_mean_ptr=out_stats.running_mean,
@@ -148,7 +161,7 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
 def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormState] = None,
                   weight=None, dgrad_out=None, sums_out: Optional[BackwardSums] = None,
                   bn_grads_out: Optional[BackwardSums] = None, dweight=None, dbias=None, skip_x=None,
-                  skip_dweight=None, skip_dbias=None, second=None):
+                  skip_dweight=None, skip_dbias=None, second=None, finish_bn: Optional[BatchNormBackward] = None):
     """One launch of dgrad and/or wgrad of z = conv(relu(bn(y))) + bias (y as it is with ``bn`` None).
 
     dz is ``grad``, or with ``grad_bn`` = (z, BatchNormState, BackwardSums) rebuilt from the next
@@ -156,7 +169,10 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     dgrad only, adds the dgrad of a second conv that reads the same a: dL/da over concatenated K
     [grad | grad2] x [weight ; weight2], without the concatenation in memory. With ``sums_out`` its
     epilogue applies the ReLU mask of relu(bn(y)) and reduces BN's backward sums, which are also
-    written to ``bn_grads_out`` (d bias, d weight of that BN, in its parameters' dtype). wgrad
+    written to ``bn_grads_out`` (d bias, d weight of that BN, in its parameters' dtype); without
+    ``dgrad_out`` it stores nothing else (SUMS_ONLY). With ``finish_bn`` instead, ``dgrad_out``
+    receives dL/dy: the ReLU mask and BN's backward with the given sums applied to dL/da, plus
+    ``finish_bn.extra`` (and ``.through``). wgrad
     (``dweight`` given) writes dL/dw and dL/dbias with relu(bn(y)) recomputed; ``skip_x`` adds
     the weight gradient of a 1x1 skip conv over it (into ``skip_dweight``), and its bias gradient,
     equal to dL/dbias, into ``skip_dbias``.
@@ -165,11 +181,13 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     assert (skip_x is None) == (skip_dweight is None) == (skip_dbias is None), \
         "skip_x needs skip_dweight and skip_dbias"
     n, c_out, h, w = grad.shape
-    dgrad, wgrad = dgrad_out is not None, dweight is not None
+    dgrad, wgrad = dgrad_out is not None or sums_out is not None, dweight is not None
     ksize = (weight if dgrad else dweight).shape[-1]
     variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, WGRAD=wgrad, PROLOGUE=wgrad and bn is not None,
                    HAS_SKIP=skip_x is not None, DGRAD=dgrad, SECOND_GRAD=second is not None,
-                   EPILOGUE_BN=sums_out is not None)
+                   EPILOGUE_BN=sums_out is not None, SUMS_ONLY=dgrad_out is None and sums_out is not None,
+                   APPLY_BN=finish_bn is not None, HAS_THROUGH=finish_bn is not None and finish_bn.through is not None)
+    epilogue_bn = sums_out is not None or finish_bn is not None
     config, constexprs = _config("conv_backward", grad.dtype, grad.device, variant)
     rows = n * h * w
     block_m, block_n, group = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["REDUCE_GROUP"]
@@ -179,11 +197,11 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
         z, z_bn, z_sums = grad_bn
         arguments.update(z_ptr=z, z_mean_ptr=z_bn.mean, z_var_ptr=z_bn.var, z_weight_ptr=z_bn.weight,
                          z_sum_grad_ptr=z_sums.grad, z_sum_grad_xhat_ptr=z_sums.grad_xhat)
-    if wgrad or sums_out is not None:
+    if wgrad or epilogue_bn:
         arguments.update(y_ptr=y)
-    if variant["PROLOGUE"] or sums_out is not None:
+    if variant["PROLOGUE"] or epilogue_bn:
         arguments.update(y_mean_ptr=bn.mean, y_var_ptr=bn.var, y_weight_ptr=bn.weight, y_bias_ptr=bn.bias)
-    if grad_bn is not None or variant["PROLOGUE"] or sums_out is not None:
+    if grad_bn is not None or variant["PROLOGUE"] or epilogue_bn:
         arguments.update(eps=eps)
 
     dgrad_blocks = triton.cdiv(weight.shape[1], block_n) if dgrad else 0
@@ -200,7 +218,9 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
         (acc, wgrad_nodes * split.co_tiles * block_n if wgrad else 0))
     counter = counters(grad.device, sums_counters + (split.tiles * tree_counters(split.slices, group) if wgrad else 0))
     if dgrad:
-        arguments.update(**_weight_arguments("w", weight), out_ptr=dgrad_out, C_dgrad=weight.shape[1])
+        arguments.update(**_weight_arguments("w", weight), C_dgrad=weight.shape[1])
+    if dgrad_out is not None:
+        arguments.update(out_ptr=dgrad_out)
     if second is not None:
         grad2, weight2 = second
         arguments.update(grad2_ptr=grad2, **_weight_arguments("w2", weight2), C_out2=grad2.shape[1])
@@ -209,6 +229,11 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
         arguments.update(part_first_ptr=part_first, part_second_ptr=part_second, counter_ptr=counter,
                          sum_grad_ptr=sums_out.grad, sum_grad_xhat_ptr=sums_out.grad_xhat,
                          bn_dbias_ptr=copies.grad, bn_dweight_ptr=copies.grad_xhat)
+    if finish_bn is not None:
+        arguments.update(sum_grad_ptr=finish_bn.sums.grad, sum_grad_xhat_ptr=finish_bn.sums.grad_xhat,
+                         extra_ptr=finish_bn.extra)
+        if finish_bn.through is not None:
+            arguments.update(through_ptr=finish_bn.through)
     if wgrad:
         arguments.update(**_weight_arguments("dw", dweight), dbias_ptr=dbias, part_dw_ptr=part_dw,
                          part_dbias_ptr=part_dbias, wgrad_counter_ptr=counter[sums_counters:],
@@ -218,20 +243,3 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
                          C_skip=skip_x.shape[1])
     programs = (split.programs if wgrad else 0) + row_tiles * dgrad_blocks
     _launch(config, constexprs, (programs,), **arguments)
-
-
-def bn_backward_apply(grad, x, bn: BatchNormState, sums: BackwardSums, out, eps, extra=None, through=None):
-    """out = dL/dx of BN from g = ``grad`` and the channel sums, plus ``extra`` (the skip's gradient)
-    and ``through`` (the gradient of x from its other consumers), each when given."""
-    n, c, h, w = x.shape
-    rows = n * h * w
-    config, constexprs = _config("bn_backward_apply", x.dtype, x.device,
-                                 {"HAS_EXTRA": extra is not None, "HAS_THROUGH": through is not None})
-    grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c, constexprs["BLOCK_C"]))
-    arguments = dict(grad_ptr=grad, x_ptr=x, mean_ptr=bn.mean, var_ptr=bn.var, weight_ptr=bn.weight,
-                     sum_grad_ptr=sums.grad, sum_grad_xhat_ptr=sums.grad_xhat, out_ptr=out, M=rows, C=c, eps=eps)
-    if extra is not None:
-        arguments.update(extra_ptr=extra)
-    if through is not None:
-        arguments.update(through_ptr=through)
-    _launch(config, constexprs, grid, **arguments)

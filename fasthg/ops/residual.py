@@ -1,6 +1,11 @@
 """The fused pre-activation bottleneck ``fasthg::residual_forward`` / ``fasthg::residual_backward``.
 
 out = conv3(relu(bn3(y2))) + skip(x),  y2 = conv2(relu(bn2(y1))),  y1 = conv1(relu(bn1(x)))
+      (+ nearest_x2(upsampled))
+
+``upsampled`` (half x's height and width, an identity skip only) is how :class:`fasthg.Hourglass`
+adds its inner branch to up1 in conv3's epilogue: neither up1's output nor the sum takes a pass of
+its own. Its gradient is the 2x2 sum-pool of dL/dout (one more launch in the backward).
 
 Forward in training: x's statistics (1 launch, unless the op that wrote x reduced them in its
 epilogue and passes them as ``x_stats``: :mod:`fasthg.ops.statistics`), conv1 with bn1-ReLU
@@ -18,8 +23,12 @@ each dgrad produces them in its epilogue and the next kernels apply them in thei
     wgrad3 (+ skip wgrad) | dgrad3 -> g3, sums3       one launch each line
     [skip dgrad]
     wgrad2 | dgrad2 -> g2, sums2      (dz2 rebuilt from g3, y2, sums3 in the prologue)
-    wgrad1 | dgrad1 -> g1, sums1      (dz1 rebuilt from g2, y1, sums2)
-    dx = bn1 backward of g1 + (dL/dout or the skip's dgrad) (+ dL/d of x's pass-through)
+    wgrad1 | dgrad1 -> sums1          (dz1 rebuilt from g2, y1, sums2; g1 not stored)
+    dgrad1 again -> dx = bn1 backward of g1 + (dL/dout or the skip's dgrad) (+ dL/d of x's pass-through)
+
+conv1's dgrad runs twice rather than storing g1 (C_in channels) for a separate BN-backward pass
+to read back: the second launch reads g2 and y1 (C_mid channels each, half of C_in in the
+hourglass) again instead, one pass of x's size less in all, for one more 1x1 dgrad GEMM.
 
 In a container (:class:`fasthg.Hourglass`), x also feeds another fused op: the Function then returns
 x itself as a second output (``pass_input``), an alias through which autograd hands the other
@@ -32,8 +41,10 @@ from typing import List, Optional, Tuple
 import torch
 
 from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statistics
-from .conv_launchers import BackwardSums, BatchNormState, bn_backward_apply, channel_stats, conv_backward, conv_forward
+from .conv_launchers import (BackwardSums, BatchNormBackward, BatchNormState, channel_stats, conv_backward,
+                             conv_forward)
 from .statistics import BatchStatistics, NextBatchNorm, chain_result, new_statistics, statistics_for
+from .upsample_add import upsampled_grad
 
 KERNEL_LAUNCHES = {"forward_train": 4, "forward_train_given_stats": 3, "forward_eval": 3, "backward": 4,
                    "backward_skip": 5}
@@ -67,6 +78,7 @@ def residual_forward(
     training: bool, momentum: float, eps: float, x_stats: Optional[torch.Tensor] = None,
     out_stats: Optional[torch.Tensor] = None, next_running_mean: Optional[torch.Tensor] = None,
     next_running_var: Optional[torch.Tensor] = None, next_momentum: float = 0.0,
+    upsampled: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns (out, y1, y2, own_x_stats, stats); all activations NHWC (channels_last).
 
@@ -97,6 +109,8 @@ def residual_forward(
     conv_forward(x, bns[0], conv_weights[0], conv_biases[0], y1, eps, out_stats=batch[1], momentum=momentum)
     conv_forward(y1, bns[1], conv_weights[1], conv_biases[1], y2, eps, out_stats=batch[2], momentum=momentum)
     joined = dict(skip=(x, skip_weight, skip_bias)) if skip_weight is not None else dict(residual=x)
+    if upsampled is not None:
+        joined.update(upsampled=channels_last(upsampled))
     conv_forward(y2, bns[2], conv_weights[2], conv_biases[2], out, eps, **joined,
                  out_stats=statistics_for(out_stats, next_running_mean, next_running_var), momentum=next_momentum)
     return out, y1, y2, own_x_stats, stats
@@ -105,7 +119,7 @@ def residual_forward(
 @residual_forward.register_fake
 def _(x, bn_weights, bn_biases, rm1, rv1, rm2, rv2, rm3, rv3, conv_weights, conv_biases, skip_weight, skip_bias,
       training, momentum, eps, x_stats=None, out_stats=None, next_running_mean=None, next_running_var=None,
-      next_momentum=0.0):
+      next_momentum=0.0, upsampled=None):
     n, c_in, h, w = x.shape
     mid, c_out = conv_weights[0].shape[0], conv_weights[2].shape[0]
     dtype = accumulation_dtype(x.dtype)
@@ -160,14 +174,12 @@ def residual_backward(
     conv_backward(g3, eps, grad_bn=(y2, bns[2], centring[2]), y=y1, bn=bns[1], weight=conv_weights[1],
                   dgrad_out=g2, sums_out=sums[1], bn_grads_out=bn_param_grads[1], dweight=dweights[1],
                   dbias=dbiases[1])
-    g1 = empty_nhwc(n, c_in, h, w, x)
-    conv_backward(g2, eps, grad_bn=(y1, bns[1], centring[1]), y=x, bn=bns[0], weight=conv_weights[0],
-                  dgrad_out=g1, sums_out=sums[0], bn_grads_out=bn_param_grads[0], dweight=dweights[0],
+    dgrad1 = dict(grad_bn=(y1, bns[1], centring[1]), y=x, bn=bns[0], weight=conv_weights[0])
+    conv_backward(g2, eps, **dgrad1, sums_out=sums[0], bn_grads_out=bn_param_grads[0], dweight=dweights[0],
                   dbias=dbiases[0])
-
     dx = empty_nhwc(n, c_in, h, w, x)
-    bn_backward_apply(g1, x, bns[0], centring[0], dx, eps, extra=skip_grad,
-                      through=channels_last(through) if through is not None else None)
+    through = channels_last(through) if through is not None else None
+    conv_backward(g2, eps, **dgrad1, dgrad_out=dx, finish_bn=BatchNormBackward(centring[0], skip_grad, through))
     grads = [dx, bn_grads]
     grads += dweights
     grads += dbiases
@@ -192,20 +204,21 @@ class ResidualFunction(torch.autograd.Function):
     With ``pass_input`` it returns (out, x): see the module docstring."""
 
     @staticmethod
-    def forward(ctx, x, x_stats, out_stats, next_bn, training, recording, momentum, eps, pass_input, skip_weight,
-                skip_bias, running_means, running_vars, *params):
+    def forward(ctx, x, upsampled, x_stats, out_stats, next_bn, training, recording, momentum, eps, pass_input,
+                skip_weight, skip_bias, running_means, running_vars, *params):
         bn_weights, bn_biases, conv_weights, conv_biases = params[0:3], params[3:6], params[6:9], params[9:12]
         running = [t for pair in zip(running_means, running_vars) for t in pair]
         next_running_mean, next_running_var, next_momentum = next_bn or (None, None, 0.0)
         out, y1, y2, own_x_stats, stats = residual_forward(
             x, bn_weights, bn_biases, *running, conv_weights, conv_biases, skip_weight, skip_bias, training, momentum,
-            eps, x_stats, out_stats, next_running_mean, next_running_var, next_momentum)
+            eps, x_stats, out_stats, next_running_mean, next_running_var, next_momentum, upsampled)
         x_stats = x_stats if x_stats is not None else own_x_stats
         if not training and recording:
             x_stats, stats = eval_statistics(running, stats.dtype).split([2 * x.shape[1], 4 * y1.shape[1]])
         ctx.save_for_backward(x, y1, y2, x_stats, stats, *bn_weights, *bn_biases, *conv_weights,
                               *([skip_weight] if skip_weight is not None else []))
-        ctx.has_skip, ctx.training, ctx.eps = skip_weight is not None, training, eps
+        ctx.has_skip, ctx.has_upsampled, ctx.training, ctx.eps = skip_weight is not None, upsampled is not None, \
+            training, eps
         if not pass_input:
             return out
         ctx.set_materialize_grads(False)  # an unused pass-through adds nothing
@@ -216,6 +229,7 @@ class ResidualFunction(torch.autograd.Function):
         x, y1, y2, x_stats, stats, *params = ctx.saved_tensors
         bn_weights, bn_biases, conv_weights = params[0:3], params[3:6], params[6:9]
         skip_weight = params[9] if ctx.has_skip else None
+        grad_upsampled = upsampled_grad(grad_out) if ctx.has_upsampled and grad_out is not None else None
         if grad_out is None:  # only the pass-through reached the loss: out's gradient is zero
             grad_out = x.new_zeros(x.shape[0], conv_weights[2].shape[0], *x.shape[2:])
         grads = residual_backward(grad_out, x, y1, y2, x_stats, stats, bn_weights, bn_biases, conv_weights,
@@ -225,20 +239,21 @@ class ResidualFunction(torch.autograd.Function):
         bn_param_grads = bn_grads.split(channels + channels)
         d_skip_w, d_skip_b = (grads[8], grads[9]) if ctx.has_skip else (None, None)
         # bn1's backward (in dx) covers x's statistics, wherever they were reduced: x_stats gets none.
-        return (dx, None, None, None, None, None, None, None, None, d_skip_w, d_skip_b, None, None, *bn_param_grads,
-                *conv_grads)
+        return (dx, grad_upsampled, None, None, None, None, None, None, None, None, d_skip_w, d_skip_b, None, None,
+                *bn_param_grads, *conv_grads)
 
 
 def residual(x, bn_weights, bn_biases, running_means, running_vars, conv_weights, conv_biases,
              skip_weight, skip_bias, training, momentum, eps, x_stats=None, next_bn: Optional[NextBatchNorm] = None,
-             pass_input=False):
+             pass_input=False, upsampled=None):
     """The fused bottleneck with autograd; see the module docstring. Returns out (NHWC), or with
     ``next_bn`` (out, stats of out for it), reduced in conv3's epilogue (:mod:`fasthg.ops.statistics`).
     ``x_stats``: x's batch statistics from the op that wrote x (training only), or None.
-    With ``pass_input``: (out, stats or None, x's pass-through), whose gradient backward adds to dx."""
+    With ``pass_input``: (out, stats or None, x's pass-through), whose gradient backward adds to dx.
+    ``upsampled``: a tensor of half x's size, nearest-upsampled and added to out (identity skip only)."""
     out_stats = new_statistics(conv_weights[2].shape[0], x, next_bn)
-    outputs = ResidualFunction.apply(x, x_stats, out_stats, next_bn, training, torch.is_grad_enabled(), momentum, eps,
-                                     pass_input, skip_weight, skip_bias, list(running_means), list(running_vars),
-                                     *bn_weights, *bn_biases, *conv_weights, *conv_biases)
+    outputs = ResidualFunction.apply(x, upsampled, x_stats, out_stats, next_bn, training, torch.is_grad_enabled(),
+                                     momentum, eps, pass_input, skip_weight, skip_bias, list(running_means),
+                                     list(running_vars), *bn_weights, *bn_biases, *conv_weights, *conv_biases)
     out, through = outputs if pass_input else (outputs, None)
     return chain_result(out, out_stats, through, next_bn, pass_input)

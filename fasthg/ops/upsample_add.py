@@ -53,6 +53,12 @@ def _(grad):
     return empty_nhwc(n, c, h // 2, w // 2, like=grad)
 
 
+def upsampled_grad(grad: torch.Tensor) -> torch.Tensor:
+    """dL/dlow of anything + nearest_x2(low), given dL/dout: the 2x2 sum-pool of ``grad`` (one launch;
+    also the backward of a Residual that adds an upsampled tensor, :mod:`fasthg.ops.residual`)."""
+    return _upsample_add_backward(grad)
+
+
 class UpsampleAddFunction(torch.autograd.Function):
     """Autograd of the fused op; the backward needs no tensor, so nothing is kept alive for it."""
 
@@ -62,7 +68,7 @@ class UpsampleAddFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _upsample_add_backward(grad), grad, None, None, None, None
+        return upsampled_grad(grad), grad, None, None, None, None
 
 
 def upsample_add(low: torch.Tensor, skip: torch.Tensor,
