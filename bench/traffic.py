@@ -33,7 +33,7 @@ TRITON_TRAFFIC = {
     "conv_backward_kernel": [
         (("grad_ptr", *_Z_BN, "y_ptr", *_Y_BN, "w_ptr", "grad2_ptr", "w2_ptr", "out_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
           "bn_dbias_ptr", "bn_dweight_ptr", "extra_ptr", "through_ptr", "dw_ptr", "dbias_ptr", "skip_x_ptr",
-          "skip_dw_ptr", "skip_dbias_ptr"), 1),
+          "skip_dw_ptr", "skip_dbias_ptr", "dw2_ptr", "dbias2_ptr"), 1),
         (("part_first_ptr", "part_second_ptr", "part_dw_ptr", "part_dbias_ptr"), 2),
     ],
     "channel_stats_kernel": [
@@ -82,7 +82,7 @@ def triton_bytes(kernel, arguments):
 
 def triton_flops(kernel, arguments):
     """2 x the multiply-adds of a conv kernel's GEMMs (dgrad over its K of C_out (+ C_out2) channels, wgrad
-    and the joined skip conv); 0 for the others."""
+    (+ WGRAD2's over C_out2 rows) and the joined skip conv); 0 for the others."""
     a = arguments
     if kernel not in ("conv_forward_kernel", "conv_backward_kernel"):
         return 0
@@ -91,7 +91,8 @@ def triton_flops(kernel, arguments):
     if kernel == "conv_forward_kernel":
         return 2 * rows * a["C_out"] * (a["C_in"] * taps + skip)
     dgrad = a["C_dgrad"] * taps * (a["C_out"] + (a["C_out2"] if a["SECOND_GRAD"] else 0)) if a["DGRAD"] else 0
-    wgrad = a["C_out"] * (a["C_wgrad"] * taps + skip) if a["WGRAD"] else 0
+    wgrad = (a["C_out"] * (a["C_wgrad"] * taps + skip) + (a["C_out2"] * a["C_wgrad"] * taps if a["WGRAD2"] else 0)
+             if a["WGRAD"] else 0)
     return 2 * rows * (dgrad + wgrad)
 
 

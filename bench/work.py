@@ -73,8 +73,8 @@ def conv_forward_work(grid, a):
 
 
 def conv_backward_work(grid, a):
-    """A 1-D grid: first the wgrad programs, one per (row slice, dw tile): ceil(slice rows / BLOCK_M)
-    steps (the last slice may be shorter), and each tile's slices added up a tree whose node costs
+    """A 1-D grid: first the wgrad programs, one per (row slice, tile of dw or WGRAD2's dw2):
+    ceil(slice rows / BLOCK_M) steps (the last slice may be shorter), and each tile's slices added up a tree whose node costs
     one step per child tile; then the dgrad programs, KSIZE^2 ceil(C_out / BLOCK_K) steps each (and
     KSIZE^2 ceil(C_out2 / BLOCK_K) more with SECOND_GRAD), with
     EPILOGUE_BN each of the ceil(C_dgrad / BLOCK_N) column blocks reducing its row tiles' sums up a
@@ -86,6 +86,8 @@ def conv_backward_work(grid, a):
         co_tiles = _cdiv(a["C_out"], a["BLOCK_N"])
         tiles = co_tiles * (_cdiv(a["C_wgrad"] * a["KSIZE"] ** 2, a["BLOCK_J"])
                             + (_cdiv(a["C_skip"], a["BLOCK_J"]) if a["HAS_SKIP"] else 0))
+        if a["WGRAD2"]:  # the second conv's dw2 tiles
+            tiles += _cdiv(a["C_out2"], a["BLOCK_N"]) * _cdiv(a["C_wgrad"] * a["KSIZE"] ** 2, a["BLOCK_J"])
         slices = _cdiv(rows, a["slice_rows"])
         wgrad = tiles * slices
         last_slice = _cdiv(rows - (slices - 1) * a["slice_rows"], block_m)

@@ -311,66 +311,104 @@ def _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co
 
 
 @triton.jit
+def _store_wgrad(acc, bias_acc, has_bias, co, co_mask, js, j_mask, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h,
+                 dw_stride_w, dbias_ptr, KSIZE: tl.constexpr):
+    """Stores a finished [BLOCK_N, BLOCK_J] tile of dw through its strides (columns j = c * KSIZE^2 + tap),
+    and with ``has_bias`` its dbias."""
+    dw_offsets = _weight_offsets(co[:, None], (js // (KSIZE * KSIZE))[None, :], (js % (KSIZE * KSIZE))[None, :],
+                                 dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, KSIZE)
+    tl.store(dw_ptr + dw_offsets, acc.to(dw_ptr.dtype.element_ty), mask=co_mask[:, None] & j_mask[None, :])
+    if has_bias:
+        tl.store(dbias_ptr + co, bias_acc.to(dbias_ptr.dtype.element_ty), mask=co_mask)
+
+
+@triton.jit
 def _wgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, skip_x_ptr,
     dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
+    grad2_ptr, dw2_ptr, dw2_stride_o, dw2_stride_c, dw2_stride_h, dw2_stride_w, dbias2_ptr,
     part_dw_ptr, part_dbias_ptr, counter_ptr, slice_rows,
-    N, H, W, C_out, C_in, C_skip, eps,
+    N, H, W, C_out, C_out2, C_in, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    WGRAD2: tl.constexpr, INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
     """One row slice of one [BLOCK_N, BLOCK_J] tile of dw. ``pid`` numbers (slice, j tile, o tile),
     the o tile fastest and the slice slowest (programs that run together share a slice's rows);
-    j tiles below ceil(C_in K^2 / BLOCK_J) cover the main conv, the rest (HAS_SKIP) the skip conv."""
+    j tiles below ceil(C_in K^2 / BLOCK_J) cover the main conv, the rest (HAS_SKIP) the skip conv.
+    WGRAD2: then the tiles of dw2 = grad2^T a, a second conv's weight gradient over the same a
+    (C_out2 rows, no skip conv, grad2 read as it is), and its dbias2."""
     M = N * H * W
     co_tiles = tl.cdiv(C_out, BLOCK_N)
     main_tiles = tl.cdiv(C_in * KSIZE * KSIZE, BLOCK_J)
-    tiles = co_tiles * main_tiles
+    first_tiles = co_tiles * main_tiles
     if HAS_SKIP:
-        tiles += co_tiles * tl.cdiv(C_skip, BLOCK_J)
+        first_tiles += co_tiles * tl.cdiv(C_skip, BLOCK_J)
+    tiles = first_tiles
+    all_co_tiles = co_tiles
+    if WGRAD2:
+        tiles += tl.cdiv(C_out2, BLOCK_N) * main_tiles
+        all_co_tiles += tl.cdiv(C_out2, BLOCK_N)
     slices = tl.cdiv(M, slice_rows)
     slice_index = pid // tiles
     tile = pid % tiles
-    co_tile = tile % co_tiles
-    j_tile = tile // co_tiles
-    co = co_tile * BLOCK_N + tl.arange(0, BLOCK_N)
-    co_mask = co < C_out
     row_start = slice_index * slice_rows
     row_end = tl.minimum(row_start + slice_rows, M)
     acc = accumulator(y_ptr, (BLOCK_N, BLOCK_J))
     bias_acc = tl.zeros((BLOCK_N,), dtype=acc.dtype)
-    has_bias = j_tile == 0  # the first tile of each row of dw tiles sums dbias too
-    if HAS_SKIP and j_tile >= main_tiles:
-        js = (j_tile - main_tiles) * BLOCK_J + tl.arange(0, BLOCK_J)
-        j_mask = js < C_skip
-        acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                                     z_sum_grad_xhat_ptr, skip_x_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                                     co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_skip, eps,
-                                     acc, bias_acc, 1, GRAD_BN, False, INPUT_PRECISION, UPCAST, BLOCK_M)
-        last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile, co_tiles,
-                                             part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N, BLOCK_J, REDUCE_GROUP)
-        if last:
-            tl.store(skip_dw_ptr + co[:, None] * C_skip + js[None, :], acc.to(skip_dw_ptr.dtype.element_ty),
-                     mask=co_mask[:, None] & j_mask[None, :])
-    else:
+    if WGRAD2 and tile >= first_tiles:
+        co2_tiles = tl.cdiv(C_out2, BLOCK_N)
+        co_tile = (tile - first_tiles) % co2_tiles
+        j_tile = (tile - first_tiles) // co2_tiles
+        co = co_tile * BLOCK_N + tl.arange(0, BLOCK_N)
+        co_mask = co < C_out2
         js = j_tile * BLOCK_J + tl.arange(0, BLOCK_J)
         j_mask = js < C_in * KSIZE * KSIZE
-        acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+        has_bias = j_tile == 0
+        acc, bias_acc = _wgrad_slice(grad2_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
                                      z_sum_grad_xhat_ptr, y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                                     co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_in, eps,
-                                     acc, bias_acc, KSIZE, GRAD_BN, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
-        last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile,
-                                             co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N, BLOCK_J,
-                                             REDUCE_GROUP)
+                                     co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out2, C_in, eps,
+                                     acc, bias_acc, KSIZE, False, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
+        last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles,
+                                             co_tiles + co_tile, all_co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr,
+                                             BLOCK_N, BLOCK_J, REDUCE_GROUP)
         if last:
-            dw_offsets = _weight_offsets(co[:, None], (js // (KSIZE * KSIZE))[None, :], (js % (KSIZE * KSIZE))[None, :],
-                                         dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, KSIZE)
-            tl.store(dw_ptr + dw_offsets, acc.to(dw_ptr.dtype.element_ty), mask=co_mask[:, None] & j_mask[None, :])
-            if has_bias:
-                tl.store(dbias_ptr + co, bias_acc.to(dbias_ptr.dtype.element_ty), mask=co_mask)
-                if HAS_SKIP:  # z = conv + skip conv: both biases receive sum_m dz
+            _store_wgrad(acc, bias_acc, has_bias, co, co_mask, js, j_mask, dw2_ptr, dw2_stride_o, dw2_stride_c,
+                         dw2_stride_h, dw2_stride_w, dbias2_ptr, KSIZE)
+    else:
+        co_tile = tile % co_tiles
+        j_tile = tile // co_tiles
+        co = co_tile * BLOCK_N + tl.arange(0, BLOCK_N)
+        co_mask = co < C_out
+        has_bias = j_tile == 0  # the first tile of each row of dw tiles sums dbias too
+        if HAS_SKIP and j_tile >= main_tiles:
+            js = (j_tile - main_tiles) * BLOCK_J + tl.arange(0, BLOCK_J)
+            j_mask = js < C_skip
+            acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                                         z_sum_grad_xhat_ptr, skip_x_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                                         co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_skip,
+                                         eps, acc, bias_acc, 1, GRAD_BN, False, INPUT_PRECISION, UPCAST, BLOCK_M)
+            last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile,
+                                                 all_co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N,
+                                                 BLOCK_J, REDUCE_GROUP)
+            if last:
+                tl.store(skip_dw_ptr + co[:, None] * C_skip + js[None, :], acc.to(skip_dw_ptr.dtype.element_ty),
+                         mask=co_mask[:, None] & j_mask[None, :])
+        else:
+            js = j_tile * BLOCK_J + tl.arange(0, BLOCK_J)
+            j_mask = js < C_in * KSIZE * KSIZE
+            acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                                         z_sum_grad_xhat_ptr, y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                                         co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_in,
+                                         eps, acc, bias_acc, KSIZE, GRAD_BN, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
+            last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile,
+                                                 all_co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N,
+                                                 BLOCK_J, REDUCE_GROUP)
+            if last:
+                _store_wgrad(acc, bias_acc, has_bias, co, co_mask, js, j_mask, dw_ptr, dw_stride_o, dw_stride_c,
+                             dw_stride_h, dw_stride_w, dbias_ptr, KSIZE)
+                if has_bias and HAS_SKIP:  # z = conv + skip conv: both biases receive sum_m dz
                     tl.store(skip_dbias_ptr + co, bias_acc.to(skip_dbias_ptr.dtype.element_ty), mask=co_mask)
 
 
@@ -383,12 +421,13 @@ def conv_backward_kernel(
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
     bn_dbias_ptr, bn_dweight_ptr, extra_ptr, through_ptr,
     skip_x_ptr, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
+    dw2_ptr, dw2_stride_o, dw2_stride_c, dw2_stride_h, dw2_stride_w, dbias2_ptr,
     part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, wgrad_programs, slice_rows,
     N, H, W, C_out, C_out2, C_dgrad, C_wgrad, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
     WGRAD: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
     DGRAD: tl.constexpr, SECOND_GRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
-    SUMS_ONLY: tl.constexpr, APPLY_BN: tl.constexpr, HAS_THROUGH: tl.constexpr,
+    SUMS_ONLY: tl.constexpr, APPLY_BN: tl.constexpr, HAS_THROUGH: tl.constexpr, WGRAD2: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_J: tl.constexpr,
     REDUCE_GROUP: tl.constexpr,
@@ -405,8 +444,9 @@ def conv_backward_kernel(
             _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
                            y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr,
                            dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr,
-                           skip_dbias_ptr, part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
-                           N, H, W, C_out, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP,
+                           skip_dbias_ptr, grad2_ptr, dw2_ptr, dw2_stride_o, dw2_stride_c, dw2_stride_h, dw2_stride_w,
+                           dbias2_ptr, part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
+                           N, H, W, C_out, C_out2, C_wgrad, C_skip, eps, KSIZE, GRAD_BN, PROLOGUE, HAS_SKIP, WGRAD2,
                            INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_J, REDUCE_GROUP)
     if DGRAD:
         if pid >= dgrad_start:

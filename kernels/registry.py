@@ -66,8 +66,10 @@ CONDITIONAL_PARAMETERS = {
         **_used_under(("PROLOGUE", "EPILOGUE_BN", "APPLY_BN"), "y_mean_ptr", "y_var_ptr", "y_weight_ptr",
                       "y_bias_ptr"),
         **_used_under(("DGRAD",), *_CONV_WEIGHT, "out_ptr", "C_dgrad"),
-        **_used_under(("SECOND_GRAD",), "grad2_ptr", "w2_ptr", "w2_stride_o", "w2_stride_c", "w2_stride_h",
-                      "w2_stride_w", "C_out2"),
+        **_used_under(("SECOND_GRAD",), "w2_ptr", "w2_stride_o", "w2_stride_c", "w2_stride_h", "w2_stride_w"),
+        **_used_under(("SECOND_GRAD", "WGRAD2"), "grad2_ptr", "C_out2"),
+        **_used_under(("WGRAD2",), "dw2_ptr", "dw2_stride_o", "dw2_stride_c", "dw2_stride_h", "dw2_stride_w",
+                      "dbias2_ptr"),
         **_used_under(("EPILOGUE_BN",), "part_first_ptr", "part_second_ptr", "counter_ptr", "bn_dbias_ptr",
                       "bn_dweight_ptr"),
         **_used_under(("EPILOGUE_BN", "APPLY_BN"), "sum_grad_ptr", "sum_grad_xhat_ptr"),
@@ -189,23 +191,22 @@ _CONV_VARIANTS = {
         (1, True, False, True, True, False, False),
     ]],
     # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, SECOND_GRAD, EPILOGUE_BN, SUMS_ONLY, APPLY_BN,
-    # HAS_THROUGH) of each launch, in order: residual conv3 (+skip) | dgrad3, skip dgrad, conv2,
-    # conv1 | bn1's sums, dx (with x's pass-through or not); head merge | dgrad_mp, conv_o wgrad,
-    # dgrad over [x_next | preds] (over preds alone on the last stack), features conv.
+    # HAS_THROUGH, WGRAD2) of each launch, in order: residual conv3 (+skip) | dgrad3, skip dgrad, conv2,
+    # conv1 | bn1's sums, dx (with x's pass-through or not); head: the merge and heatmap convs'
+    # weight gradients | dgrad over [x_next | preds] (on the last stack the heatmap conv's alone:
+    # conv3's variant), features conv.
     "conv_backward": [dict(zip(("KSIZE", "GRAD_BN", "WGRAD", "PROLOGUE", "HAS_SKIP", "DGRAD", "SECOND_GRAD",
-                                "EPILOGUE_BN", "SUMS_ONLY", "APPLY_BN", "HAS_THROUGH"), flags)) for flags in [
-        (1, False, True, True, True, True, False, True, False, False, False),
-        (1, False, True, True, False, True, False, True, False, False, False),
-        (1, False, False, False, False, True, False, False, False, False, False),
-        (3, True, True, True, False, True, False, True, False, False, False),
-        (1, True, True, True, False, True, False, True, True, False, False),
-        (1, True, False, False, False, True, False, False, False, True, False),
-        (1, True, False, False, False, True, False, False, False, True, True),
-        (1, False, True, True, True, True, False, False, False, False, False),
-        (1, False, True, True, False, False, False, False, False, False, False),
-        (1, False, False, False, False, True, True, True, False, False, False),
-        (1, False, False, False, False, True, False, True, False, False, False),
-        (1, True, True, False, False, True, False, False, False, False, False),
+                                "EPILOGUE_BN", "SUMS_ONLY", "APPLY_BN", "HAS_THROUGH", "WGRAD2"), flags))
+                      for flags in [
+        (1, False, True, True, True, True, False, True, False, False, False, False),
+        (1, False, True, True, False, True, False, True, False, False, False, False),
+        (1, False, False, False, False, True, False, False, False, False, False, False),
+        (3, True, True, True, False, True, False, True, False, False, False, False),
+        (1, True, True, True, False, True, False, True, True, False, False, False),
+        (1, True, False, False, False, True, False, False, False, True, False, False),
+        (1, True, False, False, False, True, False, False, False, True, True, False),
+        (1, False, True, True, True, True, True, True, False, False, False, True),
+        (1, True, True, False, False, True, False, False, False, False, False, False),
     ]],
 }
 _CONV_KERNELS = {"conv_forward": conv.conv_forward_kernel, "conv_backward": conv.conv_backward_kernel}

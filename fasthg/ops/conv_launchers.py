@@ -69,7 +69,8 @@ def _weight_arguments(prefix, weight):
 
 class WgradSplit(NamedTuple):
     """How a weight gradient's rows are split (kernels/conv.py, split-K): ``tiles`` [BLOCK_N, BLOCK_J]
-    tiles of dw, each reduced over ``slices`` row slices of ``slice_rows`` rows by as many programs."""
+    tiles of dw (and dw2), each reduced over ``slices`` row slices of ``slice_rows`` rows by as many
+    programs; ``co_tiles`` BLOCK_N-blocks of output channels (of both gradients) sum dbias."""
     tiles: int
     co_tiles: int
     slices: int
@@ -85,8 +86,9 @@ class WgradSplit(NamedTuple):
 PROGRAMS_PER_MULTIPROCESSOR = 4
 
 
-def wgrad_split(rows, c_out, columns, c_skip, dgrad_steps, constexprs, extra, device):
-    """The split of a weight gradient dw[c_out, columns] (+ a skip conv's [c_out, c_skip]) over ``rows``.
+def wgrad_split(rows, c_out, columns, c_skip, c_out2, dgrad_steps, constexprs, extra, device):
+    """The split of a weight gradient dw[c_out, columns] (+ a skip conv's [c_out, c_skip], + a second
+    conv's dw2[c_out2, columns]) over ``rows``.
 
     A slice runs as many row steps as the launch allows and no more: ``extra["slice_balance"]``
     times the K-steps of the dgrad programs it shares the launch with, so that no program runs
@@ -96,8 +98,9 @@ def wgrad_split(rows, c_out, columns, c_skip, dgrad_steps, constexprs, extra, de
     so that combining a tree node's partial tiles (up to REDUCE_GROUP of them) costs no more than a slice.
     """
     block_m, block_n, block_j = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["BLOCK_J"]
-    co_tiles = triton.cdiv(c_out, block_n)
-    tiles = co_tiles * (triton.cdiv(columns, block_j) + triton.cdiv(c_skip, block_j))
+    co_tiles = triton.cdiv(c_out, block_n) + triton.cdiv(c_out2, block_n)
+    tiles = triton.cdiv(c_out, block_n) * (triton.cdiv(columns, block_j) + triton.cdiv(c_skip, block_j)) + \
+        triton.cdiv(c_out2, block_n) * triton.cdiv(columns, block_j)
     row_tiles = triton.cdiv(rows, block_m)
     filling = tiles * row_tiles // (PROGRAMS_PER_MULTIPROCESSOR * multiprocessors(device))
     steps = min(row_tiles, max(extra["min_slice_steps"], filling, extra["slice_balance"] * dgrad_steps))
@@ -161,13 +164,16 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
 def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormState] = None,
                   weight=None, dgrad_out=None, sums_out: Optional[BackwardSums] = None,
                   bn_grads_out: Optional[BackwardSums] = None, dweight=None, dbias=None, skip_x=None,
-                  skip_dweight=None, skip_dbias=None, second=None, finish_bn: Optional[BatchNormBackward] = None):
+                  skip_dweight=None, skip_dbias=None, second=None, second_wgrad=None,
+                  finish_bn: Optional[BatchNormBackward] = None):
     """One launch of dgrad and/or wgrad of z = conv(relu(bn(y))) + bias (y as it is with ``bn`` None).
 
     dz is ``grad``, or with ``grad_bn`` = (z, BatchNormState, BackwardSums) rebuilt from the next
-    BN's g. dgrad (``dgrad_out`` given) writes dL/da with ``weight``; ``second`` = (grad2, weight2),
-    dgrad only, adds the dgrad of a second conv that reads the same a: dL/da over concatenated K
-    [grad | grad2] x [weight ; weight2], without the concatenation in memory. With ``sums_out`` its
+    BN's g. dgrad (``dgrad_out`` given) writes dL/da with ``weight``; ``second`` = (grad2, weight2)
+    adds the dgrad of a second conv that reads the same a: dL/da over concatenated K
+    [grad | grad2] x [weight ; weight2], without the concatenation in memory, and with
+    ``second_wgrad`` = (dweight2, dbias2) that conv's weight and bias gradients (grad2 read as it
+    is; it is the same launch's wgrad over grad2's rows). With ``sums_out`` its
     epilogue applies the ReLU mask of relu(bn(y)) and reduces BN's backward sums, which are also
     written to ``bn_grads_out`` (d bias, d weight of that BN, in its parameters' dtype); without
     ``dgrad_out`` it stores nothing else (SUMS_ONLY). With ``finish_bn`` instead, ``dgrad_out``
@@ -186,7 +192,8 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, WGRAD=wgrad, PROLOGUE=wgrad and bn is not None,
                    HAS_SKIP=skip_x is not None, DGRAD=dgrad, SECOND_GRAD=second is not None,
                    EPILOGUE_BN=sums_out is not None, SUMS_ONLY=dgrad_out is None and sums_out is not None,
-                   APPLY_BN=finish_bn is not None, HAS_THROUGH=finish_bn is not None and finish_bn.through is not None)
+                   APPLY_BN=finish_bn is not None, HAS_THROUGH=finish_bn is not None and finish_bn.through is not None,
+                   WGRAD2=second_wgrad is not None)
     epilogue_bn = sums_out is not None or finish_bn is not None
     config, constexprs = _config("conv_backward", grad.dtype, grad.device, variant)
     rows = n * h * w
@@ -207,9 +214,11 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     dgrad_blocks = triton.cdiv(weight.shape[1], block_n) if dgrad else 0
     sums_counters = dgrad_blocks * tree_counters(row_tiles, group) if sums_out is not None else 0
     sums_nodes = tree_nodes(row_tiles, group) * weight.shape[1] if sums_out is not None else 0
+    c_out2 = second[0].shape[1] if second is not None else 0
     split = wgrad_split(rows, c_out, dweight.shape[1] * ksize * ksize, skip_x.shape[1] if skip_x is not None else 0,
-                        ksize * ksize * triton.cdiv(c_out, constexprs["BLOCK_K"]) if dgrad else 0, constexprs,
-                        config.extra, grad.device) if wgrad else None
+                        c_out2 if second_wgrad is not None else 0,
+                        ksize * ksize * (triton.cdiv(c_out, constexprs["BLOCK_K"]) + triton.cdiv(c_out2, constexprs["BLOCK_K"]))
+                        if dgrad else 0, constexprs, config.extra, grad.device) if wgrad else None
     wgrad_nodes = tree_nodes(split.slices, group) if wgrad and split.slices > 1 else 0
     acc = accumulation_dtype(grad.dtype)
     part_first, part_second, part_dw, part_dbias = workspace(
@@ -223,7 +232,12 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
         arguments.update(out_ptr=dgrad_out)
     if second is not None:
         grad2, weight2 = second
-        arguments.update(grad2_ptr=grad2, **_weight_arguments("w2", weight2), C_out2=grad2.shape[1])
+        arguments.update(grad2_ptr=grad2, C_out2=c_out2)
+        if dgrad:
+            arguments.update(_weight_arguments("w2", weight2))
+    if second_wgrad is not None:
+        dweight2, dbias2 = second_wgrad
+        arguments.update(_weight_arguments("dw2", dweight2), dbias2_ptr=dbias2)
     if sums_out is not None:
         copies = bn_grads_out if bn_grads_out is not None else sums_out
         arguments.update(part_first_ptr=part_first, part_second_ptr=part_second, counter_ptr=counter,

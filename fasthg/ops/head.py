@@ -12,13 +12,22 @@ After each hourglass and its features Residual (output h)::
 
 Saved for backward: h, z, preds and z's statistics; PyTorch would also keep ``feature``.
 
-Backward, given dL/dpreds and dL/dx_next (= dL/dx, passed through by autograd)::
+Backward, given dL/dpreds and dL/dx_next (= dL/dx, passed through by autograd). preds feeds the
+merge too, so its whole gradient is dp = dL/dpreds + dL/dx_next w_mp (1x1 weights as matrices
+[C_out, C_in]); instead of forming it, the algebra moves w_mp onto the weights::
 
-    wgrad conv_mf, conv_mp over preds | dgrad conv_mp     (one launch; then dpreds += the latter)
-    wgrad conv_o
-    g = dgrad over [dx_next | dpreds] x [w_mf ; w_o] with the ReLU mask and BN sums
-        (concatenated K read from the two gradients and the two weights: no cat in memory)
+    dL/dfeature = dp w_o + dx_next w_mf = dL/dpreds w_o + dx_next w',   w' = w_mf + w_mp w_o
+    dw_o = dp^T feature = dL/dpreds^T feature + w_mp^T dw_mf,   db_o = sum(dL/dpreds) + w_mp^T db_mf
+
+so one launch reads dx_next, dL/dpreds, z and preds once for all of it:
+
+    wgrad conv_mf, conv_mp (over preds) and conv_o (over dL/dpreds: WGRAD2) |
+        g = dgrad over [dx_next | dL/dpreds] x [w' ; w_o] with the ReLU mask and BN sums
+        (concatenated K read from the two gradients: no cat in memory)
     wgrad conv_f | dgrad conv_f with dz = BN backward of g in their prologues
+
+with w' and the w_mp^T terms (matrices of C x C and 16 x C numbers) formed by three PyTorch GEMMs
+around it. On the last stack (no merge) the first launch is conv_o's wgrad and dgrad.
 """
 from typing import List, Optional, Tuple
 
@@ -28,7 +37,7 @@ from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statisti
 from .conv_launchers import BackwardSums, BatchNormState, conv_backward, conv_forward
 from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
-KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 4, "backward_last": 3}
+KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 2, "backward_last": 2}
 
 
 @torch.library.custom_op("fasthg::head_forward",
@@ -99,30 +108,31 @@ def head_backward(
     merged = merge_feature_weight is not None
     # Bias gradients are written in the weights' dtype by the kernels (one rounding of an fp32 sum).
     bias_grad = lambda weight: weight.new_empty(weight.shape[0])  # noqa: E731
-    merge_grads = []
-    if merged:
-        grad_x_next = channels_last(grad_x_next)
-        d_mf, d_mf_bias = merge_feature_weight.new_empty(merge_feature_weight.shape), bias_grad(merge_feature_weight)
-        d_mp, d_mp_bias = merge_pred_weight.new_empty(merge_pred_weight.shape), bias_grad(merge_pred_weight)
-        through_merge = torch.empty_like(grad_preds)
-        # x_next = ... + conv_mf + conv_mp: the kernel writes sum(dL/dx_next) as both biases' gradient.
-        conv_backward(grad_x_next, eps, y=z, bn=bn, weight=merge_pred_weight, dgrad_out=through_merge,
-                      dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp, skip_dbias=d_mp_bias)
-        grad_preds = grad_preds + through_merge
-        merge_grads = [d_mf, d_mf_bias, d_mp, d_mp_bias]
     d_out, d_out_bias = out_weight.new_empty(out_weight.shape), bias_grad(out_weight)
-    conv_backward(grad_preds, eps, y=z, bn=bn, dweight=d_out, dbias=d_out_bias)
-
-    # dL/dfeature from both consumers in one dgrad over concatenated K [dx_next | dpreds], read from
-    # the two tensors, then the BN-ReLU backward.
     g = torch.empty_like(z)
     # BN's backward sums in the accumulation dtype, and again in the parameters' (their gradients).
     bn_grads = BackwardSums(torch.empty_like(bn_bias), torch.empty_like(bn_weight))
     sums = bn_grads if bn_weight.dtype == bn_bias.dtype == acc else \
         BackwardSums(*(torch.empty_like(t, dtype=acc) for t in bn_grads))
-    dgrad = dict(weight=merge_feature_weight, second=(grad_preds, out_weight)) if merged else dict(weight=out_weight)
-    conv_backward(grad_x_next if merged else grad_preds, eps, y=z, bn=bn, dgrad_out=g, sums_out=sums,
-                  bn_grads_out=bn_grads, **dgrad)
+    features = dict(y=z, bn=bn, dgrad_out=g, sums_out=sums, bn_grads_out=bn_grads)
+    merge_grads = []
+    if merged:
+        grad_x_next = channels_last(grad_x_next)
+        # the 1x1 weights as matrices (views), for the algebra of the module docstring; each product is
+        # one GEMM launch accumulating in fp32 (fp64) and rounding once, as a stored gradient is
+        w_mf, w_mp, w_o = (weight.flatten(1) for weight in (merge_feature_weight, merge_pred_weight, out_weight))
+        d_mf, d_mf_bias = merge_feature_weight.new_empty(merge_feature_weight.shape), bias_grad(merge_feature_weight)
+        d_mp, d_mp_bias = merge_pred_weight.new_empty(merge_pred_weight.shape), bias_grad(merge_pred_weight)
+        # x_next = ... + conv_mf + conv_mp: the kernel writes sum(dL/dx_next) as both biases' gradient.
+        folded = torch.addmm(w_mf, w_mp, w_o).view_as(merge_feature_weight)
+        conv_backward(grad_x_next, eps, **features, weight=folded, second=(grad_preds, out_weight),
+                      dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp, skip_dbias=d_mp_bias,
+                      second_wgrad=(d_out, d_out_bias))
+        d_out = torch.addmm(d_out.flatten(1), w_mp.t(), d_mf.flatten(1)).view_as(d_out)
+        d_out_bias = torch.addmv(d_out_bias, w_mp.t(), d_mf_bias)
+        merge_grads = [d_mf, d_mf_bias, d_mp, d_mp_bias]
+    else:
+        conv_backward(grad_preds, eps, **features, weight=out_weight, dweight=d_out, dbias=d_out_bias)
     centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
 
     d_conv, d_conv_bias, d_h = conv_weight.new_empty(conv_weight.shape), bias_grad(conv_weight), torch.empty_like(h)
