@@ -58,6 +58,7 @@ module_call = ModuleCall
 UPSAMPLE = "fasthg.ops.upsample_add(low, skip)"
 POOL = "fasthg.ops.max_pool2x2(x)"
 RESIDUAL = "fasthg.Residual(5, 8)(x)"
+UPSAMPLED = "fasthg.Residual(4, 4)(x, upsampled=low)"
 HOURGLASS = "fasthg.Hourglass(2, 4)(x)"
 POSENET = "fasthg.PoseNet(1, 4, 2)(imgs)"
 STACKED = "fasthg.StackedHourglass(1, 4, 2)(x)"
@@ -134,6 +135,16 @@ ROWS = [
         "batch statistics need more than one value per channel", module_call(lambda: fasthg.Residual(5, 8), t(1, 5, 1, 1))),
     Row(RESIDUAL, "x", "value", "2^31 elements or more", ValueError, "fewer than 2^31 elements",
         module_call(lambda: fasthg.Residual(64, 128).to("meta"), meta(2**15, 64, 32, 32))),
+    Row(UPSAMPLED, "upsampled", "type", "a list", TypeError, "a torch.Tensor, got list",
+        module_call(lambda: fasthg.Residual(4, 4), t(2, 4, 4, 4), None, None, False, [1.0])),
+    Row(UPSAMPLED, "upsampled", "shape", "x's size (2, 4, 4, 4)", ValueError,
+        "shape (N, C, H/2, W/2) = (2, 4, 2, 2) for x of shape (2, 4, 4, 4) (even H and W), got (2, 4, 4, 4)",
+        module_call(lambda: fasthg.Residual(4, 4), t(2, 4, 4, 4), None, None, False, t(2, 4, 4, 4))),
+    Row(UPSAMPLED, "upsampled", "value", "any, to a Residual(5, 8) (a skip conv)", ValueError,
+        "added only by a Residual with an identity skip (inp_dim == out_dim)",
+        module_call(lambda: fasthg.Residual(5, 8), t(2, 5, 4, 4), None, None, False, t(2, 8, 2, 2))),
+    Row(UPSAMPLED, "upsampled", "device", "meta with x on cpu", ValueError, "a tensor on cpu like x, got meta",
+        module_call(lambda: fasthg.Residual(4, 4), t(2, 4, 4, 4), None, None, False, meta(2, 4, 2, 2))),
 
     Row("fasthg.Hourglass(n, f)", "n", "value", "n=0", ValueError, "an int >= 1, got 0", lambda: fasthg.Hourglass(0, 4)),
     Row("fasthg.Hourglass(n, f)", "f", "value", "f=1", ValueError, "an int >= 2, got 1", lambda: fasthg.Hourglass(2, 1)),
