@@ -196,6 +196,14 @@ def _dgrad_steps(acc, grad_ptr, source, inside, C, w_ptr, w_stride_o, w_stride_c
 
 
 @triton.jit
+def _relu_grad(acc, y, mean_ptr, var_ptr, weight_ptr, bias_ptr, cols, col_mask, mask, eps):
+    """dL/da masked by ReLU's gradient: it passes unless bn(y) <= 0, as in torch's threshold_backward
+    (NaN passes it)."""
+    scale, shift = bn_scale_shift(mean_ptr, var_ptr, weight_ptr, bias_ptr, cols, col_mask, eps)
+    return tl.where(mask & ~(y * scale[None, :] + shift[None, :] <= 0), acc, 0.0)
+
+
+@triton.jit
 def _dgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
@@ -231,27 +239,26 @@ def _dgrad_program(
 
     offsets = rows[:, None] * C_in + cols[None, :]
     mask = row_mask[:, None] & col_mask[None, :]
-    if EPILOGUE_BN or APPLY_BN:
+    if EPILOGUE_BN:
         y = widen(tl.load(y_ptr + offsets, mask=mask, other=0.0))
-        scale, shift = bn_scale_shift(y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, cols, col_mask, eps)
-        # ReLU's gradient passes unless bn(y) <= 0, as in torch's threshold_backward (NaN passes it).
-        grad = tl.where(mask & ~(y * scale[None, :] + shift[None, :] <= 0), acc, 0.0)
-        if APPLY_BN:
-            dy = bn_backward(grad, y, y_mean_ptr, y_var_ptr, y_weight_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
-                             cols, col_mask, mask, M, eps)
-            dy += widen(tl.load(extra_ptr + offsets, mask=mask, other=0.0))
-            if HAS_THROUGH:
-                dy += widen(tl.load(through_ptr + offsets, mask=mask, other=0.0))
-            tl.store(out_ptr + offsets, dy.to(out_ptr.dtype.element_ty), mask=mask)
-        else:
-            mean = widen(tl.load(y_mean_ptr + cols, mask=col_mask, other=0.0))
-            rstd = 1.0 / tl.sqrt(widen(tl.load(y_var_ptr + cols, mask=col_mask, other=1.0)) + eps)
-            yhat = (y - mean[None, :]) * rstd[None, :]
-            if not SUMS_ONLY:
-                tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
-            reduce_sums(grad, grad * yhat, row_mask, pid_m, row_tiles, cols, col_mask, C_in, part_first_ptr,
-                        part_second_ptr, counter_ptr + pid_n * tree_counters(row_tiles, REDUCE_GROUP),
-                        sum_grad_ptr, sum_grad_xhat_ptr, bn_dbias_ptr, bn_dweight_ptr, REDUCE_GROUP)
+        mean = widen(tl.load(y_mean_ptr + cols, mask=col_mask, other=0.0))
+        rstd = 1.0 / tl.sqrt(widen(tl.load(y_var_ptr + cols, mask=col_mask, other=1.0)) + eps)
+        yhat = (y - mean[None, :]) * rstd[None, :]
+        grad = _relu_grad(acc, y, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, cols, col_mask, mask, eps)
+        if not SUMS_ONLY:
+            tl.store(out_ptr + offsets, grad.to(out_ptr.dtype.element_ty), mask=mask)
+        reduce_sums(grad, grad * yhat, row_mask, pid_m, row_tiles, cols, col_mask, C_in, part_first_ptr,
+                    part_second_ptr, counter_ptr + pid_n * tree_counters(row_tiles, REDUCE_GROUP),
+                    sum_grad_ptr, sum_grad_xhat_ptr, bn_dbias_ptr, bn_dweight_ptr, REDUCE_GROUP)
+    elif APPLY_BN:
+        y = widen(tl.load(y_ptr + offsets, mask=mask, other=0.0))
+        grad = _relu_grad(acc, y, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, cols, col_mask, mask, eps)
+        dy = bn_backward(grad, y, y_mean_ptr, y_var_ptr, y_weight_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
+                         cols, col_mask, mask, M, eps)
+        dy += widen(tl.load(extra_ptr + offsets, mask=mask, other=0.0))
+        if HAS_THROUGH:
+            dy += widen(tl.load(through_ptr + offsets, mask=mask, other=0.0))
+        tl.store(out_ptr + offsets, dy.to(out_ptr.dtype.element_ty), mask=mask)
     else:
         tl.store(out_ptr + offsets, acc.to(out_ptr.dtype.element_ty), mask=mask)
 
