@@ -1,26 +1,31 @@
-"""2x2 max-pooling (stride 2) whose backward keeps no indices: it re-reads the saved input.
+"""2x2 max-pooling (stride 2) whose backward reads a 1-byte window index instead of the input.
 
 Forward, for x (N, C, H, W) and out (N, C, H // 2, W // 2)::
 
     out[n, c, i, j] = max_{dy, dx in {0, 1}} x[n, c, 2i + dy, 2j + dx]
+    index[n, c, i, j] = 2 dy + dx of the window's first maximum (0 top-left, 1 top-right,
+                        2 bottom-left, 3 bottom-right: the first in row-major order, as PyTorch's
+                        max_pool2d picks it; NaN counts as the maximum)
 
-and, STATS, the batch mean and biased variance of out per channel, for the fused BN that
-normalises out next, with its running statistics updated (helpers.grid_moments).
+index (int8, out's shape) only with WRITE_INDEX, for a backward to come; and, STATS, the batch
+mean and biased variance of out per channel, for the fused BN that normalises out next, with its
+running statistics updated (helpers.grid_moments).
 
 Backward, with g = dL/dout::
 
-    dx[n, c, 2i + dy, 2j + dx] = g[n, c, i, j] at the window's first maximum (row-major, as
-    PyTorch's max_pool2d picks it; NaN counts as the maximum), 0 at the other three positions
-    and at a trailing odd row or column
+    dx[n, c, 2i + dy, 2j + dx] = g[n, c, i, j] where 2 dy + dx = index[n, c, i, j], 0 at the
+    other three positions and at a trailing odd row or column
 
 and with HAS_THROUGH, ``through`` (the gradient of x from its other consumers, which read x
 through the pool's pass-through of it) added at every position: dx = the above + through, in
 the same pass (at a trailing odd row or column, which no program writes, the launcher starts dx
 as a copy of through).
 
-The input is saved for backward anyway (the next Residual keeps it), so dropping PyTorch's
-int64 index tensor saves 8 bytes per output element. NHWC-contiguous tensors, int32 offsets,
-(pixel, channel) tiles; a program of the backward writes all four positions of its windows.
+The index is 1 byte per pooled element, 1/8 of a bf16 input's bytes (4 elements of 2 bytes per
+window): written once by the forward and read once by the backward, where re-reading x to find
+each maximum again would read all of x. PyTorch's own index is int64, 8 bytes per pooled element.
+NHWC-contiguous tensors, int32 offsets, (pixel, channel) tiles; a program of the backward writes
+all four positions of its windows.
 """
 import triton
 import triton.language as tl
@@ -75,14 +80,25 @@ def _pooled_tile(N, C, H, W, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
 
 
 @triton.jit
+def _at_pooled(ptr, pixels, channels, C):
+    """Pointers to output pixels and channels in a tensor of out's shape (out, the index, g).
+    Each term is added to the pointer, not summed first: with the int32 sum, ptxas held the fp32
+    STATS forward to 64 registers on sm_80 and spilled 8 bytes; this way it takes 72 and spills none."""
+    return ptr + pixels[:, None] * C + channels[None, :]
+
+
+@triton.jit
 def max_pool2x2_forward_kernel(
-    x_ptr, out_ptr, N, C, H, W,
+    x_ptr, out_ptr, index_ptr, N, C, H, W,
     part_mean_ptr, part_m2_ptr, counter_ptr, mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum,
-    STATS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, REDUCE_GROUP: tl.constexpr,
+    STATS: tl.constexpr, WRITE_INDEX: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    REDUCE_GROUP: tl.constexpr,
 ):
     pixels, channels, mask, h, w = _pooled_tile(N, C, H, W, BLOCK_P, BLOCK_C)
     best, argmax = _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w)
-    tl.store(out_ptr + pixels[:, None] * C + channels[None, :], best.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(_at_pooled(out_ptr, pixels, channels, C), best.to(out_ptr.dtype.element_ty), mask=mask)
+    if WRITE_INDEX:
+        tl.store(_at_pooled(index_ptr, pixels, channels, C), argmax.to(tl.int8), mask=mask)
     if STATS:  # a window's maximum is one of its elements: its widened value is the value stored
         grid_moments(best, pixels < N * h * w, channels, channels < C, N * h * w, C, part_mean_ptr, part_m2_ptr,
                      counter_ptr, mean_ptr, var_ptr, running_mean_ptr, running_var_ptr, momentum, True, BLOCK_P,
@@ -99,13 +115,13 @@ def _store_corner_grad(grad_x_ptr, through_ptr, offsets, is_max, grad, mask, HAS
 
 
 @triton.jit
-def max_pool2x2_backward_kernel(grad_ptr, x_ptr, through_ptr, grad_x_ptr, N, C, H, W,
+def max_pool2x2_backward_kernel(grad_ptr, index_ptr, through_ptr, grad_x_ptr, N, C, H, W,
                                 HAS_THROUGH: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     pixels, channels, mask, h, w = _pooled_tile(N, C, H, W, BLOCK_P, BLOCK_C)
-    best, argmax = _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w)
-    grad = tl.load(grad_ptr + pixels[:, None] * C + channels[None, :], mask=mask)
+    grad = tl.load(_at_pooled(grad_ptr, pixels, channels, C), mask=mask)
+    index = tl.load(_at_pooled(index_ptr, pixels, channels, C), mask=mask)
     o0, o1, o2, o3 = _window(pixels, channels, C, H, W, h, w)
-    _store_corner_grad(grad_x_ptr, through_ptr, o0, argmax == 0, grad, mask, HAS_THROUGH)
-    _store_corner_grad(grad_x_ptr, through_ptr, o1, argmax == 1, grad, mask, HAS_THROUGH)
-    _store_corner_grad(grad_x_ptr, through_ptr, o2, argmax == 2, grad, mask, HAS_THROUGH)
-    _store_corner_grad(grad_x_ptr, through_ptr, o3, argmax == 3, grad, mask, HAS_THROUGH)
+    _store_corner_grad(grad_x_ptr, through_ptr, o0, index == 0, grad, mask, HAS_THROUGH)
+    _store_corner_grad(grad_x_ptr, through_ptr, o1, index == 1, grad, mask, HAS_THROUGH)
+    _store_corner_grad(grad_x_ptr, through_ptr, o2, index == 2, grad, mask, HAS_THROUGH)
+    _store_corner_grad(grad_x_ptr, through_ptr, o3, index == 3, grad, mask, HAS_THROUGH)
