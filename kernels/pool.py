@@ -3,9 +3,10 @@
 Forward, for x (N, C, H, W) and out (N, C, H // 2, W // 2)::
 
     out[n, c, i, j] = max_{dy, dx in {0, 1}} x[n, c, 2i + dy, 2j + dx]
-    index[n, c, i, j] = 2 dy + dx of the window's first maximum (0 top-left, 1 top-right,
-                        2 bottom-left, 3 bottom-right: the first in row-major order, as PyTorch's
-                        max_pool2d picks it; NaN counts as the maximum)
+    index[n, c, i, j] = 2 dy + dx where that maximum is (0 top-left, 1 top-right, 2 bottom-left,
+                        3 bottom-right), as PyTorch's max_pool2d picks it: scanning in row-major
+                        order, a value takes over when it is greater or NaN, so ties go to the
+                        first and a NaN is the maximum (of several NaNs, the last)
 
 index (int8, out's shape) only with WRITE_INDEX, for a backward to come; and, STATS, the batch
 mean and biased variance of out per channel, for the fused BN that normalises out next, with its
@@ -43,22 +44,23 @@ def _window(pixels, channels, C, H, W, h, w):
 
 
 @triton.jit
-def _is_greater(candidate, best):
-    """candidate > best, with NaN greater than everything (so a NaN propagates like in PyTorch)."""
-    return (candidate > best) | ((candidate != candidate) & (best == best))
+def _takes_over(candidate, best):
+    """Whether a later element of a window replaces the maximum so far: greater, or NaN (PyTorch's
+    test on CPU and CUDA, so a NaN propagates and, of several, the last one holds the maximum)."""
+    return (candidate > best) | (candidate != candidate)
 
 
 @triton.jit
 def _take_if_greater(candidate_ptr, mask, best, argmax, corner):
     candidate = widen(tl.load(candidate_ptr, mask=mask))
-    greater = _is_greater(candidate, best)
-    return tl.where(greater, candidate, best), tl.where(greater, corner, argmax)
+    replaces = _takes_over(candidate, best)
+    return tl.where(replaces, candidate, best), tl.where(replaces, corner, argmax)
 
 
 @triton.jit
 def _window_max(x_ptr, pixels, channels, mask, C, H, W, h, w):
-    """Each window's maximum (widened: exact, and the interpreter compares bf16 wrongly) and the
-    corner (0..3, row-major) where it first occurs."""
+    """Each window's maximum (widened: exact, and the interpreter compares bf16 wrongly) and its
+    corner (0..3, row-major) by PyTorch's rule (_takes_over)."""
     o0, o1, o2, o3 = _window(pixels, channels, C, H, W, h, w)
     best = widen(tl.load(x_ptr + o0, mask=mask))
     argmax = tl.zeros(best.shape, dtype=tl.int32)

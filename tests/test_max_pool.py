@@ -27,7 +27,8 @@ def _corners_pytorch_picks(x):
 
 
 INF, NAN = float("inf"), float("nan")
-# 2x2 windows (row-major) and the corner whose value is their maximum: ties go to the first, a NaN wins
+# 2x2 windows (row-major) and the corner PyTorch's max_pool2d takes the maximum at: ties go to the
+# first, a NaN wins, and of several NaNs the last (both on CPU and CUDA: greater or NaN takes over)
 WINDOWS = [
     ([1.0, 1.0, 1.0, 1.0], 0),  # all four equal
     ([0.0, 2.0, 2.0, 0.0], 1),  # two maxima
@@ -35,6 +36,8 @@ WINDOWS = [
     ([-INF, -INF, -INF, -INF], 0),
     ([0.0, NAN, 5.0, 1.0], 1),  # a NaN
     ([INF, 1.0, NAN, INF], 2),  # a NaN after an infinity
+    ([NAN, 1.0, NAN, 2.0], 2),  # two NaNs
+    ([NAN, NAN, NAN, NAN], 3),
     ([-2.0, -1.0, -3.0, 0.0], 3),
 ]
 

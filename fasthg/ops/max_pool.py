@@ -2,13 +2,14 @@
 
 PyTorch's max_pool2d saves an int64 index per output element for its backward. This op's forward
 also writes, when autograd will need it, each window's argmax as an int8 (0..3, row-major: where
-its first maximum is, NaN counting as the maximum), and only that is saved: 1 byte per pooled
-element, 1/8 of a bf16 input's bytes, written once and read once, where a backward finding each
-maximum again would re-read all of x. Without autograd (no_grad, or an input that needs no
-gradient) the forward writes no index. Same values and gradients as ``F.max_pool2d(x, 2)``. In a
-model the forward also reduces the statistics of its output for the Residual that normalises it
-next (:mod:`fasthg.ops.statistics`); an autograd.Function pairs the two custom ops, since that
-forward may update a BN's running statistics, which register_autograd does not allow.
+PyTorch's max_pool2d puts the gradient, the last NaN if the window has one, else its first
+maximum), and only that is saved: 1 byte per pooled element, 1/8 of a bf16 input's bytes, written
+once and read once, where a backward finding each maximum again would re-read all of x. Without
+autograd (no_grad, or an input that needs no gradient) the forward writes no index. Same values
+and gradients as ``F.max_pool2d(x, 2)``. In a model the forward also reduces the statistics of its
+output for the Residual that normalises it next (:mod:`fasthg.ops.statistics`); an
+autograd.Function pairs the two custom ops, since that forward may update a BN's running
+statistics, which register_autograd does not allow.
 
 In a container, x also feeds another op: with ``pass_input`` the Function returns x itself too, an
 alias through which autograd hands that op's gradient of x to the pool's backward, whose kernel adds
