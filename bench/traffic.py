@@ -42,8 +42,8 @@ TRITON_TRAFFIC = {
     ],
     "upsample_add_forward_kernel": [(("low_ptr", "skip_ptr", "out_ptr"), 1), *_OUT_STATS],
     "upsample_add_backward_kernel": [(("grad_ptr", "grad_low_ptr"), 1)],
-    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr"), 1), *_OUT_STATS],
-    "max_pool2x2_backward_kernel": [(("grad_ptr", "x_ptr", "through_ptr", "grad_x_ptr"), 1)],
+    "max_pool2x2_forward_kernel": [(("x_ptr", "out_ptr", "index_ptr"), 1), *_OUT_STATS],
+    "max_pool2x2_backward_kernel": [(("grad_ptr", "index_ptr", "through_ptr", "grad_x_ptr"), 1)],
     # visibility and the loss gradient may be empty placeholders (0 bytes) when unused
     "render_heatmaps_kernel": [(("keypoints_ptr", "visible_ptr", "out_ptr"), 1)],
     "heatmap_loss_kernel": [(("preds_ptr", "keypoints_ptr", "visible_ptr", "grad_ptr", "partial_ptr"), 1)],

@@ -36,7 +36,7 @@ PARAMETER_TYPES = {
     **dict.fromkeys(_ACCUMULATION_POINTERS, "*{acc}"),
     **dict.fromkeys(("part_mean_ptr", "part_m2_ptr", "part_first_ptr", "part_second_ptr"), "*fp64"),
     **dict.fromkeys(("counter_ptr", "wgrad_counter_ptr"), "*i32"),
-    "keypoints_ptr": "*fp32", "visible_ptr": "*u8",
+    "keypoints_ptr": "*fp32", "visible_ptr": "*u8", "index_ptr": "*i8",
     **dict.fromkeys(("eps", "momentum", "sigma"), "fp32"),
 }
 
@@ -81,7 +81,8 @@ CONDITIONAL_PARAMETERS = {
         **_used_under(("GRAD_BN", "PROLOGUE", "EPILOGUE_BN", "APPLY_BN"), "eps"),
     },
     "channel_stats_kernel": _used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
-    **dict.fromkeys(("upsample_add_forward_kernel", "max_pool2x2_forward_kernel"), _OUTPUT_STATISTICS),
+    "upsample_add_forward_kernel": _OUTPUT_STATISTICS,
+    "max_pool2x2_forward_kernel": {**_OUTPUT_STATISTICS, **_used_under(("WRITE_INDEX",), "index_ptr")},
     "max_pool2x2_backward_kernel": _used_under(("HAS_THROUGH",), "through_ptr"),
 }
 # Per kernel, parameters that some flag takes away again: a SUMS_ONLY dgrad stores nothing.
@@ -154,8 +155,11 @@ for _archs, _tiles in _PIXEL_TILES.items():
             REGISTRY += [
                 KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype,
                              {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
-                KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
-                             {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
+                # WRITE_INDEX: each window's argmax kept for the backward (fasthg/ops/max_pool.py); the
+                # variant without it first, which a launch naming no WRITE_INDEX takes
+                *(KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
+                               {"STATS": _stats, "WRITE_INDEX": index, **_tile}, num_warps=_warps, archs=_archs)
+                  for index in (False, True)),
             ]
         REGISTRY += [
             KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype, _blocks,

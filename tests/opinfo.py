@@ -254,6 +254,11 @@ def _head_backward_sample():
             forward[8], forward[10], forward[12], True, 1e-5)
 
 
+def _window_index(values):
+    """A max-pool's window index as its op allocates one: int8, channels_last."""
+    return values.to(torch.int8, memory_format=torch.channels_last)
+
+
 def _heatmap_loss_sample():
     preds = torch.rand(1, 2, 3, 3, 4).requires_grad_()
     keypoints = torch.tensor([[[1.5, 0.5], [float("nan"), 2.0], [2.0, 9.0]]])
@@ -345,10 +350,11 @@ OPS = [
         sizes=st.fixed_dictionaries({"n": st.integers(1, 3), "c": CHANNELS, "h": st.integers(2, 9), "w": st.integers(2, 9)}),
         example={"n": 1, "c": 3, "h": 3, "w": 5},
         inputs=lambda s, g: Sample({"x": normal((s["n"], s["c"], s["h"], s["w"]), g)}),
-        custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5), torch.empty(6), torch.randn(3),
-                                                    torch.rand(3) + 0.5, 0.1),
+        custom_ops={"fasthg::max_pool2x2": lambda: (torch.randn(2, 3, 6, 5), _window_index(torch.empty(2, 3, 3, 2)),
+                                                    torch.empty(6), torch.randn(3), torch.rand(3) + 0.5, 0.1),
                     # odd width, with a pass-through's gradient: the uncovered column is that gradient's
-                    "fasthg::max_pool2x2_backward": lambda: (torch.randn(2, 3, 3, 2), torch.randn(2, 3, 6, 5),
+                    "fasthg::max_pool2x2_backward": lambda: (torch.randn(2, 3, 3, 2),
+                                                             _window_index(torch.randint(4, (2, 3, 3, 2))), 6, 5,
                                                              torch.randn(2, 3, 6, 5))},
     ),
     OpInfo(

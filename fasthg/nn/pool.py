@@ -1,4 +1,4 @@
-"""``fasthg.nn.Pool``: the reference's 2x2 max-pool, with a backward that keeps no indices."""
+"""``fasthg.nn.Pool``: the reference's 2x2 max-pool, whose backward reads a 1-byte window index."""
 from typing import Optional, Union
 
 import torch
