@@ -5,8 +5,9 @@ Layout: NHWC activations addressed as [M, C] (M = N * H * W rows, row stride C).
 
 :func:`channel_stats_kernel` (forward, training): per channel, mean and biased variance of x
 over its M rows, and the running-statistics update of nn.BatchNorm2d. Each program reduces a
-[BLOCK_M, BLOCK_C] tile to fp64 centred moments, combined up a reduction tree per channel block
-(helpers.reduce_moments). x is read once; nothing is written but 2C numbers and the partials.
+[BLOCK_M, BLOCK_C] tile to centred moments (fp32, fp64 for fp64 x), combined up a reduction tree
+per channel block (helpers.reduce_moments). x is read once; nothing is written but 2C numbers and
+the partials.
 """
 import triton
 import triton.language as tl

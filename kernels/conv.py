@@ -22,7 +22,7 @@ Forward (:func:`conv_forward_kernel`), one program per [BLOCK_M, BLOCK_N] tile o
     and a = 0 where the tap falls outside the image (the conv pads *after* BN-ReLU).
 
 with batch (training) or running (eval) statistics in (mean, var); STATS reduces the
-per-channel mean and biased variance of z in the epilogue (fp64 partials per row tile, combined
+per-channel mean and biased variance of z in the epilogue (centred partials per row tile, combined
 up a reduction tree, see helpers.py), for the next unit's prologue, and updates the running
 statistics.
 

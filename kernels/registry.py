@@ -25,16 +25,17 @@ INTERPRETER = "interpreter"  # the pseudo-architecture of TRITON_INTERPRET=1 on 
 
 # Triton types of the kernels' runtime parameters, by name: a ``*_ptr`` points to the tensors'
 # element type ("*{dtype}") and anything else is i32, except for these. "{acc}" is the type of
-# statistics, BN parameters and partial sums (fp64 for fp64 tensors, else fp32).
+# statistics, BN parameters, partial sums and the reduction trees' partials (fp64 for fp64
+# tensors, else fp32).
 _ACCUMULATION_POINTERS = (
     "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr", "bias_ptr", "skip_bias_ptr", "weight_ptr",
     "out_mean_ptr", "out_var_ptr", "running_mean_ptr", "running_var_ptr",
     "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr",
     "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
-    "bn_dbias_ptr", "bn_dweight_ptr", "part_dw_ptr", "part_dbias_ptr", "partial_ptr", "coords_ptr", "peaks_ptr")
+    "bn_dbias_ptr", "bn_dweight_ptr", "part_dw_ptr", "part_dbias_ptr", "partial_ptr", "coords_ptr", "peaks_ptr",
+    "part_mean_ptr", "part_m2_ptr", "part_first_ptr", "part_second_ptr")
 PARAMETER_TYPES = {
     **dict.fromkeys(_ACCUMULATION_POINTERS, "*{acc}"),
-    **dict.fromkeys(("part_mean_ptr", "part_m2_ptr", "part_first_ptr", "part_second_ptr"), "*fp64"),
     **dict.fromkeys(("counter_ptr", "wgrad_counter_ptr"), "*i32"),
     "keypoints_ptr": "*fp32", "visible_ptr": "*u8", "index_ptr": "*i8",
     **dict.fromkeys(("eps", "momentum", "sigma"), "fp32"),
@@ -132,7 +133,7 @@ class KernelConfig:
 
     def triton_signature(self):
         """The ASTSource signature: ``{dtype}`` is the tensors' element type, ``{acc}`` that of
-        statistics and BN parameters (fp64 for fp64 tensors, else fp32)."""
+        statistics, BN parameters and partials (fp64 for fp64 tensors, else fp32)."""
         element = TRITON_TYPE[self.dtype]
         acc = "fp64" if element == "fp64" else "fp32"
         return {arg: kind.format(dtype=element, acc=acc) for arg, kind in self.signature.items()}
@@ -257,8 +258,19 @@ _CONV_TILES = {
            for dtype in TRITON_TYPE},
     },
 }
-# Variants that change their dtype's GPU tile: (kernel, dtype) -> [(flags they have, changes)].
-_VARIANT_TILES = {("conv_backward", torch.float32): [({"WGRAD": False}, {"num_warps": 4})]}
+# Variants that change their dtype's GPU tile: (kernel, dtype) -> [(flags they have, changes)], the
+# input precision counting as a flag. With the reduction trees' partials in fp32 (fp64 before),
+# ptxas held two aligned fp32 launches on sm_80 to an occupancy step and spilled 8-16 bytes: the
+# 1x1 TF32 forward with a prologue and statistics and no skip conv (64 registers with three
+# stages; two take 64 and spill nothing), and the 1x1 IEEE dgrad-only launch with BN's sums (96
+# registers with 4 warps; 8 take 64 and spill nothing, where the TF32 one spills 8 bytes).
+_VARIANT_TILES = {
+    ("conv_backward", torch.float32): [({"WGRAD": False}, {"num_warps": 4}),
+                                       ({"WGRAD": False, "SECOND_GRAD": False, "EPILOGUE_BN": True,
+                                         "INPUT_PRECISION": "ieee"}, {"num_warps": 8})],
+    ("conv_forward", torch.float32): [({"KSIZE": 1, "PROLOGUE": True, "HAS_SKIP": False, "STATS": True,
+                                        "INPUT_PRECISION": "tf32"}, {"num_stages": 2})],
+}
 _LAUNCH_SETTINGS = ("num_warps", "num_stages")
 _EXTRA = ("slice_balance", "min_slice_steps")  # read by the launcher, not the kernel
 # The dot products' input precision per dtype (launch.dot_flags): fp32 runs TF32 or IEEE as
@@ -284,8 +296,9 @@ def _conv_configs(name, tile_changes=None, only=None, dtypes=tuple(TRITON_TYPE),
         for precision in _PRECISIONS[dtype]:
             for flags in _CONV_VARIANTS[name]:
                 if all(flags[k] == v for k, v in (only or {}).items()):
+                    variant = {**flags, "INPUT_PRECISION": precision}
                     variant_changes = [changes for have, changes in _VARIANT_TILES.get((name, dtype), ())
-                                       if archs == ARCHS and all(flags[k] == v for k, v in have.items())]
+                                       if archs == ARCHS and all(variant[k] == v for k, v in have.items())]
                     tile = {**tiles, **(tile_changes or {}), **{k: v for c in variant_changes for k, v in c.items()}}
                     blocks = {k: v for k, v in tile.items() if k not in _LAUNCH_SETTINGS + _EXTRA}
                     yield KernelConfig(

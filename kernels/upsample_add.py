@@ -6,7 +6,7 @@ Forward, for output (N, C, H, W) with H = 2h, W = 2w::
 
 and, STATS, the batch mean and biased variance of out per channel (of the values as stored), for
 the fused BN that normalises out next, with that BN's running statistics updated
-(helpers.grid_moments: fp64 partials per pixel tile combined up a reduction tree).
+(helpers.grid_moments: centred partials per pixel tile combined up a reduction tree).
 
 Backward, with g = dL/dout::
 

@@ -105,7 +105,7 @@ def test_signature_types_by_name():
     assert forward.triton_signature() == {
         "y_ptr": "*fp16", "mean_ptr": "*fp32", "var_ptr": "*fp32", "bn_weight_ptr": "*fp32", "bn_bias_ptr": "*fp32",
         "w_ptr": "*fp16", "w_stride_o": "i32", "w_stride_c": "i32", "w_stride_h": "i32", "w_stride_w": "i32",
-        "bias_ptr": "*fp32", "out_ptr": "*fp16", "part_mean_ptr": "*fp64", "part_m2_ptr": "*fp64",
+        "bias_ptr": "*fp32", "out_ptr": "*fp16", "part_mean_ptr": "*fp32", "part_m2_ptr": "*fp32",
         "counter_ptr": "*i32", "out_mean_ptr": "*fp32", "out_var_ptr": "*fp32", "running_mean_ptr": "*fp32",
         "running_var_ptr": "*fp32", "N": "i32", "H": "i32", "W": "i32", "C_in": "i32", "C_out": "i32",
         "eps": "fp32", "momentum": "fp32"}

@@ -9,7 +9,7 @@ from bench.counting import SavedActivations
 from fasthg import reference
 from fasthg.accuracy import relative_error
 from fasthg.kernels import registry
-from fasthg.ops import conv_launchers
+from fasthg.ops import conv_launchers, launch
 from harness import assert_as_accurate_as_eager, assert_buffers_close, assert_close
 from launch_counter import LaunchCounter
 from opinfo import residual_forward_args
@@ -140,6 +140,29 @@ def test_large_mean_statistics_are_exact(triton_backend, tiles):
     assert relative_error(mean, exact_mean) < 1e-7
     unbiased = exact_var * x[:, 0].numel() / (x[:, 0].numel() - 1)
     assert_close(running_var, 0.9 + 0.1 * unbiased.float(), "running_var", dtype=torch.float32)
+
+
+def test_fp32_partials_keep_the_variance_a_sum_of_squares_loses(triton_backend, monkeypatch):
+    # fp32 tensors reduce in fp32 partials (centred moments, combined by Chan's formula). A mean of
+    # 10^4 standard deviations over 16384 rows (256 row tiles of the GPU's 64, a tree of 3 levels):
+    # what fp32 partials lose is each stored tile mean's rounding, about eps |mean| / (std sqrt(rows))
+    # of the variance (helpers._combine_moments); the fp32 sum of squares loses all of it.
+    dtypes = []
+    partials = launch.partials
+    monkeypatch.setattr(launch, "partials", lambda *args: dtypes.append(args[-1]) or partials(*args))
+    torch.manual_seed(0)
+    x = (torch.randn(4, 5, 64, 64, dtype=torch.float64) + 1e4).float().to(memory_format=torch.channels_last)
+    stats = conv_launchers.BatchStatistics(torch.empty(5), torch.empty(5), torch.zeros(5), torch.ones(5))
+    with registry.emulating(80):
+        conv_launchers.channel_stats(x, stats, momentum=0.1)
+    assert dtypes == [torch.float32]
+    rows = x[:, 0].numel()
+    exact_var, exact_mean = torch.var_mean(x.double(), dim=(0, 2, 3), correction=0)
+    bound = 4 * torch.finfo(torch.float32).eps * 1e4 / math.sqrt(rows)  # 3.7e-5
+    sum_of_squares = (x * x).sum(dim=(0, 2, 3)) / rows - (x.sum(dim=(0, 2, 3)) / rows) ** 2
+    assert relative_error(sum_of_squares, exact_var) > 100 * bound  # the bound tells the formulas apart
+    assert relative_error(stats.var, exact_var) < bound, f"variance {stats.var.tolist()} vs fp64 {exact_var.tolist()}"
+    assert relative_error(stats.mean, exact_mean) < 1e-7
 
 
 def test_large_mean_conv_epilogue_statistics(triton_backend):

@@ -53,10 +53,11 @@ def _launch(config, constexprs, grid, alternatives=(), **arguments):
     launch_config(config, grid, constexprs=constexprs, alternatives=alternatives, **arguments)
 
 
-def _statistics_arguments(grid, channels, constexprs, device):
+def _statistics_arguments(grid, channels, constexprs, like):
     """The per-channel reduction workspace (partials and arrival counters) of a (row tiles, column
-    blocks) grid, one reduction tree per column block, as the kernels' arguments."""
-    part_mean, part_m2, counter = statistics_workspace(grid, channels, constexprs["REDUCE_GROUP"], device)
+    blocks) grid over tensors like ``like``, one reduction tree per column block, as the kernels' arguments."""
+    part_mean, part_m2, counter = statistics_workspace(grid, channels, constexprs["REDUCE_GROUP"], like.device,
+                                                       like.dtype)
     return dict(part_mean_ptr=part_mean, part_m2_ptr=part_m2, counter_ptr=counter)
 
 
@@ -113,7 +114,7 @@ def channel_stats(x, stats: BatchStatistics, momentum):
     rows = n * h * w
     config, constexprs = _config("channel_stats", x.dtype, x.device, {"UPDATE_RUNNING": True})
     grid = (triton.cdiv(rows, constexprs["BLOCK_M"]), triton.cdiv(c, constexprs["BLOCK_C"]))
-    _launch(config, constexprs, grid, x_ptr=x, **_statistics_arguments(grid, c, constexprs, x.device),
+    _launch(config, constexprs, grid, x_ptr=x, **_statistics_arguments(grid, c, constexprs, x),
             mean_ptr=stats.mean, var_ptr=stats.var, running_mean_ptr=stats.running_mean,
             running_var_ptr=stats.running_var, M=rows, C=c, momentum=momentum)
 
@@ -155,7 +156,7 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
     if upsampled is not None:
         arguments.update(upsampled_ptr=upsampled)
     if out_stats is not None:
-        arguments.update(_statistics_arguments(largest, c_out, constexprs, y.device), out_mean_ptr=out_stats.mean,
+        arguments.update(_statistics_arguments(largest, c_out, constexprs, y), out_mean_ptr=out_stats.mean,
                          out_var_ptr=out_stats.var, running_mean_ptr=out_stats.running_mean,
                          running_var_ptr=out_stats.running_var, momentum=momentum)
     _launch(config, constexprs, grid, alternatives, **arguments)
@@ -222,7 +223,7 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     wgrad_nodes = tree_nodes(split.slices, group) if wgrad and split.slices > 1 else 0
     acc = accumulation_dtype(grad.dtype)
     part_first, part_second, part_dw, part_dbias = workspace(
-        grad.device, (torch.float64, sums_nodes), (torch.float64, sums_nodes),
+        grad.device, (acc, sums_nodes), (acc, sums_nodes),
         (acc, wgrad_nodes * split.tiles * block_n * constexprs["BLOCK_J"] if wgrad else 0),
         (acc, wgrad_nodes * split.co_tiles * block_n if wgrad else 0))
     counter = counters(grad.device, sums_counters + (split.tiles * tree_counters(split.slices, group) if wgrad else 0))

@@ -20,7 +20,8 @@ def empty_nhwc(n, c, h, w, like):
 
 
 def accumulation_dtype(dtype):
-    """fp64 for fp64 tensors, fp32 otherwise: the type of statistics and channel sums."""
+    """fp64 for fp64 tensors, fp32 otherwise: the type of statistics, channel sums and the
+    reduction trees' partials."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
@@ -99,9 +100,11 @@ def tree_counters(leaves, group):
     return tree_nodes(leaves, group) - leaves
 
 
-def partials(tiles, channels, group, device):
-    """Two fp64 [tree_nodes(tiles), channels] buffers for per-tile partial reductions and their tree."""
-    buffer = torch.empty((2, tree_nodes(tiles, group), channels), dtype=torch.float64, device=device)
+def partials(tiles, channels, group, device, dtype):
+    """Two [tree_nodes(tiles), channels] buffers for per-tile partial reductions of tensors of
+    ``dtype`` and their tree, in its accumulation type: the kernels combine centred moments there
+    (helpers.reduce_moments), safe in fp32, so fp64 is kept for fp64 tensors only."""
+    buffer = torch.empty((2, tree_nodes(tiles, group), channels), dtype=accumulation_dtype(dtype), device=device)
     return buffer[0], buffer[1]
 
 
@@ -209,10 +212,12 @@ def launch_config(config, grid, *args, constexprs=None, alternatives=(), **named
             raise
 
 
-def statistics_workspace(grid, channels, group, device):
+def statistics_workspace(grid, channels, group, device, dtype):
     """(partials, partials, counters) of per-channel reductions over the row tiles of a
-    (row tiles, column blocks) grid: one reduction tree of ``group`` children per node per column block."""
-    return (*partials(grid[0], channels, group, device), counters(device, grid[1] * tree_counters(grid[0], group)))
+    (row tiles, column blocks) grid of tensors of ``dtype``: one reduction tree of ``group``
+    children per node per column block."""
+    return (*partials(grid[0], channels, group, device, dtype),
+            counters(device, grid[1] * tree_counters(grid[0], group)))
 
 
 def _pixel_grid(config, channels, pixels):
@@ -233,7 +238,8 @@ def launch_pixel_tiles(name, pixels, out_stats=None, momentum=0.0, flags=None, *
     config = registry.lookup(name, dtype, device, STATS=out_stats is not None, **(flags or {}))
     grid = _pixel_grid(config, arguments["C"], pixels)
     if out_stats is not None:
-        part_mean, part_m2, counter = statistics_workspace(grid, arguments["C"], config.constexprs["REDUCE_GROUP"], device)
+        group = config.constexprs["REDUCE_GROUP"]
+        part_mean, part_m2, counter = statistics_workspace(grid, arguments["C"], group, device, dtype)
         mean, var, running_mean, running_var = out_stats
         arguments.update(part_mean_ptr=part_mean, part_m2_ptr=part_m2, counter_ptr=counter, mean_ptr=mean, var_ptr=var,
                          running_mean_ptr=running_mean, running_var_ptr=running_var, momentum=momentum)
