@@ -14,20 +14,19 @@ Saved for backward: h, z, preds and z's statistics; PyTorch would also keep ``fe
 
 Backward, given dL/dpreds and dL/dx_next (= dL/dx, passed through by autograd). preds feeds the
 merge too, so its whole gradient is dp = dL/dpreds + dL/dx_next w_mp (1x1 weights as matrices
-[C_out, C_in]); instead of forming it, the algebra moves w_mp onto the weights::
+[C_out, C_in])::
 
-    dL/dfeature = dp w_o + dx_next w_mf = dL/dpreds w_o + dx_next w',   w' = w_mf + w_mp w_o
-    dw_o = dp^T feature = dL/dpreds^T feature + w_mp^T dw_mf,   db_o = sum(dL/dpreds) + w_mp^T db_mf
-
-so one launch reads dx_next, dL/dpreds, z and preds once for all of it:
-
-    wgrad conv_mf, conv_mp (over preds) and conv_o (over dL/dpreds: WGRAD2) |
-        g = dgrad over [dx_next | dL/dpreds] x [w' ; w_o] with the ReLU mask and BN sums
+    dgrad conv_mp: dL/dx_next w_mp (16 channels), added to dL/dpreds: dp
+    wgrad conv_mf, conv_mp (over preds) and conv_o (over dp: WGRAD2) |
+        g = dgrad over [dx_next | dp] x [w_mf ; w_o] with the ReLU mask and BN sums
         (concatenated K read from the two gradients: no cat in memory)
     wgrad conv_f | dgrad conv_f with dz = BN backward of g in their prologues
 
-with w' and the w_mp^T terms (matrices of C x C and 16 x C numbers) formed by three PyTorch GEMMs
-around it. On the last stack (no merge) the first launch is conv_o's wgrad and dgrad.
+so z, the features conv's output, is read once for all three weight gradients and dL/dfeature.
+(Moving w_mp onto the weights instead, w' = w_mf + w_mp w_o and dw_o += w_mp^T dw_mf, would spare
+the first launch's read of dL/dx_next, but turns a non-finite feature's inf into NaN where PyTorch
+keeps it: tests/test_numerics.py.) On the last stack (no merge) the first two are one launch:
+conv_o's wgrad and dgrad.
 """
 from typing import List, Optional, Tuple
 
@@ -37,7 +36,7 @@ from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statisti
 from .conv_launchers import BackwardSums, BatchNormState, conv_backward, conv_forward
 from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
-KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 2, "backward_last": 2}
+KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 3, "backward_last": 2}
 
 
 @torch.library.custom_op("fasthg::head_forward",
@@ -118,18 +117,15 @@ def head_backward(
     merge_grads = []
     if merged:
         grad_x_next = channels_last(grad_x_next)
-        # the 1x1 weights as matrices (views), for the algebra of the module docstring; each product is
-        # one GEMM launch accumulating in fp32 (fp64) and rounding once, as a stored gradient is
-        w_mf, w_mp, w_o = (weight.flatten(1) for weight in (merge_feature_weight, merge_pred_weight, out_weight))
         d_mf, d_mf_bias = merge_feature_weight.new_empty(merge_feature_weight.shape), bias_grad(merge_feature_weight)
         d_mp, d_mp_bias = merge_pred_weight.new_empty(merge_pred_weight.shape), bias_grad(merge_pred_weight)
+        through_merge = torch.empty_like(grad_preds)
+        conv_backward(grad_x_next, eps, weight=merge_pred_weight, dgrad_out=through_merge)
+        grad_preds = grad_preds + through_merge
         # x_next = ... + conv_mf + conv_mp: the kernel writes sum(dL/dx_next) as both biases' gradient.
-        folded = torch.addmm(w_mf, w_mp, w_o).view_as(merge_feature_weight)
-        conv_backward(grad_x_next, eps, **features, weight=folded, second=(grad_preds, out_weight),
+        conv_backward(grad_x_next, eps, **features, weight=merge_feature_weight, second=(grad_preds, out_weight),
                       dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp, skip_dbias=d_mp_bias,
                       second_wgrad=(d_out, d_out_bias))
-        d_out = torch.addmm(d_out.flatten(1), w_mp.t(), d_mf.flatten(1)).view_as(d_out)
-        d_out_bias = torch.addmv(d_out_bias, w_mp.t(), d_mf_bias)
         merge_grads = [d_mf, d_mf_bias, d_mp, d_mp_bias]
     else:
         conv_backward(grad_preds, eps, **features, weight=out_weight, dweight=d_out, dbias=d_out_bias)
