@@ -149,6 +149,8 @@ _PIXEL_TILES = {
             True: ({"BLOCK_P": 64, "BLOCK_C": 32, "REDUCE_GROUP": 8}, 8)},
     (INTERPRETER,): {stats: ({"BLOCK_P": 128, "BLOCK_C": 64, "REDUCE_GROUP": 2}, 4) for stats in (False, True)},
 }
+# The max-pool's STATS forward without WRITE_INDEX spilled 8 bytes on sm_80 with 8 warps (bf16, fp32)
+_POOL_WARPS = {(ARCHS, True, False): 4}
 for _archs, _tiles in _PIXEL_TILES.items():
     _blocks = {k: v for k, v in _tiles[False][0].items() if k.startswith("BLOCK_")}
     for _dtype in TRITON_TYPE:
@@ -159,7 +161,8 @@ for _archs, _tiles in _PIXEL_TILES.items():
                 # WRITE_INDEX: each window's argmax kept for the backward (fasthg/ops/max_pool.py); the
                 # variant without it first, which a launch naming no WRITE_INDEX takes
                 *(KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
-                               {"STATS": _stats, "WRITE_INDEX": index, **_tile}, num_warps=_warps, archs=_archs)
+                               {"STATS": _stats, "WRITE_INDEX": index, **_tile},
+                               num_warps=_POOL_WARPS.get((_archs, _stats, index), _warps), archs=_archs)
                   for index in (False, True)),
             ]
         REGISTRY += [
@@ -197,9 +200,9 @@ _CONV_VARIANTS = {
     ]],
     # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, SECOND_GRAD, EPILOGUE_BN, SUMS_ONLY, APPLY_BN,
     # HAS_THROUGH, WGRAD2) of each launch, in order: residual conv3 (+skip) | dgrad3, skip dgrad, conv2,
-    # conv1 | bn1's sums, dx (with x's pass-through or not); head: the merge and heatmap convs'
-    # weight gradients | dgrad over [x_next | preds] (on the last stack the heatmap conv's alone:
-    # conv3's variant), features conv.
+    # conv1 | bn1's sums, dx (with x's pass-through or not); head: (the merge's dgrad into preds:
+    # the skip dgrad's variant) the merge and heatmap convs' weight gradients | dgrad over
+    # [x_next | preds] (on the last stack the heatmap conv's alone: conv3's variant), features conv.
     "conv_backward": [dict(zip(("KSIZE", "GRAD_BN", "WGRAD", "PROLOGUE", "HAS_SKIP", "DGRAD", "SECOND_GRAD",
                                 "EPILOGUE_BN", "SUMS_ONLY", "APPLY_BN", "HAS_THROUGH", "WGRAD2"), flags))
                       for flags in [
@@ -263,13 +266,17 @@ _CONV_TILES = {
 # ptxas held two aligned fp32 launches on sm_80 to an occupancy step and spilled 8-16 bytes: the
 # 1x1 TF32 forward with a prologue and statistics and no skip conv (64 registers with three
 # stages; two take 64 and spill nothing), and the 1x1 IEEE dgrad-only launch with BN's sums (96
-# registers with 4 warps; 8 take 64 and spill nothing, where the TF32 one spills 8 bytes).
+# registers with 4 warps; 8 take 64 and spill nothing, where the TF32 one spills 8 bytes). The
+# IEEE forward of an hourglass's up1 (residual, upsampled add and statistics in one epilogue)
+# spilled 8-24 bytes on sm_80 or sm_90 with 64-row tiles at one to three stages, and with 4 warps
+# or BLOCK_K 8; 32-row tiles at two stages spill nothing.
 _VARIANT_TILES = {
     ("conv_backward", torch.float32): [({"WGRAD": False}, {"num_warps": 4}),
                                        ({"WGRAD": False, "SECOND_GRAD": False, "EPILOGUE_BN": True,
                                          "INPUT_PRECISION": "ieee"}, {"num_warps": 8})],
     ("conv_forward", torch.float32): [({"KSIZE": 1, "PROLOGUE": True, "HAS_SKIP": False, "STATS": True,
-                                        "INPUT_PRECISION": "tf32"}, {"num_stages": 2})],
+                                        "INPUT_PRECISION": "tf32"}, {"num_stages": 2}),
+                                       ({"ADD_UPSAMPLED": True, "INPUT_PRECISION": "ieee"}, {"BLOCK_M": 32, "num_stages": 2})],
 }
 _LAUNCH_SETTINGS = ("num_warps", "num_stages")
 _EXTRA = ("slice_balance", "min_slice_steps")  # read by the launcher, not the kernel
