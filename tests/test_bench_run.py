@@ -29,7 +29,10 @@ def test_quick_run_writes_json_markdown_and_chart(tmp_path):
     results = json.loads((tmp_path / "bench.json").read_text())
     assert len(results["accounting"]) == 8  # 1 and 2 stacks x fp32, bf16 x training step, inference
     for entry in results["accounting"]:
-        assert entry["ratios"]["flops"] == pytest.approx(1.0)  # the same convolutions on both sides
+        if entry["workload"] == "inference":
+            assert entry["ratios"]["flops"] == pytest.approx(1.0)  # the same convolutions on both sides
+        else:  # and in training each Residual's conv1 dgrad twice (fasthg/ops/residual.py): a few percent
+            assert 1.0 < entry["ratios"]["flops"] < 1.06
         if entry["workload"] == "training step":
             assert entry["ratios"]["saved_bytes"] < 1.0
     assert set(results["cpu_timings"]["results"]["training step"]) == {"eager", "torch.compile", "fasthg"}

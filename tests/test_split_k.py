@@ -97,7 +97,7 @@ def test_weight_gradients_fill_an_h100_at_full_size(sizes):
     with registry.emulating(90):
         config = registry.lookup("conv_backward", torch.bfloat16, torch.device("cpu"), KSIZE=3, GRAD_BN=True)
     blocks, balance, least = config.constexprs, config.extra["slice_balance"], config.extra["min_slice_steps"]
-    split = wgrad_split(rows, c_out, columns, c_skip, dgrad_steps, blocks, config.extra, torch.device("meta"))
+    split = wgrad_split(rows, c_out, columns, c_skip, 0, dgrad_steps, blocks, config.extra, torch.device("meta"))
     row_tiles = -(-rows // blocks["BLOCK_M"])
     steps = split.slice_rows // blocks["BLOCK_M"]
     assert split.slice_rows % blocks["BLOCK_M"] == 0

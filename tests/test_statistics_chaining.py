@@ -131,7 +131,8 @@ def test_no_statistics_pass_inside_an_hourglass():
     launches = launches_of(lambda: model(x))
     assert kernels(launches, "channel_stats_kernel") == 1
     assert kernels(launches, "max_pool2x2_forward_kernel", STATS=True) == 4  # for each level's low1
-    assert kernels(launches, "upsample_add_forward_kernel", STATS=True) == 3  # for the outer levels' low3
+    assert kernels(launches, "upsample_add_forward_kernel") == 0  # up1 adds the inner branch in its epilogue
+    assert kernels(launches, "conv_forward_kernel", ADD_UPSAMPLED=True, STATS=True) == 3  # for the outer levels' low3
 
 
 def test_no_statistics_pass_inside_a_posenet_but_after_the_stem():
@@ -145,8 +146,9 @@ def test_no_statistics_pass_inside_a_posenet_but_after_the_stem():
     assert kernels(launches, "max_pool2x2_forward_kernel", STATS=False) == 0
     assert kernels(launches, "max_pool2x2_forward_kernel", STATS=True) == 1 + 4 * nstack
     assert kernels(launches, "upsample_add_forward_kernel", STATS=False) == 0
-    # the Residuals after the stem's pool, each level's low1, the innermost low2; the heads' merges
-    producers = 2 + 5 * nstack + nstack - 1
+    # the Residuals after the stem's pool, each level's low1 and up1 (with the upsampled inner branch),
+    # the innermost low2; the heads' merges
+    producers = 2 + 9 * nstack + nstack - 1
     assert kernels(launches, "conv_forward_kernel", STATS=True, HAS_RESIDUAL=True) + \
         kernels(launches, "conv_forward_kernel", STATS=True, HAS_SKIP=True, HAS_RESIDUAL=False) == producers
     model.eval()

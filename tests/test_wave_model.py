@@ -72,6 +72,14 @@ def _max_pool_passing_its_input():
     torch.autograd.backward([out, through], [torch.randn_like(out), torch.randn_like(x)])
 
 
+def _residual_passing_its_input():
+    """A Residual whose input feeds another op too: its dx launch adds that op's gradient (HAS_THROUGH)."""
+    module = fasthg.Residual(6, 6)
+    x = torch.randn(2, 6, 5, 7).to(memory_format=torch.channels_last).requires_grad_()
+    out, _, through = module(x, pass_input=True)
+    torch.autograd.backward([out, through], [torch.randn_like(out), torch.randn_like(x)])
+
+
 # case: (opinfo entry, sizes, run the backward too), or the step itself
 CASES = {
     # 70 rows: 2 row tiles of 64, the second partial; 17 input channels: 2 K blocks of 16
@@ -92,6 +100,7 @@ CASES = {
     "upsample_add": ("upsample_add", {"n": 2, "c": 67, "h": 5, "w": 7}, True),
     "max_pool2x2": ("max_pool2x2", {"n": 2, "c": 67, "h": 9, "w": 11}, True),
     "max_pool2x2-passing-its-input": _max_pool_passing_its_input,
+    "residual-passing-its-input": _residual_passing_its_input,
     # 1640 pixels: 2 blocks of 1024, the second partial
     "render_heatmaps": ("render_heatmaps", {"n": 2, "joints": 3, "h": 40, "w": 41, "sigma": 1.0, "style": "princeton"}, False),
     "heatmap_loss": ("heatmap_loss", {"n": 1, "stacks": 2, "joints": 3, "h": 40, "w": 41, "sigma": 1.0, "style": "mmpose",
