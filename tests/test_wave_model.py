@@ -20,6 +20,7 @@ from bench.roofline import LAUNCH_OVERHEAD_SECONDS, Gpu
 from bench.wave import WaveModel, stretch
 from bench.work import WORK, WorkClass, classes_of, imbalance, longest, median, program_work
 from fasthg.kernels import registry
+from fasthg.nn.chaining import next_batch_norm
 from opinfo import bind, draw_sample, entry, leaves, run
 from program_work import LoopCounter, imbalances, measured_launches
 
@@ -80,6 +81,19 @@ def _residual_passing_its_input():
     torch.autograd.backward([out, through], [torch.randn_like(out), torch.randn_like(x)])
 
 
+def _pixel_ops_with_statistics_and_without_grad():
+    """The upsample-add and max-pool forwards a model no longer launches itself: the upsample-add
+    reducing its output's statistics (an hourglass's up1 adds its inner branch now), and the max-pool
+    without autograd (no window index), with and without statistics."""
+    following = torch.nn.BatchNorm2d(67)
+    low, skip = torch.randn(2, 67, 5, 7), torch.randn(2, 67, 10, 14)
+    fasthg.ops.upsample_add(low, skip, next_batch_norm(following))
+    x = torch.randn(2, 67, 9, 11).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fasthg.ops.max_pool2x2(x)
+        fasthg.ops.max_pool2x2(x, next_batch_norm(following))
+
+
 # case: (opinfo entry, sizes, run the backward too), or the step itself
 CASES = {
     # 70 rows: 2 row tiles of 64, the second partial; 17 input channels: 2 K blocks of 16
@@ -101,6 +115,7 @@ CASES = {
     "max_pool2x2": ("max_pool2x2", {"n": 2, "c": 67, "h": 9, "w": 11}, True),
     "max_pool2x2-passing-its-input": _max_pool_passing_its_input,
     "residual-passing-its-input": _residual_passing_its_input,
+    "pixel-ops-with-statistics-and-without-grad": _pixel_ops_with_statistics_and_without_grad,
     # 1640 pixels: 2 blocks of 1024, the second partial
     "render_heatmaps": ("render_heatmaps", {"n": 2, "joints": 3, "h": 40, "w": 41, "sigma": 1.0, "style": "princeton"}, False),
     "heatmap_loss": ("heatmap_loss", {"n": 1, "stacks": 2, "joints": 3, "h": 40, "w": 41, "sigma": 1.0, "style": "mmpose",
