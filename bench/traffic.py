@@ -19,7 +19,7 @@ from torch.utils.flop_counter import flop_registry
 
 _BN = ("mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr")
 _Y_BN = ("y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr")
-_Z_BN = ("z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")
+_Z_BN = ("z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_bias_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr")
 # The statistics of an output for the BN that normalises it next (STATS of upsample-add and max-pool)
 _OUT_STATS = [(("mean_ptr", "var_ptr"), 1), (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2)]
 
@@ -31,7 +31,7 @@ TRITON_TRAFFIC = {
         (("part_mean_ptr", "part_m2_ptr", "running_mean_ptr", "running_var_ptr"), 2),
     ],
     "conv_backward_kernel": [
-        (("grad_ptr", *_Z_BN, "y_ptr", *_Y_BN, "w_ptr", "grad2_ptr", "w2_ptr", "out_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
+        (("grad_ptr", *_Z_BN, "y_ptr", *_Y_BN, "w_ptr", "grad2_ptr", "w2_ptr", "w3_ptr", "grad2_out_ptr", "out_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
           "bn_dbias_ptr", "bn_dweight_ptr", "extra_ptr", "through_ptr", "dw_ptr", "dbias_ptr", "skip_x_ptr",
           "skip_dw_ptr", "skip_dbias_ptr", "dw2_ptr", "dbias2_ptr"), 1),
         (("part_first_ptr", "part_second_ptr", "part_dw_ptr", "part_dbias_ptr"), 2),
@@ -81,8 +81,9 @@ def triton_bytes(kernel, arguments):
 
 
 def triton_flops(kernel, arguments):
-    """2 x the multiply-adds of a conv kernel's GEMMs (dgrad over its K of C_out (+ C_out2) channels, wgrad
-    (+ WGRAD2's over C_out2 rows) and the joined skip conv); 0 for the others."""
+    """2 x the multiply-adds of a conv kernel's GEMMs (dgrad over its K of C_out (+ C_out2) channels,
+    with COMPLETE_GRAD2 grad2's completion from C_out channels as each dgrad column tile runs it,
+    wgrad (+ WGRAD2's over C_out2 rows and C_out columns) and the joined skip conv); 0 for the others."""
     a = arguments
     if kernel not in ("conv_forward_kernel", "conv_backward_kernel"):
         return 0
@@ -90,8 +91,12 @@ def triton_flops(kernel, arguments):
     skip = a["C_skip"] if a["HAS_SKIP"] else 0
     if kernel == "conv_forward_kernel":
         return 2 * rows * a["C_out"] * (a["C_in"] * taps + skip)
-    dgrad = a["C_dgrad"] * taps * (a["C_out"] + (a["C_out2"] if a["SECOND_GRAD"] else 0)) if a["DGRAD"] else 0
-    wgrad = (a["C_out"] * (a["C_wgrad"] * taps + skip) + (a["C_out2"] * a["C_wgrad"] * taps if a["WGRAD2"] else 0)
+    dgrad = 0
+    if a["DGRAD"]:
+        dgrad = a["C_dgrad"] * taps * (a["C_out"] + (a["C_out2"] if a["SECOND_GRAD"] else 0))
+        if a["COMPLETE_GRAD2"]:
+            dgrad += -(-a["C_dgrad"] // a["BLOCK_N"]) * a["C_out2"] * a["C_out"]
+    wgrad = (a["C_out"] * (a["C_wgrad"] * taps + skip) + (a["C_out2"] * a["C_out"] if a["WGRAD2"] else 0)
              if a["WGRAD"] else 0)
     return 2 * rows * (dgrad + wgrad)
 

@@ -76,18 +76,19 @@ def conv_backward_work(grid, a):
     """A 1-D grid: first the wgrad programs, one per (row slice, tile of dw or WGRAD2's dw2):
     ceil(slice rows / BLOCK_M) steps (the last slice may be shorter), and each tile's slices added up a tree whose node costs
     one step per child tile; then the dgrad programs, KSIZE^2 ceil(C_out / BLOCK_K) steps each (and
-    KSIZE^2 ceil(C_out2 / BLOCK_K) more with SECOND_GRAD), with
+    KSIZE^2 ceil(C_out2 / BLOCK_K) more with SECOND_GRAD, each of them ceil(C_out / BLOCK_K) steps
+    completing grad2 with COMPLETE_GRAD2), with
     EPILOGUE_BN each of the ceil(C_dgrad / BLOCK_N) column blocks reducing its row tiles' sums up a
     tree (one step per child)."""
     (programs,) = grid
-    rows, block_m = a["N"] * a["H"] * a["W"], a["BLOCK_M"]
+    rows, block_m, block_k = a["N"] * a["H"] * a["W"], a["BLOCK_M"], a["BLOCK_K"]
     classes, wgrad = [], 0
     if a["WGRAD"]:
         co_tiles = _cdiv(a["C_out"], a["BLOCK_N"])
         tiles = co_tiles * (_cdiv(a["C_wgrad"] * a["KSIZE"] ** 2, a["BLOCK_J"])
                             + (_cdiv(a["C_skip"], a["BLOCK_J"]) if a["HAS_SKIP"] else 0))
-        if a["WGRAD2"]:  # the second conv's dw2 tiles
-            tiles += _cdiv(a["C_out2"], a["BLOCK_N"]) * _cdiv(a["C_wgrad"] * a["KSIZE"] ** 2, a["BLOCK_J"])
+        if a["WGRAD2"]:  # the 1x1 second conv's dw2 tiles, over this conv's C_out output channels
+            tiles += _cdiv(a["C_out2"], a["BLOCK_N"]) * _cdiv(a["C_out"], a["BLOCK_J"])
         slices = _cdiv(rows, a["slice_rows"])
         wgrad = tiles * slices
         last_slice = _cdiv(rows - (slices - 1) * a["slice_rows"], block_m)
@@ -99,8 +100,10 @@ def conv_backward_work(grid, a):
         classes += _classes(*((count, steps) for steps, count in work.items()))
     dgrad = programs - wgrad if a["DGRAD"] else 0
     if dgrad:
-        steps = a["KSIZE"] ** 2 * (_cdiv(a["C_out"], a["BLOCK_K"])
-                                   + (_cdiv(a["C_out2"], a["BLOCK_K"]) if a["SECOND_GRAD"] else 0))
+        steps = _cdiv(a["C_out"], block_k)
+        if a["SECOND_GRAD"]:
+            steps += _cdiv(a["C_out2"], block_k) * (_cdiv(a["C_out"], block_k) if a["COMPLETE_GRAD2"] else 1)
+        steps *= a["KSIZE"] ** 2
         if a["EPILOGUE_BN"]:
             row_tiles = _cdiv(rows, block_m)
             classes += _with_tree(row_tiles, dgrad // row_tiles, steps, a["REDUCE_GROUP"])

@@ -30,9 +30,13 @@ Backward of a unit, given dz (or, GRAD_BN, the gradient g of the *next* unit's B
 turned into dz in the prologue by :func:`helpers.bn_backward` from z and two channel sums):
 
 * dgrad: da[m, c] = sum_{tap, o} dz[m - shift(tap), o] * w[o, c, tap]; SECOND_GRAD extends the
-  sum over concatenated K with a second gradient of C_out2 channels, read as it is, and its own
-  weight: + sum_{tap, o'} dz2[m - shift(tap), o'] * w2[o', c, tap] (the stack head's dL/dfeature
-  from dL/dx_next and dL/dpreds, never concatenated in memory); EPILOGUE_BN turns it
+  sum over concatenated K with a second gradient of C_out2 channels and its own weight:
+  + sum_{tap, o'} dz2[m - shift(tap), o'] * w2[o', c, tap] (the stack head's dL/dfeature from
+  dL/dx_next and dL/dpreds, never concatenated in memory). dz2 is read as it is, or with
+  COMPLETE_GRAD2 (1x1 convs) completed per tile, dz2[m, o'] + sum_o dz[m, o] * w3[o, o']: the
+  second conv's output also feeds a 1x1 conv w3 whose output's gradient is dz (the head's preds
+  feed the merge into x_next); the first channel tile's programs store the completed dz2
+  (``grad2_out``) for the launch that takes its weight gradient. EPILOGUE_BN turns it
   into g[m, c] = da * !(bn(y) <= 0) and reduces sum(g) and sum(g * yhat) per channel: BN's
   backward sums (in the accumulation type), which are also dL/dbeta and dL/dgamma (written a
   second time in the BN parameters' dtype). SUMS_ONLY reduces those sums and stores nothing.
@@ -45,7 +49,10 @@ turned into dz in the prologue by :func:`helpers.bn_backward` from z and two cha
   j = c * K^2 + tap (so a program's dz tile serves every tap of its channels; dw is stored
   through its strides, in the layout of the weight it is the gradient of), with ``a`` recomputed from y in the
   prologue, and dbias[o] = sum_m dz[m, o]; HAS_SKIP adds the skip conv's dw over the raw x and
-  writes dbias again as the skip conv's bias gradient. Split-K: the M rows are cut into slices
+  writes dbias again as the skip conv's bias gradient. WGRAD2 (with GRAD_BN) adds the weight
+  gradient of a 1x1 conv that reads this conv's output after the next BN, dw2[o', o] =
+  sum_m dz2[m, o'] * relu(bn(z))[m, o], and dbias2 (the head's heatmap conv, whose input is
+  the features conv's output after its BN-ReLU: one launch reads z for both). Split-K: the M rows are cut into slices
   of ``slice_rows`` (whole row tiles); each program reduces one slice of one [BLOCK_N, BLOCK_J]
   tile, and the slices' partial tiles (in the accumulation type) are added up a reduction tree
   (helpers.py) in a fixed order, so dw is bitwise reproducible and no program loops over all M
@@ -176,18 +183,46 @@ def _load_output_grad(grad_ptr, rows, inside, channels, channel_mask, C,
 
 
 @triton.jit
+def _complete_grad2(dz2, grad_ptr, rows, inside, C_out, ks, k_mask, w3_ptr, w3_stride_o, w3_stride_c,
+                    INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_K: tl.constexpr):
+    """dz2 + dz w3 on a [rows, ks] tile of the second gradient (COMPLETE_GRAD2): its conv's output
+    also feeds a 1x1 conv with weights w3[o, o'] (o: the first gradient's C_out channels, o': the
+    second's), so its whole gradient is dz2[m, o'] + sum_o dz[m, o] w3[o, o'], the sum in K-steps of
+    BLOCK_K. Both terms and their sum are rounded to the gradients' type, as autograd's stored
+    gradients and their sum would be."""
+    through = tl.zeros_like(dz2)
+    for k in range(0, C_out, BLOCK_K):
+        outs = k + tl.arange(0, BLOCK_K)
+        o_mask = outs < C_out
+        dz = tl.load(grad_ptr + rows[:, None] * C_out + outs[None, :], mask=inside[:, None] & o_mask[None, :], other=0.0)
+        w3 = tl.load(w3_ptr + outs[:, None] * w3_stride_o + ks[None, :] * w3_stride_c,
+                     mask=o_mask[:, None] & k_mask[None, :], other=0.0)
+        through = dot_accumulate(dz, w3, through, INPUT_PRECISION, UPCAST)
+    dtype = grad_ptr.dtype.element_ty
+    return widen((dz2 + widen(through.to(dtype))).to(dtype))
+
+
+@triton.jit
 def _dgrad_steps(acc, grad_ptr, source, inside, C, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
                  cols, col_mask, tap, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-                 M, eps, KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+                 M, eps, first_grad_ptr, C_first, w3_ptr, w3_stride_o, w3_stride_c, completed_ptr, stored_channels,
+                 KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, COMPLETE: tl.constexpr, INPUT_PRECISION: tl.constexpr,
                  UPCAST: tl.constexpr, BLOCK_K: tl.constexpr):
     """acc + sum_o dz[source, o] * w[o, cols, tap] over the C output channels of one gradient
-    (dz read from ``grad`` at rows ``source``, or rebuilt with GRAD_BN), in K-steps of BLOCK_K."""
+    (dz read from ``grad`` at rows ``source``, or rebuilt with GRAD_BN), in K-steps of BLOCK_K.
+    COMPLETE (a 1x1 conv's second gradient): dz completed by :func:`_complete_grad2` with the first
+    gradient's dgrad through w3, and its first ``stored_channels`` channels stored to ``completed``."""
     for k in range(0, C, BLOCK_K):
         ks = k + tl.arange(0, BLOCK_K)
         k_mask = ks < C
         dz = _load_output_grad(grad_ptr, source, inside, ks, k_mask, C,
                                z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
                                M, eps, GRAD_BN)
+        if COMPLETE:
+            dz = _complete_grad2(dz, first_grad_ptr, source, inside, C_first, ks, k_mask, w3_ptr, w3_stride_o,
+                                 w3_stride_c, INPUT_PRECISION, UPCAST, BLOCK_K)
+            tl.store(completed_ptr + source[:, None] * C + ks[None, :], dz.to(completed_ptr.dtype.element_ty),
+                     mask=inside[:, None] & (ks < stored_channels)[None, :])
         b = tl.load(w_ptr + _weight_offsets(ks[:, None], cols[None, :], tap, w_stride_o, w_stride_c, w_stride_h,
                                             w_stride_w, KSIZE),
                     mask=k_mask[:, None] & col_mask[None, :], other=0.0)
@@ -208,16 +243,18 @@ def _dgrad_program(
     pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
     grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
+    w3_ptr, w3_stride_o, w3_stride_c, grad2_out_ptr,
     y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
     bn_dbias_ptr, bn_dweight_ptr, extra_ptr, through_ptr, N, H, W, C_out, C_out2, C_in, eps,
-    KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, SECOND_GRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
-    SUMS_ONLY: tl.constexpr, APPLY_BN: tl.constexpr, HAS_THROUGH: tl.constexpr,
+    KSIZE: tl.constexpr, GRAD_BN: tl.constexpr, SECOND_GRAD: tl.constexpr, COMPLETE_GRAD2: tl.constexpr,
+    EPILOGUE_BN: tl.constexpr, SUMS_ONLY: tl.constexpr, APPLY_BN: tl.constexpr, HAS_THROUGH: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, REDUCE_GROUP: tl.constexpr,
 ):
     """One [BLOCK_M, BLOCK_N] tile of da (and its epilogue); ``pid`` numbers (row tile, channel tile).
-    SECOND_GRAD: K is [grad | grad2] (C_out + C_out2 channels) against [w ; w2]."""
+    SECOND_GRAD: K is [grad | grad2] (C_out + C_out2 channels) against [w ; w2]; COMPLETE_GRAD2
+    completes grad2 with grad w3 in every program, and the first channel tile's store it to grad2_out."""
     M = N * H * W
     row_tiles = tl.cdiv(M, BLOCK_M)
     pid_m = pid % row_tiles
@@ -230,12 +267,14 @@ def _dgrad_program(
         source, inside = _shifted_rows(n, h, w, row_mask, tap, KSIZE, -1, H, W)
         acc = _dgrad_steps(acc, grad_ptr, source, inside, C_out, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
                            cols, col_mask, tap, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                           z_sum_grad_xhat_ptr, M, eps, KSIZE, GRAD_BN, INPUT_PRECISION, UPCAST, BLOCK_K)
-        if SECOND_GRAD:  # the rest of the concatenated K, read as it is
+                           z_sum_grad_xhat_ptr, M, eps, None, 0, None, 0, 0, None, 0, KSIZE, GRAD_BN, False,
+                           INPUT_PRECISION, UPCAST, BLOCK_K)
+        if SECOND_GRAD:  # the rest of the concatenated K, read as it is or completed
             acc = _dgrad_steps(acc, grad2_ptr, source, inside, C_out2, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h,
                                w2_stride_w, cols, col_mask, tap, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr,
-                               z_sum_grad_ptr, z_sum_grad_xhat_ptr, M, eps, KSIZE, False, INPUT_PRECISION, UPCAST,
-                               BLOCK_K)
+                               z_sum_grad_ptr, z_sum_grad_xhat_ptr, M, eps, grad_ptr, C_out, w3_ptr, w3_stride_o,
+                               w3_stride_c, grad2_out_ptr, tl.where(pid_n == 0, C_out2, 0), KSIZE, False,
+                               COMPLETE_GRAD2, INPUT_PRECISION, UPCAST, BLOCK_K)
 
     offsets = rows[:, None] * C_in + cols[None, :]
     mask = row_mask[:, None] & col_mask[None, :]
@@ -330,8 +369,34 @@ def _store_wgrad(acc, bias_acc, has_bias, co, co_mask, js, j_mask, dw_ptr, dw_st
 
 
 @triton.jit
+def _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                a_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, co, co_mask, js, j_mask, has_bias,
+                row_start, row_end, slice_index, slices, tile, tiles, co_tile, co_tiles,
+                part_dw_ptr, part_dbias_ptr, counter_ptr, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w,
+                dbias_ptr, M, H, W, C_grad, C_a, eps, KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
+                PROLOGUE: tl.constexpr, INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr,
+                BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr, REDUCE_GROUP: tl.constexpr):
+    """One row slice of the [BLOCK_N, BLOCK_J] tile ``tile`` of dw = dz^T a (:func:`_wgrad_slice`; dz
+    has C_grad channels, a C_a), added up the tile's reduction tree; the program completing the root
+    stores the tile and, ``has_bias``, dbias (the sum of dz over all rows). Returns whether this
+    program did, and the dbias total there."""
+    acc = accumulator(a_ptr, (BLOCK_N, BLOCK_J))
+    bias_acc = tl.zeros((BLOCK_N,), dtype=acc.dtype)
+    acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
+                                 z_sum_grad_xhat_ptr, a_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
+                                 co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_grad, C_a, eps,
+                                 acc, bias_acc, KSIZE, GRAD_BN, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
+    last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile, co_tiles,
+                                         part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N, BLOCK_J, REDUCE_GROUP)
+    if last:
+        _store_wgrad(acc, bias_acc, has_bias, co, co_mask, js, j_mask, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h,
+                     dw_stride_w, dbias_ptr, KSIZE)
+    return last, bias_acc
+
+
+@triton.jit
 def _wgrad_program(
-    pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+    pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_bias_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, skip_x_ptr,
     dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
     grad2_ptr, dw2_ptr, dw2_stride_o, dw2_stride_c, dw2_stride_h, dw2_stride_w, dbias2_ptr,
@@ -344,8 +409,9 @@ def _wgrad_program(
     """One row slice of one [BLOCK_N, BLOCK_J] tile of dw. ``pid`` numbers (slice, j tile, o tile),
     the o tile fastest and the slice slowest (programs that run together share a slice's rows);
     j tiles below ceil(C_in K^2 / BLOCK_J) cover the main conv, the rest (HAS_SKIP) the skip conv.
-    WGRAD2: then the tiles of dw2 = grad2^T a, a second conv's weight gradient over the same a
-    (C_out2 rows, no skip conv, grad2 read as it is), and its dbias2."""
+    WGRAD2 (with GRAD_BN): then the tiles of dw2 = grad2^T relu(bn(z)), the weight gradient of a 1x1
+    conv that reads this conv's output z after the BN that GRAD_BN names (C_out2 rows, C_out
+    columns, grad2 read as it is), and its dbias2."""
     M = N * H * W
     co_tiles = tl.cdiv(C_out, BLOCK_N)
     main_tiles = tl.cdiv(C_in * KSIZE * KSIZE, BLOCK_J)
@@ -355,76 +421,60 @@ def _wgrad_program(
     tiles = first_tiles
     all_co_tiles = co_tiles
     if WGRAD2:
-        tiles += tl.cdiv(C_out2, BLOCK_N) * main_tiles
+        tiles += tl.cdiv(C_out2, BLOCK_N) * tl.cdiv(C_out, BLOCK_J)
         all_co_tiles += tl.cdiv(C_out2, BLOCK_N)
     slices = tl.cdiv(M, slice_rows)
     slice_index = pid // tiles
     tile = pid % tiles
     row_start = slice_index * slice_rows
     row_end = tl.minimum(row_start + slice_rows, M)
-    acc = accumulator(y_ptr, (BLOCK_N, BLOCK_J))
-    bias_acc = tl.zeros((BLOCK_N,), dtype=acc.dtype)
     if WGRAD2 and tile >= first_tiles:
         co2_tiles = tl.cdiv(C_out2, BLOCK_N)
         co_tile = (tile - first_tiles) % co2_tiles
         j_tile = (tile - first_tiles) // co2_tiles
         co = co_tile * BLOCK_N + tl.arange(0, BLOCK_N)
-        co_mask = co < C_out2
         js = j_tile * BLOCK_J + tl.arange(0, BLOCK_J)
-        j_mask = js < C_in * KSIZE * KSIZE
-        has_bias = j_tile == 0
-        acc, bias_acc = _wgrad_slice(grad2_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                                     z_sum_grad_xhat_ptr, y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                                     co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out2, C_in, eps,
-                                     acc, bias_acc, KSIZE, False, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
-        last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles,
-                                             co_tiles + co_tile, all_co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr,
-                                             BLOCK_N, BLOCK_J, REDUCE_GROUP)
-        if last:
-            _store_wgrad(acc, bias_acc, has_bias, co, co_mask, js, j_mask, dw2_ptr, dw2_stride_o, dw2_stride_c,
-                         dw2_stride_h, dw2_stride_w, dbias2_ptr, KSIZE)
+        _wgrad_tile(grad2_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                    z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_bias_ptr, co, co < C_out2, js, js < C_out,
+                    j_tile == 0, row_start, row_end, slice_index, slices, tile, tiles, co_tiles + co_tile,
+                    all_co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr, dw2_ptr, dw2_stride_o, dw2_stride_c,
+                    dw2_stride_h, dw2_stride_w, dbias2_ptr, M, H, W, C_out2, C_out, eps, 1, False, True,
+                    INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_J, REDUCE_GROUP)
     else:
         co_tile = tile % co_tiles
         j_tile = tile // co_tiles
         co = co_tile * BLOCK_N + tl.arange(0, BLOCK_N)
         co_mask = co < C_out
         has_bias = j_tile == 0  # the first tile of each row of dw tiles sums dbias too
-        if HAS_SKIP and j_tile >= main_tiles:
+        if HAS_SKIP and j_tile >= main_tiles:  # a skip conv tile (contiguous 1x1 dw), never a first tile
             js = (j_tile - main_tiles) * BLOCK_J + tl.arange(0, BLOCK_J)
-            j_mask = js < C_skip
-            acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                                         z_sum_grad_xhat_ptr, skip_x_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                                         co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_skip,
-                                         eps, acc, bias_acc, 1, GRAD_BN, False, INPUT_PRECISION, UPCAST, BLOCK_M)
-            last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile,
-                                                 all_co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N,
-                                                 BLOCK_J, REDUCE_GROUP)
-            if last:
-                tl.store(skip_dw_ptr + co[:, None] * C_skip + js[None, :], acc.to(skip_dw_ptr.dtype.element_ty),
-                         mask=co_mask[:, None] & j_mask[None, :])
+            _wgrad_tile(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                        skip_x_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, co, co_mask, js, js < C_skip,
+                        has_bias, row_start, row_end, slice_index, slices, tile, tiles, co_tile, all_co_tiles,
+                        part_dw_ptr, part_dbias_ptr, counter_ptr, skip_dw_ptr, C_skip, 1, 0, 0, skip_dbias_ptr,
+                        M, H, W, C_out, C_skip, eps, 1, GRAD_BN, False, INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N,
+                        BLOCK_J, REDUCE_GROUP)
         else:
             js = j_tile * BLOCK_J + tl.arange(0, BLOCK_J)
-            j_mask = js < C_in * KSIZE * KSIZE
-            acc, bias_acc = _wgrad_slice(grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
-                                         z_sum_grad_xhat_ptr, y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr,
-                                         co, co_mask, js, j_mask, row_start, row_end, has_bias, M, H, W, C_out, C_in,
-                                         eps, acc, bias_acc, KSIZE, GRAD_BN, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M)
-            last, acc, bias_acc = _reduce_slices(acc, bias_acc, has_bias, slice_index, slices, tile, tiles, co_tile,
-                                                 all_co_tiles, part_dw_ptr, part_dbias_ptr, counter_ptr, BLOCK_N,
-                                                 BLOCK_J, REDUCE_GROUP)
-            if last:
-                _store_wgrad(acc, bias_acc, has_bias, co, co_mask, js, j_mask, dw_ptr, dw_stride_o, dw_stride_c,
-                             dw_stride_h, dw_stride_w, dbias_ptr, KSIZE)
-                if has_bias and HAS_SKIP:  # z = conv + skip conv: both biases receive sum_m dz
-                    tl.store(skip_dbias_ptr + co, bias_acc.to(skip_dbias_ptr.dtype.element_ty), mask=co_mask)
+            last, bias_total = _wgrad_tile(
+                grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+                y_ptr, mean_ptr, var_ptr, bn_weight_ptr, bn_bias_ptr, co, co_mask, js, js < C_in * KSIZE * KSIZE,
+                has_bias, row_start, row_end, slice_index, slices, tile, tiles, co_tile, all_co_tiles,
+                part_dw_ptr, part_dbias_ptr, counter_ptr, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w,
+                dbias_ptr, M, H, W, C_out, C_in, eps, KSIZE, GRAD_BN, PROLOGUE, INPUT_PRECISION, UPCAST, BLOCK_M,
+                BLOCK_N, BLOCK_J, REDUCE_GROUP)
+            if HAS_SKIP:  # z = conv + skip conv: both biases receive sum_m dz
+                if last and has_bias:
+                    tl.store(skip_dbias_ptr + co, bias_total.to(skip_dbias_ptr.dtype.element_ty), mask=co_mask)
 
 
 @triton.jit
 def conv_backward_kernel(
-    grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
+    grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_bias_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
     y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
     w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
     grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
+    w3_ptr, w3_stride_o, w3_stride_c, grad2_out_ptr,
     out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
     bn_dbias_ptr, bn_dweight_ptr, extra_ptr, through_ptr,
     skip_x_ptr, dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr, skip_dbias_ptr,
@@ -433,7 +483,7 @@ def conv_backward_kernel(
     N, H, W, C_out, C_out2, C_dgrad, C_wgrad, C_skip, eps,
     KSIZE: tl.constexpr, GRAD_BN: tl.constexpr,
     WGRAD: tl.constexpr, PROLOGUE: tl.constexpr, HAS_SKIP: tl.constexpr,
-    DGRAD: tl.constexpr, SECOND_GRAD: tl.constexpr, EPILOGUE_BN: tl.constexpr,
+    DGRAD: tl.constexpr, SECOND_GRAD: tl.constexpr, COMPLETE_GRAD2: tl.constexpr, EPILOGUE_BN: tl.constexpr,
     SUMS_ONLY: tl.constexpr, APPLY_BN: tl.constexpr, HAS_THROUGH: tl.constexpr, WGRAD2: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_J: tl.constexpr,
@@ -448,8 +498,8 @@ def conv_backward_kernel(
     # Each part compiled only in the variants that take its arguments (the others are None).
     if WGRAD:
         if pid < dgrad_start:
-            _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr, z_sum_grad_xhat_ptr,
-                           y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr,
+            _wgrad_program(pid, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_bias_ptr, z_sum_grad_ptr,
+                           z_sum_grad_xhat_ptr, y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr, skip_x_ptr,
                            dw_ptr, dw_stride_o, dw_stride_c, dw_stride_h, dw_stride_w, dbias_ptr, skip_dw_ptr,
                            skip_dbias_ptr, grad2_ptr, dw2_ptr, dw2_stride_o, dw2_stride_c, dw2_stride_h, dw2_stride_w,
                            dbias2_ptr, part_dw_ptr, part_dbias_ptr, wgrad_counter_ptr, slice_rows,
@@ -460,8 +510,9 @@ def conv_backward_kernel(
             _dgrad_program(pid - dgrad_start, grad_ptr, z_ptr, z_mean_ptr, z_var_ptr, z_weight_ptr, z_sum_grad_ptr,
                            z_sum_grad_xhat_ptr, w_ptr, w_stride_o, w_stride_c, w_stride_h, w_stride_w,
                            grad2_ptr, w2_ptr, w2_stride_o, w2_stride_c, w2_stride_h, w2_stride_w,
+                           w3_ptr, w3_stride_o, w3_stride_c, grad2_out_ptr,
                            y_ptr, y_mean_ptr, y_var_ptr, y_weight_ptr, y_bias_ptr,
                            out_ptr, part_first_ptr, part_second_ptr, counter_ptr, sum_grad_ptr, sum_grad_xhat_ptr,
                            bn_dbias_ptr, bn_dweight_ptr, extra_ptr, through_ptr, N, H, W, C_out, C_out2, C_dgrad,
-                           eps, KSIZE, GRAD_BN, SECOND_GRAD, EPILOGUE_BN, SUMS_ONLY, APPLY_BN, HAS_THROUGH,
-                           INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)
+                           eps, KSIZE, GRAD_BN, SECOND_GRAD, COMPLETE_GRAD2, EPILOGUE_BN, SUMS_ONLY, APPLY_BN,
+                           HAS_THROUGH, INPUT_PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, REDUCE_GROUP)

@@ -30,7 +30,7 @@ INTERPRETER = "interpreter"  # the pseudo-architecture of TRITON_INTERPRET=1 on 
 _ACCUMULATION_POINTERS = (
     "mean_ptr", "var_ptr", "bn_weight_ptr", "bn_bias_ptr", "bias_ptr", "skip_bias_ptr", "weight_ptr",
     "out_mean_ptr", "out_var_ptr", "running_mean_ptr", "running_var_ptr",
-    "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr",
+    "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_bias_ptr", "z_sum_grad_ptr", "z_sum_grad_xhat_ptr",
     "y_mean_ptr", "y_var_ptr", "y_weight_ptr", "y_bias_ptr", "sum_grad_ptr", "sum_grad_xhat_ptr",
     "bn_dbias_ptr", "bn_dweight_ptr", "part_dw_ptr", "part_dbias_ptr", "partial_ptr", "coords_ptr", "peaks_ptr",
     "part_mean_ptr", "part_m2_ptr", "part_first_ptr", "part_second_ptr")
@@ -69,8 +69,9 @@ CONDITIONAL_PARAMETERS = {
         **_used_under(("DGRAD",), *_CONV_WEIGHT, "out_ptr", "C_dgrad"),
         **_used_under(("SECOND_GRAD",), "w2_ptr", "w2_stride_o", "w2_stride_c", "w2_stride_h", "w2_stride_w"),
         **_used_under(("SECOND_GRAD", "WGRAD2"), "grad2_ptr", "C_out2"),
+        **_used_under(("COMPLETE_GRAD2",), "w3_ptr", "w3_stride_o", "w3_stride_c", "grad2_out_ptr"),
         **_used_under(("WGRAD2",), "dw2_ptr", "dw2_stride_o", "dw2_stride_c", "dw2_stride_h", "dw2_stride_w",
-                      "dbias2_ptr"),
+                      "dbias2_ptr", "z_bias_ptr"),
         **_used_under(("EPILOGUE_BN",), "part_first_ptr", "part_second_ptr", "counter_ptr", "bn_dbias_ptr",
                       "bn_dweight_ptr"),
         **_used_under(("EPILOGUE_BN", "APPLY_BN"), "sum_grad_ptr", "sum_grad_xhat_ptr"),
@@ -198,23 +199,25 @@ _CONV_VARIANTS = {
         (1, True, False, True, True, True, True),
         (1, True, False, True, True, False, False),
     ]],
-    # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, SECOND_GRAD, EPILOGUE_BN, SUMS_ONLY, APPLY_BN,
-    # HAS_THROUGH, WGRAD2) of each launch, in order: residual conv3 (+skip) | dgrad3, skip dgrad, conv2,
-    # conv1 | bn1's sums, dx (with x's pass-through or not); head: (the merge's dgrad into preds:
-    # the skip dgrad's variant) the merge and heatmap convs' weight gradients | dgrad over
-    # [x_next | preds] (on the last stack the heatmap conv's alone: conv3's variant), features conv.
+    # (KSIZE, GRAD_BN, WGRAD, PROLOGUE, HAS_SKIP, DGRAD, SECOND_GRAD, COMPLETE_GRAD2, EPILOGUE_BN,
+    # SUMS_ONLY, APPLY_BN, HAS_THROUGH, WGRAD2) of each launch, in order: residual conv3 (+skip) |
+    # dgrad3, skip dgrad, conv2, conv1 | bn1's sums, dx (with x's pass-through or not); head: the
+    # merge's weight gradients | dgrad over [x_next | preds completed] (on the last stack dgrad over
+    # preds alone), features conv with the heatmap conv's weight gradient.
     "conv_backward": [dict(zip(("KSIZE", "GRAD_BN", "WGRAD", "PROLOGUE", "HAS_SKIP", "DGRAD", "SECOND_GRAD",
-                                "EPILOGUE_BN", "SUMS_ONLY", "APPLY_BN", "HAS_THROUGH", "WGRAD2"), flags))
+                                "COMPLETE_GRAD2", "EPILOGUE_BN", "SUMS_ONLY", "APPLY_BN", "HAS_THROUGH", "WGRAD2"),
+                               flags))
                       for flags in [
-        (1, False, True, True, True, True, False, True, False, False, False, False),
-        (1, False, True, True, False, True, False, True, False, False, False, False),
-        (1, False, False, False, False, True, False, False, False, False, False, False),
-        (3, True, True, True, False, True, False, True, False, False, False, False),
-        (1, True, True, True, False, True, False, True, True, False, False, False),
-        (1, True, False, False, False, True, False, False, False, True, False, False),
-        (1, True, False, False, False, True, False, False, False, True, True, False),
-        (1, False, True, True, True, True, True, True, False, False, False, True),
-        (1, True, True, False, False, True, False, False, False, False, False, False),
+        (1, False, True, True, True, True, False, False, True, False, False, False, False),
+        (1, False, True, True, False, True, False, False, True, False, False, False, False),
+        (1, False, False, False, False, True, False, False, False, False, False, False, False),
+        (3, True, True, True, False, True, False, False, True, False, False, False, False),
+        (1, True, True, True, False, True, False, False, True, True, False, False, False),
+        (1, True, False, False, False, True, False, False, False, False, True, False, False),
+        (1, True, False, False, False, True, False, False, False, False, True, True, False),
+        (1, False, True, True, True, True, True, True, True, False, False, False, False),
+        (1, False, False, False, False, True, False, False, True, False, False, False, False),
+        (1, True, True, False, False, True, False, False, False, False, False, False, True),
     ]],
 }
 _CONV_KERNELS = {"conv_forward": conv.conv_forward_kernel, "conv_backward": conv.conv_backward_kernel}

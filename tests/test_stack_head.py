@@ -1,9 +1,10 @@
 """The stack head of fasthg's model (``StackedHourglass.head``, fused) against the reference
 model's, in low precision on fixed draws (test_properties draws its shapes), and proof that the
 low-precision judgement (tests/parity.py) catches a gradient that is 5% wrong in fp16. The
-backward's first launch reads [dL/dx_next | dL/dpreds] from the two gradients for the dgrad and
-the three convs' weight gradients: checked on its own in fp64 against PyTorch, and that the
-head's backward concatenates nothing.
+backward's two launches are checked on their own in fp64 against PyTorch: the first reads
+[dL/dx_next | dL/dpreds] from the two gradients and completes dL/dpreds with the merge's
+gradient, the second adds the heatmap conv's weight gradient to the features conv's backward;
+and the head's backward concatenates nothing.
 
 In bf16 it cannot promise to: 5% is 6.4 bf16 ulps, and the bound, 3x eager's error plus
 ``fasthg.accuracy.FLOOR_ULPS`` (4) ulps, is 4.5-6% at the gradients' scale on these draws."""
@@ -50,36 +51,83 @@ def test_a_gradient_5_percent_wrong_fails_in_fp16(triton_backend, feature_weight
         check_parity(HEAD, sizes, draw_sample(HEAD, sizes), torch.float16, "channels_last")
 
 
-def test_one_launch_gives_both_convs_gradients_over_two_gradients(triton_backend):
-    # a = relu(bn(y)) feeds two 1x1 convs (weights w1, w2) and x a skip conv of the first: dL/da =
-    # g1 w1 + g2 w2 with the ReLU mask and BN's backward sums, g2 and w2 passed apart (SECOND_GRAD),
-    # and in the same launch dw1 = g1^T a, dskip = g1^T x, dw2 = g2^T a (WGRAD2) and the three
-    # biases' gradients. Awkward sizes: K splits 6 | 3, neither a block multiple.
+def _bn_relu(y, mean, var, gamma, beta, eps):
+    """(relu(bn(y)), yhat, the ReLU's pass mask) of NCHW y."""
+    yhat = (y - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + eps)
+    pre = gamma.view(1, -1, 1, 1) * yhat + beta.view(1, -1, 1, 1)
+    return torch.relu(pre), yhat, pre > 0
+
+
+def _fp64(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def test_one_launch_completes_the_second_gradient(triton_backend):
+    # a = relu(bn(y)) feeds two 1x1 convs (weights w1, w2); the second's output also feeds a 1x1
+    # conv w3 into the first's output (the head: preds feeds the merge into x_next), so its whole
+    # gradient is g2 + g1 w3. One launch (SECOND_GRAD, COMPLETE_GRAD2) writes that whole gradient
+    # and dL/da = g1 w1 + (g2 + g1 w3) w2 with the ReLU mask and BN's backward sums, and the first
+    # conv's and x's skip conv's weight gradients with their biases'. Awkward sizes: K splits 6 | 3,
+    # neither a block multiple.
     torch.manual_seed(0)
     n, c, height, width, c1, c2, c_skip, eps = 2, 7, 5, 3, 6, 3, 2, 1e-5
-    y, g1, g2, x = (channels_last(torch.randn(n, k, height, width, dtype=torch.float64)) for k in (c, c1, c2, c_skip))
-    w1, w2 = torch.randn(c1, c, 1, 1, dtype=torch.float64), torch.randn(c2, c, 1, 1, dtype=torch.float64)
+    y, g1, g2, x = (channels_last(_fp64(n, k, height, width)) for k in (c, c1, c2, c_skip))
+    w1, w2, w3 = _fp64(c1, c, 1, 1), _fp64(c2, c, 1, 1), _fp64(c1, c2, 1, 1)
     mean, var = y.mean((0, 2, 3)), y.var((0, 2, 3), unbiased=False)
-    gamma, beta = torch.rand(c, dtype=torch.float64) + 0.5, torch.randn(c, dtype=torch.float64)
-    out, sums = torch.empty_like(y), BackwardSums(torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64))
-    dw1, dw2, dskip = torch.empty_like(w1), torch.empty_like(w2), torch.empty(c1, c_skip, 1, 1, dtype=torch.float64)
-    db1, db2, dskip_bias = torch.empty(c1, dtype=torch.float64), torch.empty(c2, dtype=torch.float64), \
-        torch.empty(c1, dtype=torch.float64)
-    conv_backward(g1, eps, y=y, bn=BatchNormState(mean, var, gamma, beta), weight=w1, second=(g2, w2), dgrad_out=out,
-                  sums_out=sums, dweight=dw1, dbias=db1, skip_x=x, skip_dweight=dskip, skip_dbias=dskip_bias,
-                  second_wgrad=(dw2, db2))
+    gamma, beta = torch.rand(c, dtype=torch.float64) + 0.5, _fp64(c)
+    out, sums = torch.empty_like(y), BackwardSums(_fp64(c), _fp64(c))
+    whole, dw1, dskip = torch.empty_like(g2), torch.empty_like(w1), _fp64(c1, c_skip, 1, 1)
+    db1, dskip_bias = _fp64(c1), _fp64(c1)
+    conv_backward(g1, eps, y=y, bn=BatchNormState(mean, var, gamma, beta), weight=w1, second=(g2, w2),
+                  complete_second=(w3, whole), dgrad_out=out, sums_out=sums, dweight=dw1, dbias=db1, skip_x=x,
+                  skip_dweight=dskip, skip_dbias=dskip_bias)
 
-    yhat = (y - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + eps)
-    a = torch.relu(gamma.view(1, -1, 1, 1) * yhat + beta.view(1, -1, 1, 1))
-    da = torch.einsum("nohw,oc->nchw", torch.cat([g1, g2], 1), torch.cat([w1, w2])[:, :, 0, 0])
-    g = torch.where(gamma.view(1, -1, 1, 1) * yhat + beta.view(1, -1, 1, 1) > 0, da, 0.0)
+    expected_whole = g2 + torch.einsum("nohw,op->nphw", g1, w3[:, :, 0, 0])
+    assert_close(whole, expected_whole, "g2 + g1 w3", rtol=1e-12, atol=1e-12)
+    a, yhat, passes = _bn_relu(y, mean, var, gamma, beta, eps)
+    da = torch.einsum("nohw,oc->nchw", torch.cat([g1, expected_whole], 1), torch.cat([w1, w2])[:, :, 0, 0])
+    g = torch.where(passes, da, 0.0)
     assert_close(out, g, "g", rtol=1e-12, atol=1e-12)
     assert_close(sums.grad, g.sum((0, 2, 3)), "sum(g)", rtol=1e-12, atol=1e-12)
     assert_close(sums.grad_xhat, (g * yhat).sum((0, 2, 3)), "sum(g * yhat)", rtol=1e-12, atol=1e-12)
-    for name, got, grad, operand in [("dw1", dw1, g1, a), ("dw2", dw2, g2, a), ("dskip", dskip, g1, x)]:
-        assert_close(got[:, :, 0, 0], torch.einsum("nohw,nchw->oc", grad, operand), name, rtol=1e-12, atol=1e-12)
-    for name, got, grad in [("db1", db1, g1), ("db2", db2, g2), ("dskip_bias", dskip_bias, g1)]:
-        assert_close(got, grad.sum((0, 2, 3)), name, rtol=1e-12, atol=1e-12)
+    for name, got, operand in [("dw1", dw1, a), ("dskip", dskip, x)]:
+        assert_close(got[:, :, 0, 0], torch.einsum("nohw,nchw->oc", g1, operand), name, rtol=1e-12, atol=1e-12)
+    for name, got in [("db1", db1), ("dskip_bias", dskip_bias)]:
+        assert_close(got, g1.sum((0, 2, 3)), name, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_one_launch_gives_the_weight_gradient_of_a_conv_reading_the_output(triton_backend, training):
+    # z = conv(h) is normalised by a BN whose output's gradient is g (GRAD_BN: dz is rebuilt from g,
+    # z and the BN's backward sums, zero in eval); relu(bn(z)) also feeds a 1x1 conv w2 whose
+    # output's gradient is g2. One launch gives dL/dh, conv's weight and bias gradients and w2's
+    # (WGRAD2: dw2 = g2^T relu(bn(z)), db2 = sum g2). K = 6 and 3 channels, 7 columns.
+    torch.manual_seed(1)
+    n, c_in, height, width, c_out, c2, eps = 2, 7, 5, 3, 6, 3, 1e-5
+    h, z, g, g2 = (channels_last(_fp64(n, k, height, width)) for k in (c_in, c_out, c_out, c2))
+    w = _fp64(c_out, c_in, 1, 1)
+    mean, var = z.mean((0, 2, 3)), z.var((0, 2, 3), unbiased=False)
+    if not training:  # running statistics, not the batch's
+        mean, var = mean + 0.3, var * 1.5
+    gamma, beta = torch.rand(c_out, dtype=torch.float64) + 0.5, _fp64(c_out)
+    _, yhat, passes = _bn_relu(z, mean, var, gamma, beta, eps)
+    g = torch.where(passes, g, 0.0)  # as the dgrad launch before writes it
+    sums = BackwardSums(g.sum((0, 2, 3)), (g * yhat).sum((0, 2, 3))) if training else \
+        BackwardSums(torch.zeros(c_out, dtype=torch.float64), torch.zeros(c_out, dtype=torch.float64))
+    dh, dw, db, dw2, db2 = torch.empty_like(h), torch.empty_like(w), _fp64(c_out), _fp64(c2, c_out, 1, 1), _fp64(c2)
+    conv_backward(g, eps, grad_bn=(z, BatchNormState(mean, var, gamma, beta), sums), y=h, weight=w, dgrad_out=dh,
+                  dweight=dw, dbias=db, second_wgrad=(g2, dw2, db2))
+
+    count = n * height * width
+    dz = gamma.view(1, -1, 1, 1) / torch.sqrt(var.view(1, -1, 1, 1) + eps) * (
+        g - (sums.grad.view(1, -1, 1, 1) + yhat * sums.grad_xhat.view(1, -1, 1, 1)) / count)
+    a2 = _bn_relu(z, mean, var, gamma, beta, eps)[0]
+    assert_close(dh, torch.einsum("nohw,oc->nchw", dz, w[:, :, 0, 0]), "dh", rtol=1e-12, atol=1e-12)
+    assert_close(dw[:, :, 0, 0], torch.einsum("nohw,nchw->oc", dz, h), "dw", rtol=1e-12, atol=1e-12)
+    # in training sum(dz) is 0 up to rounding: judged on the scale of the terms summed
+    assert_close(db, dz.sum((0, 2, 3)), "db", rtol=1e-12, atol=1e-12, scale=float(dz.abs().sum((0, 2, 3)).max()))
+    assert_close(dw2[:, :, 0, 0], torch.einsum("nohw,nchw->oc", g2, a2), "dw2", rtol=1e-12, atol=1e-12)
+    assert_close(db2, g2.sum((0, 2, 3)), "db2", rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("merged", [True, False], ids=["merged", "last"])

@@ -88,8 +88,8 @@ PROGRAMS_PER_MULTIPROCESSOR = 4
 
 
 def wgrad_split(rows, c_out, columns, c_skip, c_out2, dgrad_steps, constexprs, extra, device):
-    """The split of a weight gradient dw[c_out, columns] (+ a skip conv's [c_out, c_skip], + a second
-    conv's dw2[c_out2, columns]) over ``rows``.
+    """The split of a weight gradient dw[c_out, columns] (+ a skip conv's [c_out, c_skip], + WGRAD2's
+    dw2[c_out2, c_out], a 1x1 conv over this conv's output) over ``rows``.
 
     A slice runs as many row steps as the launch allows and no more: ``extra["slice_balance"]``
     times the K-steps of the dgrad programs it shares the launch with, so that no program runs
@@ -99,13 +99,13 @@ def wgrad_split(rows, c_out, columns, c_skip, c_out2, dgrad_steps, constexprs, e
     so that combining a tree node's partial tiles (up to REDUCE_GROUP of them) costs no more than a slice.
     """
     block_m, block_n, block_j = constexprs["BLOCK_M"], constexprs["BLOCK_N"], constexprs["BLOCK_J"]
-    co_tiles = triton.cdiv(c_out, block_n) + triton.cdiv(c_out2, block_n)
-    tiles = triton.cdiv(c_out, block_n) * (triton.cdiv(columns, block_j) + triton.cdiv(c_skip, block_j)) + \
-        triton.cdiv(c_out2, block_n) * triton.cdiv(columns, block_j)
+    first_co_tiles, second_co_tiles = triton.cdiv(c_out, block_n), triton.cdiv(c_out2, block_n)
+    tiles = first_co_tiles * (triton.cdiv(columns, block_j) + triton.cdiv(c_skip, block_j)) + \
+        second_co_tiles * triton.cdiv(c_out, block_j)
     row_tiles = triton.cdiv(rows, block_m)
     filling = tiles * row_tiles // (PROGRAMS_PER_MULTIPROCESSOR * multiprocessors(device))
     steps = min(row_tiles, max(extra["min_slice_steps"], filling, extra["slice_balance"] * dgrad_steps))
-    return WgradSplit(tiles, co_tiles, triton.cdiv(row_tiles, steps), steps * block_m)
+    return WgradSplit(tiles, first_co_tiles + second_co_tiles, triton.cdiv(row_tiles, steps), steps * block_m)
 
 
 def channel_stats(x, stats: BatchStatistics, momentum):
@@ -165,16 +165,17 @@ def conv_forward(y, bn: Optional[BatchNormState], weight, bias, out, eps, *, ski
 def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormState] = None,
                   weight=None, dgrad_out=None, sums_out: Optional[BackwardSums] = None,
                   bn_grads_out: Optional[BackwardSums] = None, dweight=None, dbias=None, skip_x=None,
-                  skip_dweight=None, skip_dbias=None, second=None, second_wgrad=None,
+                  skip_dweight=None, skip_dbias=None, second=None, complete_second=None, second_wgrad=None,
                   finish_bn: Optional[BatchNormBackward] = None):
     """One launch of dgrad and/or wgrad of z = conv(relu(bn(y))) + bias (y as it is with ``bn`` None).
 
     dz is ``grad``, or with ``grad_bn`` = (z, BatchNormState, BackwardSums) rebuilt from the next
     BN's g. dgrad (``dgrad_out`` given) writes dL/da with ``weight``; ``second`` = (grad2, weight2)
     adds the dgrad of a second conv that reads the same a: dL/da over concatenated K
-    [grad | grad2] x [weight ; weight2], without the concatenation in memory, and with
-    ``second_wgrad`` = (dweight2, dbias2) that conv's weight and bias gradients (grad2 read as it
-    is; it is the same launch's wgrad over grad2's rows). With ``sums_out`` its
+    [grad | grad2] x [weight ; weight2], without the concatenation in memory. With
+    ``complete_second`` = (weight3, grad2_out) (1x1 convs) the second conv's output also feeds a
+    conv with 1x1 ``weight3`` [C_out, C_out2] whose output's gradient is ``grad``: the kernel
+    completes grad2 + grad weight3 per tile and writes it to ``grad2_out``. With ``sums_out`` its
     epilogue applies the ReLU mask of relu(bn(y)) and reduces BN's backward sums, which are also
     written to ``bn_grads_out`` (d bias, d weight of that BN, in its parameters' dtype); without
     ``dgrad_out`` it stores nothing else (SUMS_ONLY). With ``finish_bn`` instead, ``dgrad_out``
@@ -182,17 +183,23 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     ``finish_bn.extra`` (and ``.through``). wgrad
     (``dweight`` given) writes dL/dw and dL/dbias with relu(bn(y)) recomputed; ``skip_x`` adds
     the weight gradient of a 1x1 skip conv over it (into ``skip_dweight``), and its bias gradient,
-    equal to dL/dbias, into ``skip_dbias``.
+    equal to dL/dbias, into ``skip_dbias``. ``second_wgrad`` = (grad2, dweight2, dbias2), with
+    ``grad_bn``, adds the weight and bias gradients of a 1x1 conv over relu(bn(z)), the grad_bn
+    BN's output, whose output's gradient is grad2.
     """
     # The skip conv's weight gradient and bias gradient are written together, from skip_x.
     assert (skip_x is None) == (skip_dweight is None) == (skip_dbias is None), \
         "skip_x needs skip_dweight and skip_dbias"
+    assert complete_second is None or second is not None, "complete_second completes second's gradient"
+    assert second_wgrad is None or (grad_bn is not None and dweight is not None), \
+        "second_wgrad reads relu(bn(z)) of grad_bn, in a launch with a weight gradient"
     n, c_out, h, w = grad.shape
     dgrad, wgrad = dgrad_out is not None or sums_out is not None, dweight is not None
     ksize = (weight if dgrad else dweight).shape[-1]
     variant = dict(KSIZE=ksize, GRAD_BN=grad_bn is not None, WGRAD=wgrad, PROLOGUE=wgrad and bn is not None,
                    HAS_SKIP=skip_x is not None, DGRAD=dgrad, SECOND_GRAD=second is not None,
-                   EPILOGUE_BN=sums_out is not None, SUMS_ONLY=dgrad_out is None and sums_out is not None,
+                   COMPLETE_GRAD2=complete_second is not None, EPILOGUE_BN=sums_out is not None,
+                   SUMS_ONLY=dgrad_out is None and sums_out is not None,
                    APPLY_BN=finish_bn is not None, HAS_THROUGH=finish_bn is not None and finish_bn.through is not None,
                    WGRAD2=second_wgrad is not None)
     epilogue_bn = sums_out is not None or finish_bn is not None
@@ -215,11 +222,15 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     dgrad_blocks = triton.cdiv(weight.shape[1], block_n) if dgrad else 0
     sums_counters = dgrad_blocks * tree_counters(row_tiles, group) if sums_out is not None else 0
     sums_nodes = tree_nodes(row_tiles, group) * weight.shape[1] if sums_out is not None else 0
-    c_out2 = second[0].shape[1] if second is not None else 0
+    grad2 = second[0] if second is not None else second_wgrad[0] if second_wgrad is not None else None
+    c_out2 = grad2.shape[1] if grad2 is not None else 0
+    block_k = constexprs["BLOCK_K"]
+    # K-steps of a dgrad program: completing grad2 (COMPLETE_GRAD2) runs over grad's K per step of grad2's.
+    second_steps = triton.cdiv(c_out2, block_k) * (triton.cdiv(c_out, block_k) if complete_second is not None else 1)
+    dgrad_steps = ksize * ksize * (triton.cdiv(c_out, block_k) + (second_steps if second is not None else 0))
     split = wgrad_split(rows, c_out, dweight.shape[1] * ksize * ksize, skip_x.shape[1] if skip_x is not None else 0,
-                        c_out2 if second_wgrad is not None else 0,
-                        ksize * ksize * (triton.cdiv(c_out, constexprs["BLOCK_K"]) + triton.cdiv(c_out2, constexprs["BLOCK_K"]))
-                        if dgrad else 0, constexprs, config.extra, grad.device) if wgrad else None
+                        c_out2 if second_wgrad is not None else 0, dgrad_steps if dgrad else 0, constexprs,
+                        config.extra, grad.device) if wgrad else None
     wgrad_nodes = tree_nodes(split.slices, group) if wgrad and split.slices > 1 else 0
     acc = accumulation_dtype(grad.dtype)
     part_first, part_second, part_dw, part_dbias = workspace(
@@ -231,14 +242,17 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
         arguments.update(**_weight_arguments("w", weight), C_dgrad=weight.shape[1])
     if dgrad_out is not None:
         arguments.update(out_ptr=dgrad_out)
-    if second is not None:
-        grad2, weight2 = second
+    if grad2 is not None:
         arguments.update(grad2_ptr=grad2, C_out2=c_out2)
-        if dgrad:
-            arguments.update(_weight_arguments("w2", weight2))
+    if second is not None and dgrad:
+        arguments.update(_weight_arguments("w2", second[1]))
+    if complete_second is not None:
+        weight3, grad2_out = complete_second
+        arguments.update(w3_ptr=weight3, w3_stride_o=weight3.stride(0), w3_stride_c=weight3.stride(1),
+                         grad2_out_ptr=grad2_out)
     if second_wgrad is not None:
-        dweight2, dbias2 = second_wgrad
-        arguments.update(_weight_arguments("dw2", dweight2), dbias2_ptr=dbias2)
+        _, dweight2, dbias2 = second_wgrad
+        arguments.update(_weight_arguments("dw2", dweight2), dbias2_ptr=dbias2, z_bias_ptr=grad_bn[1].bias)
     if sums_out is not None:
         copies = bn_grads_out if bn_grads_out is not None else sums_out
         arguments.update(part_first_ptr=part_first, part_second_ptr=part_second, counter_ptr=counter,

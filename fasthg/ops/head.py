@@ -14,19 +14,19 @@ Saved for backward: h, z, preds and z's statistics; PyTorch would also keep ``fe
 
 Backward, given dL/dpreds and dL/dx_next (= dL/dx, passed through by autograd). preds feeds the
 merge too, so its whole gradient is dp = dL/dpreds + dL/dx_next w_mp (1x1 weights as matrices
-[C_out, C_in])::
+[C_out, C_in]). Two launches::
 
-    dgrad conv_mp: dL/dx_next w_mp (16 channels), added to dL/dpreds: dp
-    wgrad conv_mf, conv_mp (over preds) and conv_o (over dp: WGRAD2) |
-        g = dgrad over [dx_next | dp] x [w_mf ; w_o] with the ReLU mask and BN sums
-        (concatenated K read from the two gradients: no cat in memory)
-    wgrad conv_f | dgrad conv_f with dz = BN backward of g in their prologues
+    wgrad conv_mf and conv_mp (over preds) |
+        g = dgrad over [dx_next | dp] x [w_mf ; w_o] with the ReLU mask and BN sums: concatenated K
+        read from the two gradients (no cat in memory), dp completed per tile from dL/dpreds and the
+        dx_next tile it reads anyway (COMPLETE_GRAD2), and written once for the launch below
+    wgrad conv_f and conv_o (over relu(bn(z)), WGRAD2) | dgrad conv_f, with dz = BN backward of g in
+        their prologues
 
-so z, the features conv's output, is read once for all three weight gradients and dL/dfeature.
-(Moving w_mp onto the weights instead, w' = w_mf + w_mp w_o and dw_o += w_mp^T dw_mf, would spare
-the first launch's read of dL/dx_next, but turns a non-finite feature's inf into NaN where PyTorch
-keeps it: tests/test_numerics.py.) On the last stack (no merge) the first two are one launch:
-conv_o's wgrad and dgrad.
+so dL/dx_next is read once (by the first launch) and z once per launch. On the last stack (no
+merge) the first launch is the dgrad over dL/dpreds alone. (Moving w_mp onto the weights instead,
+w' = w_mf + w_mp w_o and dw_o += w_mp^T dw_mf, would spare forming dp but turns a non-finite
+feature's inf into NaN where PyTorch keeps it: tests/test_numerics.py.)
 """
 from typing import List, Optional, Tuple
 
@@ -36,7 +36,7 @@ from .launch import accumulation_dtype, channels_last, empty_nhwc, eval_statisti
 from .conv_launchers import BackwardSums, BatchNormState, conv_backward, conv_forward
 from .statistics import BatchStatistics, NextBatchNorm, new_statistics, statistics_for
 
-KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 3, "backward_last": 2}
+KERNEL_LAUNCHES = {"forward": 3, "forward_last": 2, "backward": 2, "backward_last": 2}
 
 
 @torch.library.custom_op("fasthg::head_forward",
@@ -119,21 +119,20 @@ def head_backward(
         grad_x_next = channels_last(grad_x_next)
         d_mf, d_mf_bias = merge_feature_weight.new_empty(merge_feature_weight.shape), bias_grad(merge_feature_weight)
         d_mp, d_mp_bias = merge_pred_weight.new_empty(merge_pred_weight.shape), bias_grad(merge_pred_weight)
-        through_merge = torch.empty_like(grad_preds)
-        conv_backward(grad_x_next, eps, weight=merge_pred_weight, dgrad_out=through_merge)
-        grad_preds = grad_preds + through_merge
+        grad_preds_whole = torch.empty_like(grad_preds)
         # x_next = ... + conv_mf + conv_mp: the kernel writes sum(dL/dx_next) as both biases' gradient.
         conv_backward(grad_x_next, eps, **features, weight=merge_feature_weight, second=(grad_preds, out_weight),
-                      dweight=d_mf, dbias=d_mf_bias, skip_x=preds, skip_dweight=d_mp, skip_dbias=d_mp_bias,
-                      second_wgrad=(d_out, d_out_bias))
+                      complete_second=(merge_pred_weight, grad_preds_whole), dweight=d_mf, dbias=d_mf_bias,
+                      skip_x=preds, skip_dweight=d_mp, skip_dbias=d_mp_bias)
+        grad_preds = grad_preds_whole
         merge_grads = [d_mf, d_mf_bias, d_mp, d_mp_bias]
     else:
-        conv_backward(grad_preds, eps, **features, weight=out_weight, dweight=d_out, dbias=d_out_bias)
+        conv_backward(grad_preds, eps, **features, weight=out_weight)
     centring = sums if training else BackwardSums(torch.zeros_like(sums.grad), torch.zeros_like(sums.grad))
 
     d_conv, d_conv_bias, d_h = conv_weight.new_empty(conv_weight.shape), bias_grad(conv_weight), torch.empty_like(h)
     conv_backward(g, eps, grad_bn=(z, bn, centring), y=h, weight=conv_weight, dgrad_out=d_h,
-                  dweight=d_conv, dbias=d_conv_bias)
+                  dweight=d_conv, dbias=d_conv_bias, second_wgrad=(grad_preds, d_out, d_out_bias))
     return [d_h, d_conv, d_conv_bias, bn_grads.grad_xhat, bn_grads.grad, d_out, d_out_bias, *merge_grads]
 
 
