@@ -152,27 +152,44 @@ _PIXEL_TILES = {
 }
 # The max-pool's STATS forward without WRITE_INDEX spilled 8 bytes on sm_80 with 8 warps (bf16, fp32)
 _POOL_WARPS = {(ARCHS, True, False): 4}
+# On GPUs every pixel kernel variant also ships a fine tile, a quarter of the regular tile's pixels,
+# registered after it (an alternative): fasthg.ops.launch.launch_pixel_tiles runs it when the
+# regular tiles would not give each multiprocessor FINE_TILES_BELOW programs (the hourglass's
+# levels from 16x16 down at batch 16), so a small tensor spreads over more SMs. With STATS on 8
+# warps (4 spilled 8 bytes in the fp16 max-pool writing its index on sm_80).
+_FINE_PIXEL_TILES = {ARCHS: {False: ({"BLOCK_P": 4, "BLOCK_C": 64, "REDUCE_GROUP": 8}, 4),
+                             True: ({"BLOCK_P": 16, "BLOCK_C": 32, "REDUCE_GROUP": 8}, 8)}}
+
+
+def _pixel_configs(archs, tiles, dtype, pool_warps):
+    """The pixel kernels' configurations for one tile table ({STATS: (tile, warps)}), ``pool_warps``
+    {(STATS, WRITE_INDEX): warps} overriding the max-pool forward's."""
+    blocks = {k: v for k, v in tiles[False][0].items() if k.startswith("BLOCK_")}
+    warps = tiles[False][1]
+    for stats, (tile, stats_warps) in tiles.items():
+        yield KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, dtype,
+                           {"STATS": stats, **tile}, num_warps=stats_warps, archs=archs)
+        # WRITE_INDEX: each window's argmax kept for the backward (fasthg/ops/max_pool.py); the
+        # variant without it first, which a launch naming no WRITE_INDEX takes
+        for index in (False, True):
+            yield KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, dtype,
+                               {"STATS": stats, "WRITE_INDEX": index, **tile},
+                               num_warps=pool_warps.get((stats, index), stats_warps), archs=archs)
+    yield KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, dtype, blocks,
+                       num_warps=warps, archs=archs)
+    # HAS_THROUGH: the gradient of the input's pass-through added (fasthg/ops/max_pool.py)
+    for through in (False, True):
+        yield KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, dtype,
+                           {"HAS_THROUGH": through, **blocks}, num_warps=warps, archs=archs)
+
+
 for _archs, _tiles in _PIXEL_TILES.items():
-    _blocks = {k: v for k, v in _tiles[False][0].items() if k.startswith("BLOCK_")}
     for _dtype in TRITON_TYPE:
-        for _stats, (_tile, _warps) in _tiles.items():
-            REGISTRY += [
-                KernelConfig("upsample_add_forward", upsample_add.upsample_add_forward_kernel, _dtype,
-                             {"STATS": _stats, **_tile}, num_warps=_warps, archs=_archs),
-                # WRITE_INDEX: each window's argmax kept for the backward (fasthg/ops/max_pool.py); the
-                # variant without it first, which a launch naming no WRITE_INDEX takes
-                *(KernelConfig("max_pool2x2_forward", pool.max_pool2x2_forward_kernel, _dtype,
-                               {"STATS": _stats, "WRITE_INDEX": index, **_tile},
-                               num_warps=_POOL_WARPS.get((_archs, _stats, index), _warps), archs=_archs)
-                  for index in (False, True)),
-            ]
-        REGISTRY += [
-            KernelConfig("upsample_add_backward", upsample_add.upsample_add_backward_kernel, _dtype, _blocks,
-                         archs=_archs),
-        ]
-        # HAS_THROUGH: the gradient of the input's pass-through added (fasthg/ops/max_pool.py)
-        REGISTRY += [KernelConfig("max_pool2x2_backward", pool.max_pool2x2_backward_kernel, _dtype,
-                                  {"HAS_THROUGH": through, **_blocks}, archs=_archs) for through in (False, True)]
+        REGISTRY += _pixel_configs(_archs, _tiles, _dtype,
+                                   {k[1:]: v for k, v in _POOL_WARPS.items() if k[0] == _archs})
+for _archs, _tiles in _FINE_PIXEL_TILES.items():
+    for _dtype in TRITON_TYPE:
+        REGISTRY += _pixel_configs(_archs, _tiles, _dtype, {})
 
 
 # Every constexpr flag combination the Residual and the stack head launch, per kernel.
@@ -402,13 +419,20 @@ for _config in REGISTRY:
 
 def alternatives(config):
     """The other shipped tiles of ``config``'s kernel variant, dtype and architectures: what an
-    autotuned launch chooses among besides ``config``."""
+    autotuned launch (the 3x3 forward's) chooses among besides ``config``, or a pixel kernel's fine tile."""
     return tuple(other for other in _TILES_OF_VARIANT[_variant_key(config)] if other is not config)
 
 
 def is_alternative(config):
-    """Whether ``config`` is an autotuning alternative: a tile registered after its variant's default."""
+    """Whether ``config`` is an alternative: a tile registered after its variant's default."""
     return _TILES_OF_VARIANT[_variant_key(config)][0] is not config
+
+
+def finer_tile(config):
+    """The fine tile shipped beside a pixel kernel's ``config`` (fewer pixels per program), or
+    ``config`` itself where there is none (the interpreter's)."""
+    finer = [other for other in alternatives(config) if other.constexprs["BLOCK_P"] < config.constexprs["BLOCK_P"]]
+    return finer[0] if finer else config
 
 
 def lookup(name, dtype, device, **flags):

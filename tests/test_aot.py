@@ -125,7 +125,7 @@ def test_real_compile_of_max_pool_for_both_architectures(tmp_path):
     # The interpreter is on in this process; the build re-runs itself without it.
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     result = subprocess.run([sys.executable, "-m", "fasthg.aot", "--out", str(tmp_path), "--filter",
-                             "max_pool2x2_forward[fp32;STATS=False,WRITE_INDEX=False", "--jobs", "1"],
+                             "max_pool2x2_forward[fp32;STATS=False,WRITE_INDEX=False,BLOCK_P=16,", "--jobs", "1"],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     entries = json.loads((tmp_path / "resources.json").read_text())

@@ -184,3 +184,21 @@ def test_an_autotuned_launch_times_each_tile_once_and_restores_the_running_stati
             assert_close(getattr(tuned.bn3, name), getattr(default.bn3, name), f"bn3.{name}", rtol=2**-10, atol=2**-14)
         tuned(x)
         assert len(timed) == 2, "the same shape was timed again"
+
+
+@pytest.mark.parametrize("pooled_height, fine", [(8, True), (130, False)], ids=["few-tiles", "enough-tiles"])
+def test_a_pixel_launch_too_small_to_fill_the_gpu_runs_the_fine_tile(pooled_height, fine):
+    # GPU tiles, recorded and not run: a 2x2 max-pool to 2 x h x h pixels of 3 channels has
+    # 2 h^2 / 16 regular tiles in one channel block; h = 130 gives 2,113 tiles, 16 per multiprocessor
+    # of the modelled 132, h = 8 eight, so that launch takes the tile of a quarter of the pixels.
+    x = torch.empty(2, 3, 2 * pooled_height, 2 * pooled_height).to(memory_format=torch.channels_last)
+    launches = []
+    with registry.emulating(90), fasthg.backend("triton"), recording_launches(launches.append, run=False):
+        fasthg.ops.max_pool2x2(x)
+        regular = registry.lookup("max_pool2x2_forward", torch.float32, x.device, STATS=False, WRITE_INDEX=False)
+    (pool,) = launches
+    expected = registry.finer_tile(regular) if fine else regular
+    assert pool.arguments["BLOCK_P"] == expected.constexprs["BLOCK_P"] == (4 if fine else 16)
+    assert pool.grid == (-(-2 * pooled_height ** 2 // expected.constexprs["BLOCK_P"]), 1)
+    regular_tiles = -(-2 * pooled_height ** 2 // 16)
+    assert (regular_tiles < launch.FINE_TILES_BELOW * launch.multiprocessors(x.device)) == fine

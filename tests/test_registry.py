@@ -123,8 +123,12 @@ def test_forward_and_backward_have_their_own_tiles():
             assert backward.constexprs["BLOCK_K"] == 16 and forward.num_stages > backward.num_stages
 
 
+PIXEL_KERNELS = ("upsample_add_forward", "upsample_add_backward", "max_pool2x2_forward", "max_pool2x2_backward")
+
+
 def test_autotuning_alternatives_share_their_default_variant():
-    alternatives = [config for config in registry.REGISTRY if registry.is_alternative(config)]
+    alternatives = [config for config in registry.REGISTRY
+                    if registry.is_alternative(config) and config.name not in PIXEL_KERNELS]
     assert alternatives and all(config.name == "conv_forward" and config.constexprs["KSIZE"] == 3
                                 and config.num_warps == 8
                                 and config.constexprs["BLOCK_M"] == 128 and registry.ARCHS == config.archs
@@ -138,3 +142,20 @@ def test_autotuning_alternatives_share_their_default_variant():
             assert registry.lookup(config.name, config.dtype, CPU, **config.constexprs) is config
             flags = {k: v for k, v in config.constexprs.items() if not k.startswith("BLOCK_")}
             assert registry.lookup(config.name, config.dtype, CPU, **flags) is default
+
+
+def test_every_gpu_pixel_variant_ships_a_fine_tile_of_a_quarter_of_its_pixels():
+    regular = [config for config in registry.REGISTRY if config.name in PIXEL_KERNELS
+               and not registry.is_alternative(config)]
+    assert {config.name for config in regular} == set(PIXEL_KERNELS)
+    for config in regular:
+        fine = registry.finer_tile(config)
+        if config.archs == registry.ARCHS:
+            assert registry.alternatives(config) == (fine,) and registry.is_alternative(fine), config.label
+            assert fine.constexprs["BLOCK_P"] * 4 == config.constexprs["BLOCK_P"]
+            assert fine.num_warps == (8 if config.constexprs.get("STATS") else 4)
+            assert {k: v for k, v in fine.constexprs.items() if not k.startswith("BLOCK_")} == \
+                {k: v for k, v in config.constexprs.items() if not k.startswith("BLOCK_")}
+            assert registry.finer_tile(fine) is fine
+        else:  # the interpreter runs one tile
+            assert fine is config and registry.alternatives(config) == ()

@@ -7,6 +7,7 @@ multiple of the tiles, with enough row tiles that the statistics' reduction tree
 (9 row tiles in groups of 8); tests/program_work.py counts each program's innermost-loop iterations.
 """
 import sys
+from unittest import mock
 
 import pytest
 import torch
@@ -94,6 +95,18 @@ def _pixel_ops_with_statistics_and_without_grad():
         fasthg.ops.max_pool2x2(x, next_batch_norm(following))
 
 
+def _pixel_ops_at_their_regular_tiles():
+    """The pixel cases (too small to fill a GPU: they run the fine tiles) again with the fine tiles
+    off (FINE_TILES_BELOW = 0), so every pixel kernel variant runs its regular tile too."""
+    with mock.patch.object(fasthg.ops.launch, "FINE_TILES_BELOW", 0):
+        _step(*CASES["upsample_add"])()
+        _step(*CASES["max_pool2x2"])()
+        _max_pool_passing_its_input()
+        _pixel_ops_with_statistics_and_without_grad()
+        x = torch.randn(2, 67, 9, 11).to(memory_format=torch.channels_last).requires_grad_()
+        fasthg.ops.max_pool2x2(x, next_batch_norm(torch.nn.BatchNorm2d(67)))[0].sum().backward()  # as in a model
+
+
 # case: (opinfo entry, sizes, run the backward too), or the step itself
 CASES = {
     # 70 rows: 2 row tiles of 64, the second partial; 17 input channels: 2 K blocks of 16
@@ -116,6 +129,7 @@ CASES = {
     "max_pool2x2-passing-its-input": _max_pool_passing_its_input,
     "residual-passing-its-input": _residual_passing_its_input,
     "pixel-ops-with-statistics-and-without-grad": _pixel_ops_with_statistics_and_without_grad,
+    "pixel-ops-at-their-regular-tiles": _pixel_ops_at_their_regular_tiles,
     # 1640 pixels: 2 blocks of 1024, the second partial
     "render_heatmaps": ("render_heatmaps", {"n": 2, "joints": 3, "h": 40, "w": 41, "sigma": 1.0, "style": "princeton"}, False),
     "heatmap_loss": ("heatmap_loss", {"n": 1, "stacks": 2, "joints": 3, "h": 40, "w": 41, "sigma": 1.0, "style": "mmpose",
@@ -158,12 +172,14 @@ def test_modelled_work_is_what_every_program_runs(measured, case):
 def test_cases_cover_every_kernel_and_gpu_configuration(measured):
     launched = [launch for case in CASES for launch, _ in measured[case]]
     assert {launch.kernel for launch in launched} == set(WORK) == {config.kernel.fn.__name__ for config in registry.REGISTRY}
-    # Every fp32 GPU configuration but the heatmap kernels' other STYLEs, the convs' IEEE products
-    # (what cudnn.allow_tf32 = False runs) and the 3x3 forward's 128-row tile (only autotuning on a
-    # GPU runs it; BLOCK_M sets the grid, not a program's loops), which change no loop.
+    # Every fp32 GPU configuration (the pixel kernels' regular and fine tiles) but the heatmap
+    # kernels' other STYLEs, the convs' IEEE products (what cudnn.allow_tf32 = False runs) and the
+    # 3x3 forward's 128-row tile (only autotuning on a GPU runs it; BLOCK_M sets the grid, not a
+    # program's loops), which change no loop.
     gpu_fp32 = {config.label for config in registry.REGISTRY if config.dtype == torch.float32 and 90 in config.archs
                 and config.name not in ("render_heatmaps", "heatmap_loss", "decode_heatmaps")
-                and config.constexprs.get("INPUT_PRECISION") != "ieee" and not registry.is_alternative(config)}
+                and config.constexprs.get("INPUT_PRECISION") != "ieee"
+                and not (config.name == "conv_forward" and registry.is_alternative(config))}
     assert gpu_fp32 - {configuration(launch) for launch in launched} == set()
 
 

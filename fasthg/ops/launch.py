@@ -224,10 +224,16 @@ def _pixel_grid(config, channels, pixels):
     return triton.cdiv(pixels, config.constexprs["BLOCK_P"]), triton.cdiv(channels, config.constexprs["BLOCK_C"])
 
 
+# Programs per multiprocessor below which a pixel launch takes its variant's fine tile (kernels/registry.py)
+FINE_TILES_BELOW = 4
+
+
 def launch_pixel_tiles(name, pixels, out_stats=None, momentum=0.0, flags=None, **arguments):
     """Launches kernel ``name`` over (pixel, channel) tiles of its registry configuration (BLOCK_P,
     BLOCK_C): ``pixels`` rows of ``arguments["C"]`` channels, ``arguments`` the kernel's tensors and
-    sizes by parameter name, ``flags`` the constexpr flags of its variant besides STATS.
+    sizes by parameter name, ``flags`` the constexpr flags of its variant besides STATS. A launch
+    whose tiles would give the multiprocessors fewer than FINE_TILES_BELOW programs each runs the
+    variant's fine tile where one is shipped.
 
     With ``out_stats`` (mean, var, running mean, running var of the BN that normalises the output
     next), a kernel's STATS variant also reduces its output's batch statistics into them and
@@ -237,6 +243,9 @@ def launch_pixel_tiles(name, pixels, out_stats=None, momentum=0.0, flags=None, *
     device, dtype = next((value.device, value.dtype) for value in arguments.values() if isinstance(value, torch.Tensor))
     config = registry.lookup(name, dtype, device, STATS=out_stats is not None, **(flags or {}))
     grid = _pixel_grid(config, arguments["C"], pixels)
+    if grid[0] * grid[1] < FINE_TILES_BELOW * multiprocessors(device):
+        config = registry.finer_tile(config)
+        grid = _pixel_grid(config, arguments["C"], pixels)
     if out_stats is not None:
         group = config.constexprs["REDUCE_GROUP"]
         part_mean, part_m2, counter = statistics_workspace(grid, arguments["C"], group, device, dtype)
