@@ -492,7 +492,8 @@ def conv_backward_kernel(
     """dgrad and wgrad of one conv as a single launch over a 1-D grid: the ``wgrad_programs``
     wgrad programs (one row slice of one dw tile each; the launcher counts them) first, then the
     dgrad programs (one tile of da each). Both read the same dz (``grad``, or rebuilt from the next
-    BN's g, GRAD_BN) and the same y with its BN (wgrad's prologue, dgrad's ReLU-mask epilogue)."""
+    BN's g, GRAD_BN) and the same y with its BN (wgrad's prologue, dgrad's ReLU-mask epilogue);
+    WGRAD2's tiles read grad2 and GRAD_BN's z with its BN."""
     pid = tl.program_id(0)
     dgrad_start = wgrad_programs if WGRAD else 0  # the launcher's count
     # Each part compiled only in the variants that take its arguments (the others are None).

@@ -61,8 +61,9 @@ CONDITIONAL_PARAMETERS = {
         **_used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
     },
     "conv_backward_kernel": {
-        **_used_under(("GRAD_BN",), "z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr", "z_sum_grad_ptr",
-                      "z_sum_grad_xhat_ptr"),
+        # WGRAD2 reads relu(bn(z)) of GRAD_BN's z (the launcher asks for both)
+        **_used_under(("GRAD_BN", "WGRAD2"), "z_ptr", "z_mean_ptr", "z_var_ptr", "z_weight_ptr"),
+        **_used_under(("GRAD_BN",), "z_sum_grad_ptr", "z_sum_grad_xhat_ptr"),
         **_used_under(("WGRAD", "EPILOGUE_BN", "APPLY_BN"), "y_ptr"),
         **_used_under(("PROLOGUE", "EPILOGUE_BN", "APPLY_BN"), "y_mean_ptr", "y_var_ptr", "y_weight_ptr",
                       "y_bias_ptr"),
@@ -80,7 +81,7 @@ CONDITIONAL_PARAMETERS = {
         **_used_under(("WGRAD",), "dw_ptr", "dw_stride_o", "dw_stride_c", "dw_stride_h", "dw_stride_w", "dbias_ptr",
                       "part_dw_ptr", "part_dbias_ptr", "wgrad_counter_ptr", "wgrad_programs", "slice_rows", "C_wgrad"),
         **_used_under(("HAS_SKIP",), "skip_x_ptr", "skip_dw_ptr", "skip_dbias_ptr", "C_skip"),
-        **_used_under(("GRAD_BN", "PROLOGUE", "EPILOGUE_BN", "APPLY_BN"), "eps"),
+        **_used_under(("GRAD_BN", "PROLOGUE", "EPILOGUE_BN", "APPLY_BN", "WGRAD2"), "eps"),
     },
     "channel_stats_kernel": _used_under(("UPDATE_RUNNING",), "running_mean_ptr", "running_var_ptr", "momentum"),
     "upsample_add_forward_kernel": _OUTPUT_STATISTICS,
@@ -154,8 +155,9 @@ _PIXEL_TILES = {
 _POOL_WARPS = {(ARCHS, True, False): 4}
 # On GPUs every pixel kernel variant also ships a fine tile, a quarter of the regular tile's pixels,
 # registered after it (an alternative): fasthg.ops.launch.launch_pixel_tiles runs it when the
-# regular tiles would not give each multiprocessor FINE_TILES_BELOW programs (the hourglass's
-# levels from 16x16 down at batch 16), so a small tensor spreads over more SMs. With STATS on 8
+# regular tiles would not give each multiprocessor FINE_TILES_BELOW programs (at batch 16 the
+# hourglass's levels from 8x8 down, and 16x16 for the STATS tiles), so a small tensor spreads over
+# more SMs. With STATS on 8
 # warps (4 spilled 8 bytes in the fp16 max-pool writing its index on sm_80).
 _FINE_PIXEL_TILES = {ARCHS: {False: ({"BLOCK_P": 4, "BLOCK_C": 64, "REDUCE_GROUP": 8}, 4),
                              True: ({"BLOCK_P": 16, "BLOCK_C": 32, "REDUCE_GROUP": 8}, 8)}}

@@ -8,10 +8,14 @@ and the head's backward concatenates nothing.
 
 In bf16 it cannot promise to: 5% is 6.4 bf16 ulps, and the bound, 3x eager's error plus
 ``fasthg.accuracy.FLOOR_ULPS`` (4) ulps, is 4.5-6% at the gradients' scale on these draws."""
+import contextlib
+import functools
+
 import pytest
 import torch
 
 from bench.counting import KernelCounter
+from fasthg.kernels import registry
 from fasthg.ops import head as head_ops
 from fasthg.ops.launch import channels_last
 from fasthg.ops.conv_launchers import BackwardSums, BatchNormState, conv_backward
@@ -62,38 +66,51 @@ def _fp64(*shape):
     return torch.randn(*shape, dtype=torch.float64)
 
 
-def test_one_launch_completes_the_second_gradient(triton_backend):
+# (dtype, tiles, tolerance, channels c | c1 | c2): fp64 on the interpreter's 64-wide tiles, K splitting
+# 6 | 3 (neither a block multiple); fp32 on the GPU's (BLOCK_N 64, BLOCK_K 16), where da has two
+# channel tiles (only the first stores the completed gradient) and c1 and c2 two K-steps each
+COMPLETING = {
+    "fp64-interpreter-tiles": (torch.float64, None, 1e-12, (7, 6, 3)),
+    "fp32-gpu-tiles": (torch.float32, 90, 2e-5, (70, 18, 20)),
+}
+
+
+@pytest.mark.parametrize("case", COMPLETING)
+def test_one_launch_completes_the_second_gradient(triton_backend, case):
     # a = relu(bn(y)) feeds two 1x1 convs (weights w1, w2); the second's output also feeds a 1x1
     # conv w3 into the first's output (the head: preds feeds the merge into x_next), so its whole
     # gradient is g2 + g1 w3. One launch (SECOND_GRAD, COMPLETE_GRAD2) writes that whole gradient
     # and dL/da = g1 w1 + (g2 + g1 w3) w2 with the ReLU mask and BN's backward sums, and the first
-    # conv's and x's skip conv's weight gradients with their biases'. Awkward sizes: K splits 6 | 3,
-    # neither a block multiple.
+    # conv's and x's skip conv's weight gradients with their biases'.
+    dtype, arch, tolerance, (c, c1, c2) = COMPLETING[case]
     torch.manual_seed(0)
-    n, c, height, width, c1, c2, c_skip, eps = 2, 7, 5, 3, 6, 3, 2, 1e-5
+    n, height, width, c_skip, eps = 2, 5, 3, 2, 1e-5
     y, g1, g2, x = (channels_last(_fp64(n, k, height, width)) for k in (c, c1, c2, c_skip))
     w1, w2, w3 = _fp64(c1, c, 1, 1), _fp64(c2, c, 1, 1), _fp64(c1, c2, 1, 1)
     mean, var = y.mean((0, 2, 3)), y.var((0, 2, 3), unbiased=False)
     gamma, beta = torch.rand(c, dtype=torch.float64) + 0.5, _fp64(c)
-    out, sums = torch.empty_like(y), BackwardSums(_fp64(c), _fp64(c))
-    whole, dw1, dskip = torch.empty_like(g2), torch.empty_like(w1), _fp64(c1, c_skip, 1, 1)
-    db1, dskip_bias = _fp64(c1), _fp64(c1)
-    conv_backward(g1, eps, y=y, bn=BatchNormState(mean, var, gamma, beta), weight=w1, second=(g2, w2),
-                  complete_second=(w3, whole), dgrad_out=out, sums_out=sums, dweight=dw1, dbias=db1, skip_x=x,
-                  skip_dweight=dskip, skip_dbias=dskip_bias)
+    low = lambda t: t.to(dtype)  # noqa: E731
+    out, sums = torch.empty_like(low(y)), BackwardSums(_fp64(c).to(dtype), _fp64(c).to(dtype))
+    whole, dw1, dskip = torch.empty_like(low(g2)), torch.empty_like(low(w1)), _fp64(c1, c_skip, 1, 1).to(dtype)
+    db1, dskip_bias = _fp64(c1).to(dtype), _fp64(c1).to(dtype)
+    with registry.emulating(arch) if arch else contextlib.nullcontext():
+        conv_backward(low(g1), eps, y=low(y), bn=BatchNormState(*map(low, (mean, var, gamma, beta))), weight=low(w1),
+                      second=(low(g2), low(w2)), complete_second=(low(w3), whole), dgrad_out=out, sums_out=sums,
+                      dweight=dw1, dbias=db1, skip_x=low(x), skip_dweight=dskip, skip_dbias=dskip_bias)
 
+    close = functools.partial(assert_close, rtol=tolerance, atol=tolerance)
     expected_whole = g2 + torch.einsum("nohw,op->nphw", g1, w3[:, :, 0, 0])
-    assert_close(whole, expected_whole, "g2 + g1 w3", rtol=1e-12, atol=1e-12)
+    close(whole.double(), expected_whole, "g2 + g1 w3")
     a, yhat, passes = _bn_relu(y, mean, var, gamma, beta, eps)
     da = torch.einsum("nohw,oc->nchw", torch.cat([g1, expected_whole], 1), torch.cat([w1, w2])[:, :, 0, 0])
     g = torch.where(passes, da, 0.0)
-    assert_close(out, g, "g", rtol=1e-12, atol=1e-12)
-    assert_close(sums.grad, g.sum((0, 2, 3)), "sum(g)", rtol=1e-12, atol=1e-12)
-    assert_close(sums.grad_xhat, (g * yhat).sum((0, 2, 3)), "sum(g * yhat)", rtol=1e-12, atol=1e-12)
+    close(out.double(), g, "g")
+    close(sums.grad.double(), g.sum((0, 2, 3)), "sum(g)")
+    close(sums.grad_xhat.double(), (g * yhat).sum((0, 2, 3)), "sum(g * yhat)")
     for name, got, operand in [("dw1", dw1, a), ("dskip", dskip, x)]:
-        assert_close(got[:, :, 0, 0], torch.einsum("nohw,nchw->oc", g1, operand), name, rtol=1e-12, atol=1e-12)
+        close(got[:, :, 0, 0].double(), torch.einsum("nohw,nchw->oc", g1, operand), name)
     for name, got in [("db1", db1), ("dskip_bias", dskip_bias)]:
-        assert_close(got, g1.sum((0, 2, 3)), name, rtol=1e-12, atol=1e-12)
+        close(got.double(), g1.sum((0, 2, 3)), name)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])

@@ -190,7 +190,13 @@ def conv_backward(grad, eps, *, grad_bn=None, y=None, bn: Optional[BatchNormStat
     # The skip conv's weight gradient and bias gradient are written together, from skip_x.
     assert (skip_x is None) == (skip_dweight is None) == (skip_dbias is None), \
         "skip_x needs skip_dweight and skip_dbias"
-    assert complete_second is None or second is not None, "complete_second completes second's gradient"
+    assert second is None or second_wgrad is None, "one second gradient: second's dgrad or second_wgrad's wgrad"
+    if complete_second is not None:
+        weight3, grad2_out = complete_second
+        assert second is not None and weight.shape[-1] == 1 and \
+            weight3.shape == (grad.shape[1], second[0].shape[1], 1, 1), \
+            "complete_second: 1x1 convs, weight3 [C_out of grad, C_out2 of second's gradient, 1, 1]"
+        assert grad2_out is not second[0], "grad2_out must not be grad2: other channel tiles read it"
     assert second_wgrad is None or (grad_bn is not None and dweight is not None), \
         "second_wgrad reads relu(bn(z)) of grad_bn, in a launch with a weight gradient"
     n, c_out, h, w = grad.shape
