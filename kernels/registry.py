@@ -417,6 +417,10 @@ def _variant_key(config):
 _TILES_OF_VARIANT = {}
 for _config in REGISTRY:
     _TILES_OF_VARIANT.setdefault(_variant_key(_config), []).append(_config)
+# Each pixel kernel configuration's finest sibling tile (finer_tile), found once: a small pixel
+# launch asks on every launch.
+_FINEST_TILE = {id(tile): min(tiles, key=lambda sibling: sibling.constexprs["BLOCK_P"])
+                for tiles in _TILES_OF_VARIANT.values() for tile in tiles if "BLOCK_P" in tile.constexprs}
 
 
 def alternatives(config):
@@ -432,9 +436,8 @@ def is_alternative(config):
 
 def finer_tile(config):
     """The fine tile shipped beside a pixel kernel's ``config`` (fewer pixels per program), or
-    ``config`` itself where there is none (the interpreter's)."""
-    finer = [other for other in alternatives(config) if other.constexprs["BLOCK_P"] < config.constexprs["BLOCK_P"]]
-    return finer[0] if finer else config
+    ``config`` itself where there is none (the interpreter's, or ``config`` is the fine tile)."""
+    return _FINEST_TILE.get(id(config), config)
 
 
 def lookup(name, dtype, device, **flags):
